@@ -1,0 +1,171 @@
+"""One place for argument checks and their messages.
+
+Every public callable validates its arguments at entry with these helpers, so that
+users get one uniform message shape::
+
+    Argument `pct_start` must be in the range (0, 1). Received: pct_start=1.5
+
+`ValueError` is raised for bad values and `TypeError` for bad types.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+
+def _received(name: str, value: Any) -> str:
+    return f"Received: {name}={value!r}"
+
+
+def fail(name: str, value: Any, expected: str, hint: str = "", error=ValueError):
+    """Raises `error` with the standard message shape."""
+    message = f"Argument `{name}` must be {expected}. {_received(name, value)}"
+    if hint:
+        message += f". {hint}" if not hint.startswith(("(", ".")) else f" {hint}"
+    raise error(message)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Checks that `value` is a Python bool."""
+    if not isinstance(value, bool):
+        fail(name, value, "a bool (True or False)", error=TypeError)
+    return value
+
+
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    min_value: int | None = None,
+    max_value: int | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """Checks that `value` is an integer within `[min_value, max_value]`."""
+    if value is None and allow_none:
+        return None
+    if not _is_integer(value):
+        fail(name, value, _describe_int(min_value, max_value, allow_none), error=TypeError)
+    if (min_value is not None and value < min_value) or (
+        max_value is not None and value > max_value
+    ):
+        fail(name, value, _describe_int(min_value, max_value, allow_none))
+    return int(value)
+
+
+def _describe_int(min_value, max_value, allow_none) -> str:
+    if min_value == 1 and max_value is None:
+        text = "a positive integer"
+    elif min_value == 0 and max_value is None:
+        text = "a non-negative integer"
+    elif min_value is not None and max_value is not None:
+        text = f"an integer in the range [{min_value}, {max_value}]"
+    elif min_value is not None:
+        text = f"an integer >= {min_value}"
+    elif max_value is not None:
+        text = f"an integer <= {max_value}"
+    else:
+        text = "an integer"
+    return text + (" or None" if allow_none else "")
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    allow_none: bool = False,
+) -> float | None:
+    """Checks that `value` is a finite real number inside the given interval.
+
+    With both bounds the message reads "in the range (0, 1)" using interval
+    brackets; with one bound it reads "> 0" or ">= 0".
+    """
+    if value is None and allow_none:
+        return None
+    expected = _describe_interval(low, high, low_inclusive, high_inclusive)
+    if allow_none:
+        expected += " or None"
+    if not _is_real(value):
+        fail(name, value, expected, error=TypeError)
+    value = float(value)
+    if not math.isfinite(value):
+        fail(name, value, expected)
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if too_low or too_high:
+        fail(name, value, expected)
+    return value
+
+
+def _describe_interval(low, high, low_inclusive, high_inclusive) -> str:
+    if low is not None and high is not None:
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        return f"in the range {left}{_fmt(low)}, {_fmt(high)}{right}"
+    if low is not None:
+        return f"a number {'>=' if low_inclusive else '>'} {_fmt(low)}"
+    if high is not None:
+        return f"a number {'<=' if high_inclusive else '<'} {_fmt(high)}"
+    return "a finite number"
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str], *, case_sensitive=False) -> str:
+    """Checks that `value` is one of `choices`; returns it normalised to lower case.
+
+    Unknown names get the list of valid ones and the closest match.
+    """
+    choices = list(choices)
+    if not isinstance(value, str):
+        fail(name, value, "one of " + ", ".join(repr(c) for c in choices), error=TypeError)
+    key = value if case_sensitive else value.lower()
+    lookup = {c if case_sensitive else c.lower(): c for c in choices}
+    if key in lookup:
+        return lookup[key]
+    fail(
+        name,
+        value,
+        "one of " + ", ".join(repr(c) for c in choices),
+        hint=did_you_mean(key, lookup),
+    )
+
+
+def did_you_mean(key: str, lookup: dict[str, str]) -> str:
+    """Returns "Did you mean 'x'?" for the closest name, or an empty string."""
+    close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.5)
+    return f"Did you mean {lookup[close[0]]!r}?" if close else ""
+
+
+def check_shape(name: str, value: Any) -> tuple[int, ...]:
+    """Checks an input shape without the batch dimension, e.g. `(64,)` or `(28, 28, 1)`."""
+    if _is_integer(value):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not value:
+        fail(
+            name,
+            value,
+            "a non-empty tuple of positive integers (the shape of one sample, without "
+            "the batch dimension), e.g. (64,)",
+            error=TypeError,
+        )
+    if not all(_is_integer(d) and d > 0 for d in value):
+        fail(name, value, "a tuple of positive integers, e.g. (64,) or (28, 28, 1)")
+    return tuple(int(d) for d in value)

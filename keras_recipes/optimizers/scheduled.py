@@ -1,0 +1,211 @@
+"""Keras optimizers whose momentum (SGD) or `beta_1` (Adam family) may follow a schedule.
+
+Keras 3 evaluates a `learning_rate` schedule from `optimizer.iterations` inside the
+compiled train step, but not momentum: `SGD(momentum=...)` must be a float and
+`Adam(beta_1=callable)` fails at the first step. A callback that writes
+`optimizer.momentum` between batches has no effect on compiled training at all.
+These subclasses change one thing: the hyperparameter may also be a step schedule
+(for example `keras_recipes.schedules.OneCycleMomentum`), evaluated from
+`iterations` wherever the update step reads it. Everything else is Keras's code.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_recipes import _validation as v
+
+_PACKAGE = "keras_recipes"
+_Schedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+class ScheduledHyperparameter:
+    """A descriptor: stores a float or a schedule, reads as its value at the current step."""
+
+    def __init__(self, name):
+        self.name = name
+        self.slot = f"_{name}_value"
+
+    def __get__(self, optimizer, owner=None):
+        if optimizer is None:
+            return self
+        try:
+            value = optimizer.__dict__[self.slot]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        if isinstance(value, _Schedule):
+            return value(optimizer.iterations)
+        return value
+
+    def __set__(self, optimizer, value):
+        if not isinstance(value, _Schedule):
+            v.check_number(self.name, value, low=0, high=1, high_inclusive=False)
+            value = float(value)
+        optimizer.__dict__[self.slot] = value
+
+
+def raw_hyperparameter(optimizer, name):
+    """The float or schedule an optimizer was given for `name`, not its current value."""
+    return optimizer.__dict__[f"_{name}_value"]
+
+
+class _ScheduledMixin:
+    """Serialization of the scheduled hyperparameters named in `_scheduled`."""
+
+    _scheduled: tuple[str, ...] = ()
+
+    def get_config(self):
+        config = super().get_config()
+        for name in self._scheduled:
+            value = raw_hyperparameter(self, name)
+            if isinstance(value, _Schedule):
+                value = keras.saving.serialize_keras_object(value)
+            config[name] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for name in cls._scheduled:
+            if isinstance(config.get(name), dict):
+                config[name] = keras.saving.deserialize_keras_object(
+                    config[name], custom_objects=custom_objects
+                )
+        return super().from_config(config, custom_objects=custom_objects)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Adam(_ScheduledMixin, keras.optimizers.Adam):
+    """`keras.optimizers.Adam` whose `beta_1` may follow a schedule.
+
+    Identical to Keras's Adam, except that `beta_1` may also be a step schedule
+    such as `keras_recipes.schedules.OneCycleMomentum`, evaluated inside the
+    compiled train step from `iterations` (Keras documents a callable `beta_1`
+    but fails on one). The bias correction uses the current `beta_1`, as
+    PyTorch's Adam does when `OneCycleLR` cycles it.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        beta_1: float in [0, 1) or a step schedule. Defaults to `0.9`.
+        **kwargs: every other argument of `keras.optimizers.Adam`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Adam
+    >>> from keras_recipes.schedules import OneCycle, OneCycleMomentum
+    >>> optimizer = Adam(OneCycle(1e-2, total_steps=500), beta_1=OneCycleMomentum(500))
+    """
+
+    _scheduled = ("beta_1",)
+    beta_1 = ScheduledHyperparameter("beta_1")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AdamW(_ScheduledMixin, keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` whose `beta_1` may follow a schedule.
+
+    As `keras_recipes.optimizers.Adam`, with decoupled weight decay.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        weight_decay: float. Defaults to `0.004`.
+        beta_1: float in [0, 1) or a step schedule. Defaults to `0.9`.
+        **kwargs: every other argument of `keras.optimizers.AdamW`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import AdamW
+    >>> from keras_recipes.schedules import OneCycleMomentum
+    >>> optimizer = AdamW(1e-3, beta_1=OneCycleMomentum(total_steps=500))
+    """
+
+    _scheduled = ("beta_1",)
+    beta_1 = ScheduledHyperparameter("beta_1")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Nadam(_ScheduledMixin, keras.optimizers.Nadam):
+    """`keras.optimizers.Nadam` whose `beta_1` may follow a schedule.
+
+    As `keras_recipes.optimizers.Adam`; Nadam's momentum cache (`u_t`) is
+    built from the current `beta_1` at every step.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        beta_1: float in [0, 1) or a step schedule. Defaults to `0.9`.
+        **kwargs: every other argument of `keras.optimizers.Nadam`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Nadam
+    >>> from keras_recipes.schedules import OneCycleMomentum
+    >>> optimizer = Nadam(1e-3, beta_1=OneCycleMomentum(total_steps=500))
+    """
+
+    _scheduled = ("beta_1",)
+    beta_1 = ScheduledHyperparameter("beta_1")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SGD(_ScheduledMixin, keras.optimizers.SGD):
+    """`keras.optimizers.SGD` whose `momentum` may follow a schedule.
+
+    Keras's SGD insists on a Python float momentum. This one also takes a step
+    schedule such as `keras_recipes.schedules.OneCycleMomentum`, evaluated inside
+    the compiled train step. The update rule is Keras's:
+    `velocity = momentum * velocity - learning_rate * g; w += velocity` (or its
+    Nesterov form).
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.01`.
+        momentum: float in [0, 1) or a step schedule. Defaults to `0.0`.
+        nesterov: bool. Defaults to `False`.
+        **kwargs: every other argument of `keras.optimizers.SGD`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import SGD
+    >>> from keras_recipes.schedules import OneCycle, OneCycleMomentum
+    >>> optimizer = SGD(OneCycle(0.1, total_steps=500), momentum=OneCycleMomentum(500))
+    """
+
+    _scheduled = ("momentum",)
+    momentum = ScheduledHyperparameter("momentum")
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        # Keras's SGD validates momentum as a float; hand it a placeholder and
+        # store the real value (float or schedule) through the descriptor.
+        super().__init__(learning_rate=learning_rate, momentum=0.0, nesterov=nesterov, **kwargs)
+        self.momentum = momentum
+
+    def _uses_momentum(self):
+        value = raw_hyperparameter(self, "momentum")
+        return isinstance(value, _Schedule) or value != 0
+
+    def build(self, variables):
+        if self.built:
+            return
+        keras.optimizers.Optimizer.build(self, variables)
+        self.momentums = []
+        if self._uses_momentum():
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if not self._uses_momentum():
+            self.assign_sub(variable, ops.multiply(gradient, learning_rate))
+            return
+        m = self.momentums[self._get_variable_index(variable)]
+        momentum = ops.cast(self.momentum, variable.dtype)
+        velocity = ops.subtract(ops.multiply(m, momentum), ops.multiply(gradient, learning_rate))
+        self.assign(m, velocity)
+        if self.nesterov:
+            self.assign_add(
+                variable,
+                ops.subtract(ops.multiply(velocity, momentum),
+                             ops.multiply(gradient, learning_rate)),
+            )
+        else:
+            self.assign_add(variable, velocity)
