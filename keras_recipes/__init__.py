@@ -2,6 +2,22 @@
 
 __version__ = "0.1.0"
 
-from keras_recipes import optimizers, schedules  # noqa: E402
+from keras_recipes import datasets, optimizers, schedules  # noqa: E402
+from keras_recipes.models import (  # noqa: E402
+    RecipeModel,
+    build_default_dnn,
+    build_self_normalizing_dnn,
+)
+from keras_recipes.models.registry import get_recipe, list_recipes  # noqa: E402
 
-__all__ = ["__version__", "optimizers", "schedules"]
+__all__ = [
+    "__version__",
+    "datasets",
+    "optimizers",
+    "schedules",
+    "RecipeModel",
+    "build_default_dnn",
+    "build_self_normalizing_dnn",
+    "get_recipe",
+    "list_recipes",
+]

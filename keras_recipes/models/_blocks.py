@@ -1,0 +1,188 @@
+"""Building blocks shared by the recipe factories: activations matched to their
+initializers, output heads per task, and optimizers with 1cycle attached."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+from keras_recipes import optimizers as recipe_optimizers
+from keras_recipes.schedules import OneCycle, OneCycleMomentum
+
+# Each activation with the initializer that keeps its variance stable
+# (He for the ReLU family and its smooth cousins, LeCun for SELU).
+ACTIVATION_INITIALIZERS = {
+    "relu": "he_normal",
+    "leaky_relu": "he_normal",
+    "prelu": "he_normal",
+    "elu": "he_normal",
+    "selu": "lecun_normal",
+    "swish": "he_normal",
+    "silu": "he_normal",
+    "gelu": "he_normal",
+}
+
+OPTIMIZERS = {
+    "nadam": recipe_optimizers.Nadam,
+    "adam": recipe_optimizers.Adam,
+    "adamw": recipe_optimizers.AdamW,
+    "sgd": recipe_optimizers.SGD,
+}
+
+TASKS = ("auto", "multiclass", "binary", "regression")
+
+# Placeholder span of an auto-sized 1cycle until `fit` sets the real one.
+_AUTO_TOTAL_STEPS = 100
+
+
+def activation_layer(name, *, layer_name=None):
+    """A layer applying the activation `name` (one of `ACTIVATION_INITIALIZERS`)."""
+    if name == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name=layer_name)
+    if name == "prelu":
+        return keras.layers.PReLU(name=layer_name)
+    return keras.layers.Activation("silu" if name == "swish" else name, name=layer_name)
+
+
+def seeded_initializer(name, seed):
+    """The initializer `name`, seeded with `seed` when it is not None."""
+    initializer = keras.initializers.get(name)
+    if seed is None:
+        return initializer
+    config = initializer.get_config()
+    config["seed"] = seed
+    return type(initializer).from_config(config)
+
+
+def kernel_regularizer(l1, l2):
+    """An L1/L2 regularizer, or None when both are 0."""
+    if not l1 and not l2:
+        return None
+    return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+
+def resolve_task(task, num_classes, num_outputs):
+    """Validates the task arguments; returns the concrete task name."""
+    task = v.check_choice("task", task, TASKS)
+    if task == "regression":
+        if num_classes is not None:
+            v.fail("num_classes", num_classes, 'None when task="regression"',
+                   hint="Use `num_outputs` for the number of regression targets")
+        v.check_int("num_outputs", num_outputs, min_value=1)
+        return task
+    if num_classes is None:
+        v.fail("num_classes", num_classes, "an integer >= 2 for classification",
+               hint='For regression pass task="regression"')
+    v.check_int("num_classes", num_classes, min_value=2)
+    if task == "binary" and num_classes != 2:
+        v.fail("num_classes", num_classes, '2 when task="binary"')
+    if task == "auto":
+        return "binary" if num_classes == 2 else "multiclass"
+    return task
+
+
+def output_head(task, num_classes, num_outputs, *, seed=None):
+    """Returns `(output_layer, loss, metrics)` for a resolved task."""
+    initializer = seeded_initializer("glorot_uniform", seed)
+    if task == "multiclass":
+        layer = keras.layers.Dense(num_classes, activation="softmax",
+                                   kernel_initializer=initializer, name="output")
+        return layer, "sparse_categorical_crossentropy", ["accuracy"]
+    if task == "binary":
+        layer = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=initializer,
+                                   name="output")
+        return layer, "binary_crossentropy", ["accuracy"]
+    layer = keras.layers.Dense(num_outputs, kernel_initializer=initializer, name="output")
+    return layer, "mse", ["mae"]
+
+
+def normalization_layer(normalization_data=None, mean=None, variance=None, *, input_shape):
+    """A `Normalization` layer adapted to data or built from statistics, or None."""
+    if normalization_data is None and mean is None and variance is None:
+        return None
+    if normalization_data is not None:
+        if mean is not None or variance is not None:
+            v.fail("normalization_data", "<array>",
+                   "None when `input_mean`/`input_variance` are given",
+                   hint="Pass either data to adapt to or the statistics, not both")
+        import numpy as np
+
+        data = np.asarray(normalization_data, dtype="float32")
+        if data.ndim < 2 or data.shape[1:] != tuple(input_shape):
+            v.fail("normalization_data", f"<array of shape {data.shape}>",
+                   f"an array of shape (num_samples, *{tuple(input_shape)}) matching "
+                   "`input_shape`")
+        if not np.all(np.isfinite(data)):
+            v.fail("normalization_data", "<array with NaN or Inf>", "finite values")
+        mean, variance = standardization_statistics(data.reshape(len(data), -1))
+        return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
+    if mean is None or variance is None:
+        v.fail("input_mean" if mean is None else "input_variance", None,
+               "given together with the other statistic")
+    return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
+
+
+def standardization_statistics(data):
+    """Per-feature mean and variance of 2-D `data`, with zero variance replaced by 1.
+
+    Keras's `Normalization.adapt` keeps a zero variance and then divides by
+    ~1e-7, so a feature that is constant in the training data (a blank pixel)
+    turns any other value at test time into an enormous input.
+    """
+
+    mean = data.mean(axis=0, dtype="float64")
+    variance = data.var(axis=0, dtype="float64")
+    variance[variance < 1e-12] = 1.0
+    return mean.astype("float32"), variance.astype("float32")
+
+
+def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
+    """Resolves the optimizer arguments of a factory.
+
+    Returns:
+        `(optimizer, auto_one_cycle)`: the optimizer to compile with, and whether
+        `fit` must stretch its 1cycle over its steps.
+    """
+    is_instance = isinstance(optimizer, keras.optimizers.Optimizer)
+    if not is_instance:
+        if not isinstance(optimizer, str):
+            v.fail("optimizer", optimizer,
+                   "an optimizer name (" + ", ".join(repr(n) for n in OPTIMIZERS)
+                   + ") or a keras.optimizers.Optimizer instance", error=TypeError)
+        optimizer = v.check_choice("optimizer", optimizer, OPTIMIZERS)
+    if one_cycle == "auto":
+        one_cycle = not is_instance
+    v.check_bool("one_cycle", one_cycle)
+    v.check_int("total_steps", total_steps, min_value=1, allow_none=True)
+    v.check_number("clipnorm", clipnorm, low=0, low_inclusive=False, allow_none=True)
+    if is_instance:
+        if one_cycle:
+            v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
+                   hint="Pass an optimizer name to get the recipe's 1cycle")
+        return optimizer, False
+    v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    kwargs = {"clipnorm": clipnorm} if clipnorm is not None else {}
+    momentum_name = "momentum" if optimizer == "sgd" else "beta_1"
+    if not one_cycle:
+        if optimizer == "sgd":
+            kwargs["momentum"] = 0.9
+        return OPTIMIZERS[optimizer](learning_rate=learning_rate, **kwargs), False
+    steps = total_steps or _AUTO_TOTAL_STEPS
+    kwargs[momentum_name] = OneCycleMomentum(total_steps=steps)
+    schedule = OneCycle(max_learning_rate=learning_rate, total_steps=steps)
+    return OPTIMIZERS[optimizer](learning_rate=schedule, **kwargs), total_steps is None
+
+
+def check_common(*, num_hidden_layers, units, dropout_rate, seed, early_stopping_patience):
+    """Validates the arguments every recipe factory shares."""
+    v.check_int("num_hidden_layers", num_hidden_layers, min_value=1)
+    v.check_int("units", units, min_value=1)
+    v.check_number("dropout_rate", dropout_rate, low=0, high=1, high_inclusive=False)
+    v.check_int("seed", seed, min_value=0, allow_none=True)
+    v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
+                allow_none=True)
+
+
+def layer_seed(seed, index):
+    """A distinct, reproducible seed per layer (None stays None)."""
+    return None if seed is None else seed + index

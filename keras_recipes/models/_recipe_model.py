@@ -1,0 +1,119 @@
+"""The model class the recipe factories return: a functional `keras.Model` whose
+`fit` runs the whole recipe."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+
+from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
+
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+
+
+@keras.saving.register_keras_serializable(package="keras_recipes")
+class RecipeModel(keras.Model):
+    """A functional `keras.Model` whose `fit` adds the recipe's callbacks.
+
+    `model.fit(x, y, epochs=E, validation_data=...)` alone runs the recipe:
+
+    - the 1cycle schedules (learning rate and momentum) are stretched over exactly
+      the steps of that `fit` call (when the model was built with `total_steps=None`);
+    - `keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)`
+      when validation data is given and the model has an early-stopping patience;
+    - `keras.callbacks.TerminateOnNaN()`.
+
+    A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`
+    or `TerminateOnNaN` replaces the recipe's. Everything else is Keras's
+    `Model`: it saves to `.keras` and reloads without `custom_objects` once
+    `keras_recipes` is imported.
+
+    Args:
+        inputs, outputs, name: as for a functional `keras.Model`.
+        early_stopping_patience: int or None, the patience of the recipe's
+            early stopping; `None` disables it. Defaults to `None`.
+        auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
+            schedules over its steps. Defaults to `False`.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> model = keras_recipes.build_default_dnn((64,), num_classes=10)
+    >>> type(model).__name__
+    'RecipeModel'
+    """
+
+    def __init__(self, *args, early_stopping_patience=None, auto_one_cycle=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.early_stopping_patience = early_stopping_patience
+        self.auto_one_cycle = auto_one_cycle
+
+    def fit(self, *args, **kwargs):
+        arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs)
+        arguments.apply_defaults()
+        params = arguments.arguments
+        params["callbacks"] = self.recipe_callbacks(
+            params["callbacks"],
+            has_validation=params["validation_data"] is not None
+            or bool(params["validation_split"]),
+            initial_epoch=params["initial_epoch"],
+        )
+        params.pop("self")
+        return super().fit(**params)
+
+    def recipe_callbacks(self, callbacks=None, *, has_validation=False, initial_epoch=0):
+        """The user's callbacks followed by the recipe's.
+
+        Args:
+            callbacks: list of `keras.callbacks.Callback` or None.
+            has_validation: bool, whether `fit` has validation data.
+            initial_epoch: int, the `initial_epoch` of `fit`.
+
+        Returns:
+            A new list of callbacks.
+        """
+        callbacks = list(callbacks or [])
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = list(callbacks.callbacks)
+
+        def has(kind):
+            return any(isinstance(c, kind) for c in callbacks)
+
+        if self.auto_one_cycle and not has(OneCycleSpan):
+            callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
+        if (
+            has_validation
+            and self.early_stopping_patience is not None
+            and not has(keras.callbacks.EarlyStopping)
+        ):
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=self.early_stopping_patience,
+                    restore_best_weights=True,
+                )
+            )
+        if not has(keras.callbacks.TerminateOnNaN):
+            callbacks.append(keras.callbacks.TerminateOnNaN())
+        return callbacks
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            early_stopping_patience=self.early_stopping_patience,
+            auto_one_cycle=self.auto_one_cycle,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        recipe_settings = {
+            "early_stopping_patience": config.pop("early_stopping_patience", None),
+            "auto_one_cycle": config.pop("auto_one_cycle", False),
+        }
+        model = super().from_config(config, custom_objects=custom_objects)
+        for key, value in recipe_settings.items():
+            setattr(model, key, value)
+        return model

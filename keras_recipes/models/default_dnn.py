@@ -1,0 +1,152 @@
+"""The chapter's default deep network: He init + ELU + BatchNorm + Nadam + 1cycle."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+from keras_recipes.models import _blocks as blocks
+from keras_recipes.models._graph import dense_input_stem
+from keras_recipes.models._recipe_model import RecipeModel
+
+
+def build_default_dnn(
+    input_shape,
+    num_classes=None,
+    *,
+    task="auto",
+    num_outputs=1,
+    num_hidden_layers=3,
+    units=100,
+    activation="elu",
+    batch_norm=True,
+    dropout_rate=0.0,
+    l1=0.0,
+    l2=0.0,
+    max_norm=None,
+    optimizer="nadam",
+    learning_rate=1e-2,
+    one_cycle="auto",
+    total_steps=None,
+    clipnorm=None,
+    early_stopping_patience=10,
+    normalization_data=None,
+    seed=None,
+    name="default_dnn",
+):
+    """Builds and compiles the default deep network of Géron's chapter 11.
+
+    Each hidden block is `Dense(use_bias=False, kernel_initializer="he_normal")
+    -> BatchNormalization -> ELU` (BatchNorm before the activation, no bias since
+    BatchNorm's offset replaces it), optionally followed by dropout. The
+    initializer follows the activation: He for the ReLU family, ELU, swish and
+    GELU, LeCun for SELU. The output layer and loss follow the task. The model
+    is compiled with Nadam (or the named optimizer) on a 1cycle over the learning
+    rate *and* momentum (`beta_1`), evaluated inside the compiled train step.
+
+    `model.fit(x, y, epochs=E, batch_size=B, validation_data=...)` alone then runs
+    the whole recipe: the 1cycle is spread over exactly the steps of that `fit`,
+    early stopping on the validation loss restores the best weights, and a NaN
+    loss stops training. Your own `callbacks=[...]` run beside them.
+
+    Args:
+        input_shape: tuple of ints, the shape of one sample, e.g. `(64,)`.
+            Inputs of more than one dimension are flattened.
+        num_classes: int >= 2, the number of classes; `None` for regression.
+        task: str, `"auto"` (binary for 2 classes, else multi-class),
+            `"multiclass"` (softmax + sparse categorical cross-entropy, integer
+            labels), `"binary"` (one sigmoid unit + binary cross-entropy) or
+            `"regression"` (linear units + MSE). Defaults to `"auto"`.
+        num_outputs: int, the number of regression targets. Defaults to `1`.
+        num_hidden_layers: int, the number of hidden blocks. Defaults to `3`.
+        units: int, units per hidden layer. Defaults to `100`.
+        activation: str, one of `"relu"`, `"leaky_relu"`, `"prelu"`, `"elu"`,
+            `"selu"`, `"swish"`, `"silu"`, `"gelu"`. Defaults to `"elu"`.
+        batch_norm: bool, whether to put BatchNormalization before each
+            activation. Defaults to `True`.
+        dropout_rate: float in [0, 1), dropout after each hidden block.
+            Defaults to `0.0`.
+        l1: float >= 0, L1 penalty on the hidden kernels. Defaults to `0.0`.
+        l2: float >= 0, L2 penalty on the hidden kernels. Defaults to `0.0`.
+        max_norm: float or None, bound on the norm of each hidden unit's
+            incoming weights. Defaults to `None`.
+        optimizer: str (`"nadam"`, `"adam"`, `"adamw"`, `"sgd"`) or a
+            `keras.optimizers.Optimizer` instance used as given.
+            Defaults to `"nadam"`.
+        learning_rate: float, the peak learning rate of the 1cycle (or the
+            constant rate without it). Defaults to `1e-2`.
+        one_cycle: bool or `"auto"`, whether to use the 1cycle schedules;
+            `"auto"` means yes for an optimizer name, no for an instance.
+            Defaults to `"auto"`.
+        total_steps: int or None, the length of the 1cycle in optimizer steps;
+            `None` lets each `fit` call set it to its own steps.
+            Defaults to `None`.
+        clipnorm: float or None, clip each gradient to this norm.
+            Defaults to `None`.
+        early_stopping_patience: int or None, epochs without improvement of
+            `val_loss` before stopping (best weights restored); `None`
+            disables early stopping. Defaults to `10`.
+        normalization_data: array or None, training inputs to adapt a
+            `Normalization` layer to, put in front of the network.
+            Defaults to `None`.
+        seed: int or None, seeds every initializer and dropout layer.
+            Defaults to `None`.
+        name: str, the model's name. Defaults to `"default_dnn"`.
+
+    Returns:
+        A compiled `keras_recipes.models.RecipeModel` (a functional `keras.Model`).
+
+    Raises:
+        ValueError: for out-of-range values or unknown names.
+        TypeError: for arguments of the wrong type.
+
+    Example:
+
+    >>> import numpy as np, keras_recipes
+    >>> x, y = np.random.rand(256, 64).astype("float32"), np.random.randint(0, 10, 256)
+    >>> model = keras_recipes.build_default_dnn((64,), num_classes=10, seed=0)
+    >>> history = model.fit(x, y, epochs=2, validation_split=0.2, verbose=0)
+    """
+    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+                        dropout_rate=dropout_rate, seed=seed,
+                        early_stopping_patience=early_stopping_patience)
+    task = blocks.resolve_task(task, num_classes, num_outputs)
+    activation = v.check_choice("activation", activation, blocks.ACTIVATION_INITIALIZERS)
+    v.check_bool("batch_norm", batch_norm)
+    v.check_number("l1", l1, low=0)
+    v.check_number("l2", l2, low=0)
+    v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
+    compiled_optimizer, auto_one_cycle = blocks.build_optimizer(
+        optimizer, learning_rate, one_cycle, total_steps, clipnorm
+    )
+    input_shape = v.check_shape("input_shape", input_shape)
+    normalization = blocks.normalization_layer(normalization_data, input_shape=input_shape)
+
+    inputs, x = dense_input_stem(input_shape, normalization)
+    initializer_name = blocks.ACTIVATION_INITIALIZERS[activation]
+    for i in range(1, num_hidden_layers + 1):
+        x = keras.layers.Dense(
+            units,
+            use_bias=not batch_norm,
+            kernel_initializer=blocks.seeded_initializer(
+                initializer_name, blocks.layer_seed(seed, i)),
+            kernel_regularizer=blocks.kernel_regularizer(l1, l2),
+            kernel_constraint=keras.constraints.MaxNorm(max_norm, axis=0) if max_norm else None,
+            name=f"hidden_{i}",
+        )(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+        x = blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
+        if dropout_rate:
+            x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                                     name=f"dropout_{i}")(x)
+    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
+    model = RecipeModel(
+        inputs,
+        output_layer(x),
+        name=name,
+        early_stopping_patience=early_stopping_patience,
+        auto_one_cycle=auto_one_cycle,
+    )
+    model.compile(optimizer=compiled_optimizer, loss=loss, metrics=metrics)
+    return model

@@ -1,0 +1,178 @@
+"""The self-normalizing network: LeCun normal + SELU + AlphaDropout on standardised inputs."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+from keras_recipes.models import _blocks as blocks
+from keras_recipes.models._graph import dense_input_stem
+from keras_recipes.models._recipe_model import RecipeModel
+
+# What breaks self-normalisation, and why (Klambauer et al., 2017).
+_GUARDS = {
+    "activation": (
+        "selu",
+        "SELU's scale and offset are what pull each layer's activations back to mean 0 "
+        "and std 1; any other activation loses that fixed point",
+    ),
+    "kernel_initializer": (
+        "lecun_normal",
+        "the fixed point holds only when each layer's weights have variance 1/fan_in, "
+        "which is LeCun normal initialisation",
+    ),
+    "dropout": (
+        "alpha",
+        "plain Dropout sets activations to 0, which shifts their mean and variance; "
+        "AlphaDropout drops to SELU's negative saturation value and rescales so mean and "
+        "variance are kept",
+    ),
+    "batch_norm": (
+        False,
+        "a self-normalizing network normalises itself; BatchNormalization is redundant, "
+        "and rescaling between layers moves activations off SELU's fixed point",
+    ),
+    "l1": (0.0, "L1/L2 penalties shrink the weights away from variance 1/fan_in, which "
+           "breaks the fixed point"),
+    "l2": (0.0, "L1/L2 penalties shrink the weights away from variance 1/fan_in, which "
+           "breaks the fixed point"),
+}
+
+
+def _guard(name, value):
+    required, why = _GUARDS[name]
+    if value != required or type(value) is not type(required) and not (
+        isinstance(required, float) and isinstance(value, int) and not isinstance(value, bool)
+    ):
+        v.fail(name, value, f"{required!r} in a self-normalizing network",
+               hint=f"({why}). Use `build_default_dnn` for other choices")
+
+
+def build_self_normalizing_dnn(
+    input_shape,
+    num_classes=None,
+    *,
+    task="auto",
+    num_outputs=1,
+    num_hidden_layers=10,
+    units=100,
+    dropout_rate=0.0,
+    normalization_data=None,
+    input_mean=None,
+    input_variance=None,
+    optimizer="nadam",
+    learning_rate=3e-3,
+    one_cycle="auto",
+    total_steps=None,
+    clipnorm=None,
+    early_stopping_patience=10,
+    seed=None,
+    name="self_normalizing_dnn",
+    activation="selu",
+    kernel_initializer="lecun_normal",
+    dropout="alpha",
+    batch_norm=False,
+    l1=0.0,
+    l2=0.0,
+):
+    """Builds and compiles a self-normalizing network (Klambauer et al., 2017).
+
+    A stack of `Dense(kernel_initializer="lecun_normal", activation="selu")`
+    layers with optional `AlphaDropout`, on standardised inputs, without
+    BatchNorm. Under these conditions each layer's activations keep mean 0 and
+    standard deviation 1 through arbitrarily many layers, so gradients neither
+    vanish nor explode. The conditions are guarded: asking for BatchNorm,
+    another activation or initializer, plain dropout or L1/L2 raises an error
+    that explains why it would break self-normalisation. Compiled and fitted
+    like `build_default_dnn` (1cycle, early stopping, NaN termination).
+
+    Inputs must be standardised: pass `normalization_data` (training inputs to
+    adapt a `Normalization` layer to) or `input_mean` and `input_variance`. With
+    neither, the inputs are assumed to be standardised already.
+
+    Args:
+        input_shape: tuple of ints, the shape of one sample.
+        num_classes: int >= 2, or `None` with `task="regression"`.
+        task: str, as in `build_default_dnn`. Defaults to `"auto"`.
+        num_outputs: int, regression targets. Defaults to `1`.
+        num_hidden_layers: int. Defaults to `10`.
+        units: int, units per layer. Defaults to `100`.
+        dropout_rate: float in [0, 1), `AlphaDropout` rate after each hidden
+            layer. Defaults to `0.0`.
+        normalization_data: array or None, inputs to adapt the standardisation
+            to. Defaults to `None`.
+        input_mean: array or None, per-feature mean for standardisation.
+            Defaults to `None`.
+        input_variance: array or None, per-feature variance. Defaults to `None`.
+        optimizer: str or `keras.optimizers.Optimizer`, as in
+            `build_default_dnn`. Defaults to `"nadam"`.
+        learning_rate: float, peak learning rate. Defaults to `3e-3`.
+        one_cycle: bool or `"auto"`. Defaults to `"auto"`.
+        total_steps: int or None. Defaults to `None` (set by each `fit`).
+        clipnorm: float or None. Defaults to `None`.
+        early_stopping_patience: int or None. Defaults to `10`.
+        seed: int or None. Defaults to `None`.
+        name: str. Defaults to `"self_normalizing_dnn"`.
+        activation: must be `"selu"`; accepted so that a wrong value gets an
+            explanation. Defaults to `"selu"`.
+        kernel_initializer: must be `"lecun_normal"`. Defaults to `"lecun_normal"`.
+        dropout: must be `"alpha"`. Defaults to `"alpha"`.
+        batch_norm: must be `False`. Defaults to `False`.
+        l1: must be `0.0`. Defaults to `0.0`.
+        l2: must be `0.0`. Defaults to `0.0`.
+
+    Returns:
+        A compiled `keras_recipes.models.RecipeModel`.
+
+    Raises:
+        ValueError: for bad values, including any choice that breaks
+            self-normalisation.
+        TypeError: for arguments of the wrong type.
+
+    Example:
+
+    >>> import numpy as np, keras_recipes
+    >>> x = np.random.rand(256, 20).astype("float32") * 5 + 3
+    >>> y = np.random.randint(0, 3, 256)
+    >>> model = keras_recipes.build_self_normalizing_dnn(
+    ...     (20,), num_classes=3, normalization_data=x, dropout_rate=0.1, seed=0)
+    >>> history = model.fit(x, y, epochs=2, verbose=0)
+    """
+    for guarded, value in (("activation", activation), ("kernel_initializer", kernel_initializer),
+                           ("dropout", dropout), ("batch_norm", batch_norm), ("l1", l1),
+                           ("l2", l2)):
+        _guard(guarded, value)
+    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+                        dropout_rate=dropout_rate, seed=seed,
+                        early_stopping_patience=early_stopping_patience)
+    task = blocks.resolve_task(task, num_classes, num_outputs)
+    compiled_optimizer, auto_one_cycle = blocks.build_optimizer(
+        optimizer, learning_rate, one_cycle, total_steps, clipnorm
+    )
+    input_shape = v.check_shape("input_shape", input_shape)
+    normalization = blocks.normalization_layer(
+        normalization_data, input_mean, input_variance, input_shape=input_shape
+    )
+
+    inputs, x = dense_input_stem(input_shape, normalization)
+    for i in range(1, num_hidden_layers + 1):
+        x = keras.layers.Dense(
+            units,
+            activation="selu",
+            kernel_initializer=blocks.seeded_initializer(
+                "lecun_normal", blocks.layer_seed(seed, i)),
+            name=f"hidden_{i}",
+        )(x)
+        if dropout_rate:
+            x = keras.layers.AlphaDropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                                          name=f"alpha_dropout_{i}")(x)
+    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
+    model = RecipeModel(
+        inputs,
+        output_layer(x),
+        name=name,
+        early_stopping_patience=early_stopping_patience,
+        auto_one_cycle=auto_one_cycle,
+    )
+    model.compile(optimizer=compiled_optimizer, loss=loss, metrics=metrics)
+    return model

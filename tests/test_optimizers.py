@@ -1,0 +1,128 @@
+import pathlib
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes import optimizers
+from keras_recipes.schedules import OneCycle, OneCycleMomentum
+
+GOLDEN = pathlib.Path(__file__).parent / "golden" / "one_cycle_adam_torch.npz"
+
+
+def _golden_model(golden):
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(3)])
+    model.set_weights([golden["w1"], golden["b1"], golden["w2"], golden["b2"]])
+    return model
+
+
+def _fit_golden(optimizer, golden):
+    model = _golden_model(golden)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(golden["x"], golden["y"], batch_size=int(golden["batch_size"]),
+              epochs=int(golden["epochs"]), shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def test_one_cycle_adam_ends_at_the_weights_of_pytorch_adam_with_one_cycle_lr():
+    golden = np.load(GOLDEN)
+    total = int(golden["total_steps"])
+    optimizer = optimizers.Adam(learning_rate=OneCycle(float(golden["max_lr"]), total),
+                                beta_1=OneCycleMomentum(total), epsilon=1e-12)
+    weights = _fit_golden(optimizer, golden)
+    for weight, key in zip(weights, ["final_w1", "final_b1", "final_w2", "final_b2"]):
+        np.testing.assert_allclose(weight, golden[key], rtol=0, atol=1e-5)
+
+
+def test_momentum_cycling_has_an_effect_in_compiled_training():
+    # The same run with a constant beta_1 ends far from PyTorch's cycled one:
+    # momentum cycling is not a silent no-op.
+    golden = np.load(GOLDEN)
+    total = int(golden["total_steps"])
+    constant = optimizers.Adam(learning_rate=OneCycle(float(golden["max_lr"]), total),
+                               beta_1=0.9, epsilon=1e-12)
+    weights = _fit_golden(constant, golden)
+    assert np.abs(weights[0] - golden["final_w1"]).max() > 1e-2
+
+
+def _sgd_reference(x, y, w0, learning_rates, momenta, batch_size, nesterov):
+    """Keras's SGD rule on a linear least-squares model, in numpy."""
+    w, velocity, step = w0.copy(), np.zeros_like(w0), 0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        grad = 2 * xb.T @ (xb @ w - yb) / yb.size
+        lr, m = learning_rates[step], momenta[step]
+        velocity = m * velocity - lr * grad
+        w = w + (m * velocity - lr * grad if nesterov else velocity)
+        step += 1
+    return w
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_follows_a_momentum_schedule_step_by_step(nesterov):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 2)) + 0.1 * rng.normal(size=(96, 2))).astype("float32")
+    w0 = rng.normal(size=(4, 2)).astype("float32")
+    total = 12
+    lr_schedule, momentum_schedule = OneCycle(0.2, total), OneCycleMomentum(total)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, use_bias=False)])
+    model.set_weights([w0])
+    model.compile(optimizer=optimizers.SGD(lr_schedule, momentum=momentum_schedule,
+                                           nesterov=nesterov), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    steps = keras.ops.arange(total)
+    expected = _sgd_reference(x.astype("float64"), y, w0.astype("float64"),
+                              keras.ops.convert_to_numpy(lr_schedule(steps)),
+                              keras.ops.convert_to_numpy(momentum_schedule(steps)), 8, nesterov)
+    np.testing.assert_allclose(model.get_weights()[0], expected, rtol=1e-4, atol=1e-5)
+    # And a constant momentum of the schedule's mean gives other weights.
+    constant = _sgd_reference(x.astype("float64"), y, w0.astype("float64"),
+                              keras.ops.convert_to_numpy(lr_schedule(steps)),
+                              np.full(total, 0.9), 8, nesterov)
+    assert np.abs(constant - expected).max() > 1e-3
+
+
+@pytest.mark.parametrize("cls", [optimizers.Adam, optimizers.Nadam, optimizers.AdamW])
+def test_beta_1_schedule_changes_training_and_constant_schedule_equals_float(cls):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.normal(size=(64, 1)).astype("float32")
+
+    def train(beta_1):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="tanh"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer=cls(learning_rate=0.05, beta_1=beta_1), loss="mse")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        return model.get_weights()[0]
+
+    flat = OneCycleMomentum(total_steps=16, base_momentum=0.9, max_momentum=0.9)
+    np.testing.assert_allclose(train(flat), train(0.9), rtol=1e-5, atol=1e-6)
+    cycled = train(OneCycleMomentum(total_steps=16, base_momentum=0.5, max_momentum=0.95))
+    assert np.abs(cycled - train(0.9)).max() > 1e-3
+
+
+@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
+                                       (optimizers.AdamW, "beta_1"), (optimizers.SGD, "momentum")])
+def test_optimizer_config_round_trip_keeps_the_schedule(cls, name):
+    optimizer = cls(learning_rate=OneCycle(0.01, 200), **{name: OneCycleMomentum(200)})
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(restored) is cls
+    restored_schedule = restored.__dict__[f"_{name}_value"]
+    assert isinstance(restored_schedule, OneCycleMomentum)
+    assert restored_schedule.get_config() == OneCycleMomentum(200).get_config()
+    assert float(getattr(restored, name)) == pytest.approx(0.95)
+    plain = cls(learning_rate=0.01, **{name: 0.8})
+    assert keras.optimizers.deserialize(keras.optimizers.serialize(plain)).get_config()[name] == 0.8
+
+
+@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.SGD, "momentum")])
+def test_optimizer_rejects_bad_hyperparameter(cls, name):
+    with pytest.raises(ValueError, match=re.escape(
+            f"Argument `{name}` must be in the range [0, 1). Received: {name}=1.5")):
+        cls(**{name: 1.5})
+    with pytest.raises(TypeError, match=re.escape(f"Received: {name}='fast'")):
+        cls(**{name: "fast"})

@@ -1,0 +1,410 @@
+"""Tests every registered recipe gets, plus the specifics of each recipe."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_recipes
+from keras_recipes.schedules import OneCycle, OneCycleMomentum
+
+RECIPES = keras_recipes.list_recipes()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return keras_recipes.datasets.load("digits")
+
+
+def _data(n=192, features=12, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, features)).astype("float32")
+    y = (x[:, :classes].argmax(axis=1)).astype("int64")
+    return x, y
+
+
+def _small(name, **kwargs):
+    return keras_recipes.get_recipe(name)((12,), 3, num_hidden_layers=2, units=16, seed=0,
+                                          **kwargs)
+
+
+def test_registry_lists_and_resolves_recipes():
+    assert RECIPES == ["default_dnn", "self_normalizing"]
+    assert keras_recipes.get_recipe("Default_DNN") is keras_recipes.build_default_dnn
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `name` must be one of 'default_dnn', 'self_normalizing'. "
+            "Received: name='default_dn'. Did you mean 'default_dnn'?")):
+        keras_recipes.get_recipe("default_dn")
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
+    x, y = _data()
+    model = _small(name)
+    assert isinstance(model, keras.Model) and model.compiled
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    steps = 3 * (len(x) // 32)
+    lr_schedule = model.optimizer._learning_rate
+    assert isinstance(lr_schedule, OneCycle)
+    assert (lr_schedule.total_steps, lr_schedule.start_step) == (steps, 0)
+    assert int(model.optimizer.iterations) == steps
+    # At the end of the fit the learning rate has annealed to its final value
+    # and beta_1 is back at its maximum.
+    assert float(model.optimizer.learning_rate) == pytest.approx(lr_schedule.final_learning_rate,
+                                                                 rel=1e-4)
+    assert float(model.optimizer.beta_1) == pytest.approx(0.95)
+    # A second fit runs a new cycle over its own steps.
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    assert (lr_schedule.total_steps, lr_schedule.start_step) == (2 * 3, steps)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_cycle_is_applied_inside_the_compiled_step(name):
+    # The learning rate read by each batch is the schedule's value at that step:
+    # recorded from the optimizer after every batch, by a callback that only reads.
+    x, y = _data()
+    model = _small(name)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(int(self.model.optimizer.iterations))
+
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[Record()])
+    assert seen == list(range(1, 13))
+    # Identical training with a constant learning rate gives other weights.
+    other = _small(name, one_cycle=False)
+    other.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
+    model2 = _small(name)
+    model2.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
+    assert np.abs(other.get_weights()[0] - model2.get_weights()[0]).max() > 1e-4
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_adds_no_per_batch_callback(name):
+    model = _small(name)
+    callbacks = model.recipe_callbacks([], has_validation=True)
+    base = keras.callbacks.Callback
+    for callback in callbacks:
+        for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin",
+                     "on_batch_end"):
+            overridden = getattr(type(callback), hook) is not getattr(base, hook)
+            # TerminateOnNaN is Keras's own and checks the loss after each batch
+            # in Python without touching the compiled step.
+            assert not overridden or isinstance(callback, keras.callbacks.TerminateOnNaN)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, tmp_path):
+    x, y = _data()
+    straight = _small(name)
+    straight.fit(x, y, epochs=4, batch_size=32, shuffle=False, verbose=0)
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.stop_training = True
+
+    interrupted = _small(name)
+    interrupted.fit(x, y, epochs=4, batch_size=32, shuffle=False, verbose=0,
+                    callbacks=[StopAfterTwo()])
+    path = tmp_path / "mid_cycle.keras"
+    interrupted.save(path)
+    reloaded = keras.models.load_model(path)  # no custom_objects
+    assert type(reloaded) is keras_recipes.RecipeModel
+    assert int(reloaded.optimizer.iterations) == 12
+    assert reloaded.optimizer._learning_rate.get_config() == \
+        interrupted.optimizer._learning_rate.get_config()
+    assert float(reloaded.optimizer.learning_rate) == pytest.approx(
+        float(interrupted.optimizer.learning_rate))
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), interrupted.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    reloaded.fit(x, y, epochs=4, initial_epoch=2, batch_size=32, shuffle=False, verbose=0)
+    assert reloaded.optimizer._learning_rate.total_steps == 24
+    for resumed, reference in zip(reloaded.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(resumed, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run(name):
+    model = _small(name)
+    assert not any(isinstance(c, keras.callbacks.EarlyStopping)
+                   for c in model.recipe_callbacks([], has_validation=False))
+    stopping = [c for c in model.recipe_callbacks([], has_validation=True)
+                if isinstance(c, keras.callbacks.EarlyStopping)]
+    assert len(stopping) == 1 and stopping[0].restore_best_weights
+    assert stopping[0].monitor == "val_loss" and stopping[0].patience == 10
+    mine = keras.callbacks.EarlyStopping(patience=1)
+    assert [c for c in model.recipe_callbacks([mine], has_validation=True)
+            if isinstance(c, keras.callbacks.EarlyStopping)] == [mine]
+
+    x, y = _data()
+    epochs_seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_seen.append(e))
+    model.fit(x, y, epochs=2, batch_size=32, validation_split=0.25, verbose=0, callbacks=[record])
+    assert epochs_seen == [0, 1]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_early_stopping_restores_the_best_weights(name):
+    x, y = _data()
+    x_val, y_val = _data(seed=5)
+    y_val = (y_val + 1) % 3  # validation labels the model cannot learn: val_loss rises
+    model = _small(name, early_stopping_patience=1)
+    best = {}
+
+    class Track(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["val_loss"] < best.get("loss", np.inf):
+                best.update(loss=logs["val_loss"], weights=self.model.get_weights())
+
+    history = model.fit(x, y, epochs=20, batch_size=32, validation_data=(x_val, y_val),
+                        verbose=0, callbacks=[Track()])
+    assert len(history.epoch) < 20
+    for restored, kept in zip(model.get_weights(), best["weights"]):
+        np.testing.assert_array_equal(restored, kept)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_stops_on_nan_loss(name):
+    x, y = _data()
+    x[5, 0] = np.nan
+    model = _small(name)
+    history = model.fit(x, y, epochs=5, batch_size=32, shuffle=False, verbose=0)
+    assert len(history.epoch) == 1 and np.isnan(history.history["loss"][-1])
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_is_reproducible_with_a_seed(name):
+    x, y = _data()
+    weights = []
+    for _ in range(2):
+        model = _small(name, dropout_rate=0.2)
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("task, num_classes, loss, units, activation", [
+    ("auto", 3, "sparse_categorical_crossentropy", 3, "softmax"),
+    ("auto", 2, "binary_crossentropy", 1, "sigmoid"),
+    ("regression", None, "mse", 2, "linear"),
+])
+def test_recipe_output_and_loss_follow_the_task(name, task, num_classes, loss, units, activation):
+    factory = keras_recipes.get_recipe(name)
+    model = factory((12,), num_classes, task=task, num_outputs=2, num_hidden_layers=1, units=8)
+    output = model.get_layer("output")
+    assert output.units == units and output.activation.__name__ == activation
+    assert model.loss == loss
+    x, _ = _data()
+    y = np.random.default_rng(0).integers(0, 2, size=len(x)) if num_classes else \
+        np.random.default_rng(0).normal(size=(len(x), 2)).astype("float32")
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(input_shape=(0,)), ValueError, "Argument `input_shape` must be a tuple of positive "
+     "integers, e.g. (64,) or (28, 28, 1). Received: input_shape=(0,)"),
+    (dict(input_shape="64"), TypeError, "Argument `input_shape` must be a non-empty tuple"),
+    (dict(num_classes=1), ValueError, "Argument `num_classes` must be an integer >= 2. "
+     "Received: num_classes=1"),
+    (dict(num_classes=None), ValueError, "Argument `num_classes` must be an integer >= 2 for "
+     "classification. Received: num_classes=None. For regression pass task=\"regression\""),
+    (dict(task="classify"), ValueError, "Argument `task` must be one of 'auto', 'multiclass', "
+     "'binary', 'regression'. Received: task='classify'"),
+    (dict(num_hidden_layers=0), ValueError, "Argument `num_hidden_layers` must be a positive "
+     "integer. Received: num_hidden_layers=0"),
+    (dict(dropout_rate=1.0), ValueError, "Argument `dropout_rate` must be in the range [0, 1). "
+     "Received: dropout_rate=1.0"),
+    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', 'adam', "
+     "'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (dict(optimizer=3), TypeError, "Argument `optimizer` must be an optimizer name"),
+    (dict(optimizer=keras.optimizers.Adam(), one_cycle=True), ValueError,
+     "Argument `one_cycle` must be False (or \"auto\") when `optimizer` is an instance"),
+    (dict(learning_rate=-1), ValueError, "Argument `learning_rate` must be a number > 0. "
+     "Received: learning_rate=-1"),
+    (dict(total_steps=0), ValueError, "Argument `total_steps` must be a positive integer or "
+     "None. Received: total_steps=0"),
+    (dict(seed=-3), ValueError, "Argument `seed` must be a non-negative integer or None. "
+     "Received: seed=-3"),
+    (dict(normalization_data=np.zeros((5, 3))), ValueError, "Argument `normalization_data` must "
+     "be an array of shape (num_samples, *(12,)) matching `input_shape`"),
+])
+def test_recipe_rejects_bad_arguments(name, kwargs, error, message):
+    kwargs = {"input_shape": (12,), "num_classes": 3, **kwargs}
+    with pytest.raises(error, match=re.escape(message)):
+        keras_recipes.get_recipe(name)(**kwargs)
+
+
+# --- build_default_dnn -------------------------------------------------------------------
+
+
+def test_default_dnn_blocks_are_dense_without_bias_then_batchnorm_then_elu():
+    model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=3)
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds == ["Dense", "BatchNormalization", "Activation"] * 3 + ["Dense"]
+    for dense in layers[:-1:3]:
+        assert not dense.use_bias
+        assert type(dense.kernel_initializer).__name__ == "HeNormal"
+    assert all(layer.activation.__name__ == "elu" for layer in layers[2:-1:3])
+    assert type(model.optimizer).__name__ == "Nadam"
+    assert isinstance(model.optimizer._beta_1_value, OneCycleMomentum)
+
+
+@pytest.mark.parametrize("activation, initializer, layer_type", [
+    ("relu", "HeNormal", "Activation"), ("leaky_relu", "HeNormal", "LeakyReLU"),
+    ("prelu", "HeNormal", "PReLU"), ("elu", "HeNormal", "Activation"),
+    ("selu", "LecunNormal", "Activation"), ("swish", "HeNormal", "Activation"),
+    ("silu", "HeNormal", "Activation"), ("gelu", "HeNormal", "Activation"),
+])
+def test_default_dnn_matches_the_initializer_to_the_activation(activation, initializer,
+                                                               layer_type):
+    model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=1, activation=activation)
+    assert type(model.get_layer("hidden_1").kernel_initializer).__name__ == initializer
+    assert type(model.get_layer(f"{activation}_1")).__name__ == layer_type
+
+
+def test_default_dnn_regularisation_options_are_wired():
+    model = keras_recipes.build_default_dnn(
+        (4, 3), 3, num_hidden_layers=2, dropout_rate=0.3, l1=1e-4, l2=1e-3, max_norm=2.0,
+        clipnorm=1.0, batch_norm=False, optimizer="sgd")
+    hidden = model.get_layer("hidden_1")
+    assert hidden.use_bias  # no BatchNorm, so the bias is back
+    assert hidden.kernel_regularizer.get_config() == {"l1": pytest.approx(1e-4),
+                                                      "l2": pytest.approx(1e-3)}
+    assert hidden.kernel_constraint.get_config()["max_value"] == 2.0
+    assert model.get_layer("dropout_2").rate == 0.3
+    assert model.get_layer("flatten") is not None
+    assert model.optimizer.clipnorm == 1.0
+    assert isinstance(model.optimizer._momentum_value, OneCycleMomentum)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+
+def test_default_dnn_takes_an_optimizer_instance_as_given():
+    optimizer = keras.optimizers.Adam(1e-3)
+    model = keras_recipes.build_default_dnn((12,), 3, optimizer=optimizer)
+    assert model.optimizer is optimizer and not model.auto_one_cycle
+
+
+def test_default_dnn_explicit_total_steps_is_kept_by_fit():
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((12,), 3, total_steps=50, num_hidden_layers=1)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert model.optimizer._learning_rate.total_steps == 50
+
+
+def test_default_dnn_normalization_layer_standardises_with_training_statistics():
+    x, _ = _data()
+    x = x * 5.0 + 3.0
+    x[:, 0] = 7.0  # a constant feature must not blow up
+    model = keras_recipes.build_default_dnn((12,), 3, normalization_data=x)
+    standardize = keras.Model(model.inputs[0], model.get_layer("standardize").output)
+    z = keras.ops.convert_to_numpy(standardize(x[:50]))
+    expected = (x[:50] - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+    np.testing.assert_allclose(z, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cycle_resize_that_leaves_a_phase_empty_explains_the_cycle_is_too_short():
+    from keras_recipes.callbacks.one_cycle_span import resize
+
+    schedule = OneCycle(0.1, total_steps=100, pct_start=0.5)
+    with pytest.raises(ValueError, match=re.escape(
+            "This `fit` runs 2 optimizer steps, too few for the recipe's 1cycle (pct_start=0.5)")):
+        resize(schedule, 2, 0)
+    assert schedule.total_steps == 100  # left as it was
+    resize(schedule, 60, 7)
+    assert (schedule.total_steps, schedule.start_step) == (60, 7)
+    assert float(schedule(7 + 29)) == pytest.approx(0.1, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_default_dnn_reaches_95_percent_on_digits_within_30_epochs(digits):
+    model = keras_recipes.build_default_dnn(digits.input_shape, digits.num_classes, seed=0)
+    keras.utils.set_random_seed(0)
+    history = model.fit(digits.x_train, digits.y_train, epochs=30, batch_size=32,
+                        validation_data=(digits.x_val, digits.y_val), verbose=0)
+    assert len(history.epoch) <= 30
+    _, accuracy = model.evaluate(digits.x_test, digits.y_test, verbose=0)
+    assert accuracy >= 0.95
+
+
+# --- build_self_normalizing_dnn ----------------------------------------------------------
+
+
+def test_self_normalizing_dnn_uses_lecun_selu_and_alpha_dropout_without_batchnorm():
+    model = keras_recipes.build_self_normalizing_dnn((12,), 3, num_hidden_layers=3,
+                                                     dropout_rate=0.1)
+    dense = [model.get_layer(f"hidden_{i}") for i in (1, 2, 3)]
+    assert all(d.activation.__name__ == "selu" for d in dense)
+    assert all(type(d.kernel_initializer).__name__ == "LecunNormal" for d in dense)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert "AlphaDropout" in kinds and "Dropout" not in kinds
+    assert "BatchNormalization" not in kinds
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_norm=True), "Argument `batch_norm` must be False in a self-normalizing network. "
+     "Received: batch_norm=True (a self-normalizing network normalises itself"),
+    (dict(activation="relu"), "Argument `activation` must be 'selu' in a self-normalizing "
+     "network. Received: activation='relu' (SELU's scale and offset"),
+    (dict(kernel_initializer="he_normal"), "Argument `kernel_initializer` must be "
+     "'lecun_normal' in a self-normalizing network. Received: kernel_initializer='he_normal' "
+     "(the fixed point holds only"),
+    (dict(dropout="standard"), "Argument `dropout` must be 'alpha' in a self-normalizing "
+     "network. Received: dropout='standard' (plain Dropout sets activations to 0"),
+    (dict(l2=1e-4), "Argument `l2` must be 0.0 in a self-normalizing network. Received: "
+     "l2=0.0001 (L1/L2 penalties"),
+    (dict(l1=0.1), "Argument `l1` must be 0.0 in a self-normalizing network."),
+])
+def test_self_normalizing_dnn_refuses_what_breaks_self_normalisation(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        keras_recipes.build_self_normalizing_dnn((12,), 3, **kwargs)
+    # The explanation points to the recipe that allows it.
+    with pytest.raises(ValueError, match="Use `build_default_dnn` for other choices"):
+        keras_recipes.build_self_normalizing_dnn((12,), 3, **kwargs)
+
+
+def test_self_normalizing_dnn_standardises_from_given_statistics():
+    mean, variance = np.full(12, 3.0, "float32"), np.full(12, 4.0, "float32")
+    model = keras_recipes.build_self_normalizing_dnn((12,), 3, input_mean=mean,
+                                                     input_variance=variance)
+    standardize = keras.Model(model.inputs[0], model.get_layer("standardize").output)
+    z = keras.ops.convert_to_numpy(standardize(np.full((2, 12), 5.0, "float32")))
+    np.testing.assert_allclose(z, 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `input_variance` must be given together with the other statistic")):
+        keras_recipes.build_self_normalizing_dnn((12,), 3, input_mean=mean)
+
+
+def _layer_statistics(model, x, layer_names):
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])
+    outputs = probe(x)
+    return [(float(np.mean(o)), float(np.std(o))) for o in map(keras.ops.convert_to_numpy,
+                                                                 outputs)]
+
+
+@pytest.mark.slow
+def test_selu_fixed_point_holds_through_100_layers_where_relu_glorot_does_not():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 100)).astype("float32")
+    depth = 100
+    names = [f"hidden_{i}" for i in range(1, depth + 1)]
+    snn = keras_recipes.build_self_normalizing_dnn((100,), 10, num_hidden_layers=depth,
+                                                   units=100, seed=0)
+    for mean, std in _layer_statistics(snn, x, names):
+        assert abs(mean) < 0.25 and 0.75 < std < 1.25
+
+    inputs = keras.Input((100,))
+    h = inputs
+    for i in range(1, depth + 1):
+        h = keras.layers.Dense(100, activation="relu", kernel_initializer=keras.initializers.
+                               GlorotUniform(seed=i), name=f"hidden_{i}")(h)
+    relu = keras.Model(inputs, h)
+    stds = [std for _, std in _layer_statistics(relu, x, names)]
+    assert stds[-1] < 1e-3 * stds[0]
