@@ -6,6 +6,7 @@ from keras_recipes import datasets, optimizers, schedules  # noqa: E402
 from keras_recipes.models import (  # noqa: E402
     RecipeModel,
     build_default_dnn,
+    build_plain_dnn,
     build_self_normalizing_dnn,
 )
 from keras_recipes.models.registry import get_recipe, list_recipes  # noqa: E402
@@ -17,6 +18,7 @@ __all__ = [
     "schedules",
     "RecipeModel",
     "build_default_dnn",
+    "build_plain_dnn",
     "build_self_normalizing_dnn",
     "get_recipe",
     "list_recipes",

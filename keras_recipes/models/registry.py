@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from keras_recipes import _validation as v
 from keras_recipes.models.default_dnn import build_default_dnn
+from keras_recipes.models.plain_dnn import build_plain_dnn
 from keras_recipes.models.self_normalizing import build_self_normalizing_dnn
 
 _RECIPES = {
+    "baseline": build_plain_dnn,
     "default_dnn": build_default_dnn,
     "self_normalizing": build_self_normalizing_dnn,
 }
@@ -22,7 +24,7 @@ def list_recipes():
 
     >>> import keras_recipes
     >>> keras_recipes.list_recipes()
-    ['default_dnn', 'self_normalizing']
+    ['baseline', 'default_dnn', 'self_normalizing']
     """
     return sorted(_RECIPES)
 

@@ -1,0 +1,74 @@
+"""The chapter's plain baseline: Glorot + ReLU + Adam at a constant learning rate."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+from keras_recipes.models import _blocks as blocks
+from keras_recipes.models._graph import dense_input_stem
+from keras_recipes.models._recipe_model import RecipeModel
+
+
+def build_plain_dnn(
+    input_shape,
+    num_classes=None,
+    *,
+    task="auto",
+    num_outputs=1,
+    num_hidden_layers=3,
+    units=100,
+    learning_rate=1e-3,
+    early_stopping_patience=None,
+    seed=None,
+    name="plain_dnn",
+):
+    """Builds the plain baseline the recipes are compared against.
+
+    `Dense(activation="relu")` layers with Keras's default Glorot uniform
+    initialisation, no BatchNorm, no schedule, Adam at a constant learning
+    rate, no early stopping by default: what a Keras model looks like before
+    applying any of the chapter's techniques. Use it to see what the recipes
+    buy.
+
+    Args:
+        input_shape: tuple of ints, the shape of one sample.
+        num_classes: int >= 2, or `None` with `task="regression"`.
+        task: str, as in `build_default_dnn`. Defaults to `"auto"`.
+        num_outputs: int, regression targets. Defaults to `1`.
+        num_hidden_layers: int. Defaults to `3`.
+        units: int. Defaults to `100`.
+        learning_rate: float, Adam's constant learning rate. Defaults to `1e-3`.
+        early_stopping_patience: int or None. Defaults to `None` (off).
+        seed: int or None, seeds the initializers. Defaults to `None`.
+        name: str. Defaults to `"plain_dnn"`.
+
+    Returns:
+        A compiled `keras_recipes.RecipeModel`.
+
+    Raises:
+        ValueError: for bad values.
+        TypeError: for arguments of the wrong type.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> baseline = keras_recipes.build_plain_dnn((64,), num_classes=10, seed=0)
+    """
+    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units, dropout_rate=0.0,
+                        seed=seed, early_stopping_patience=early_stopping_patience)
+    task = blocks.resolve_task(task, num_classes, num_outputs)
+    v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    inputs, x = dense_input_stem(input_shape, None)
+    for i in range(1, num_hidden_layers + 1):
+        x = keras.layers.Dense(
+            units, activation="relu",
+            kernel_initializer=blocks.seeded_initializer("glorot_uniform",
+                                                         blocks.layer_seed(seed, i)),
+            name=f"hidden_{i}",
+        )(x)
+    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
+    model = RecipeModel(inputs, output_layer(x), name=name,
+                        early_stopping_patience=early_stopping_patience)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    return model
