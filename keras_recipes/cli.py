@@ -1,18 +1,31 @@
-"""The `keras-recipes` command line: train a recipe on a dataset and keep what happened."""
+"""The `keras-recipes` command line: train a recipe on a dataset and keep what happened.
+
+Exit codes: 0 success, 1 training failure, 2 bad usage or config (one line on
+stderr, no traceback), 130 interrupted with Ctrl-C (what finished is saved).
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import json
+import math
 import os
 import pathlib
 import sys
 import time
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _add_config_arguments(parser):
+    parser.add_argument("config", nargs="?", default="default_dnn", metavar="CONFIG|RECIPE",
+                        help="a YAML config file or a recipe name (default: default_dnn)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE",
+                        help="override a setting, e.g. --set model.units=64 (repeatable)")
+    parser.add_argument("--dataset", help="dataset: digits, a .npz/.csv path or a tfds name")
+    parser.add_argument("--seed", type=int, help="random seed")
 
 
 def _parser():
@@ -23,44 +36,63 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
-        "train", help="train a recipe and write the model, history and settings",
+        "train", help="train a recipe and write its report",
         description="Train a recipe (default: default_dnn on the bundled digits data), print "
-        "per-epoch progress and the test accuracy, and write the model, its history and the "
-        "resolved settings to an output folder.",
-    )
-    train.add_argument("recipe", nargs="?", default="default_dnn",
-                       help="recipe name (see `keras-recipes list`; default: default_dnn)")
-    train.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
-    train.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: 30)")
-    train.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    train.add_argument("--output", default=None,
-                       help="output folder (default: runs/<recipe>-<timestamp>)")
+        "progress and a summary, and write the model, history, config, metrics, plots and "
+        "report.md to an output folder.")
+    _add_config_arguments(train)
+    train.add_argument("--output", help="output folder (default: runs/<recipe>-<timestamp>)")
 
-    commands.add_parser("list", help="list the available recipes")
+    show = commands.add_parser("show", help="print the resolved settings of a config",
+                               description="Print a config with every default filled in.")
+    _add_config_arguments(show)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved model on a dataset's test split",
+        description="Load a .keras model (safe mode) or a run folder and evaluate it on the "
+        "test split of a dataset (by default the one the run was trained on).")
+    evaluate.add_argument("model", help="a .keras file or a run output folder")
+    evaluate.add_argument("--dataset", help="dataset name or path (default: the run's)")
+    evaluate.add_argument("--seed", type=int, help="split seed (default: the run's, else 0)")
+
+    commands.add_parser("list", help="list the available recipes",
+                        description="List the registered recipes.")
     return parser
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code.
-
-    Exit codes: 0 success, 1 training failure, 2 bad usage or configuration.
-    """
+    """Runs the command line; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    from keras_recipes.config import ConfigError
+
     try:
-        if args.command == "list":
-            return _list()
-        return _train(args)
-    except (ValueError, TypeError, ImportError) as error:
-        print(f"keras-recipes: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return {"train": _train, "show": _show, "evaluate": _evaluate, "list": _list}[
+            args.command](args)
+    except (ConfigError, ImportError) as error:
+        return _usage_error(error)
 
 
-def _list():
+def _usage_error(message):
+    print(f"keras-recipes: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _config(args):
+    from keras_recipes.config import load_config
+
+    overrides = list(args.overrides)
+    if args.dataset is not None:
+        overrides.append(f"dataset.name={json.dumps(args.dataset)}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    return load_config(args.config, overrides)
+
+
+def _list(args):
     from keras_recipes.models.registry import get_recipe, list_recipes
 
     for name in list_recipes():
@@ -69,67 +101,139 @@ def _list():
     return EXIT_OK
 
 
+def _show(args):
+    import yaml
+
+    config = _config(args)
+    print(f"# {config.source}, resolved")
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+    return EXIT_OK
+
+
+def _build(config):
+    """Loads the data and builds the model; argument errors name the config key."""
+    from keras_recipes import datasets
+    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.models.registry import get_recipe
+
+    try:
+        data = datasets.load(**config.dataset, seed=config.seed)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(explain(error, config, "dataset")) from None
+    try:
+        model = get_recipe(config.recipe)(data.input_shape, data.num_classes, seed=config.seed,
+                                          **config.model)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(explain(error, config, "model")) from None
+    return data, model
+
+
 def _train(args):
     import keras
 
-    from keras_recipes import _io, datasets
-    from keras_recipes import _validation as v
-    from keras_recipes.models.registry import get_recipe
+    from keras_recipes import report
 
-    v.check_int("epochs", args.epochs, min_value=1)
-    v.check_int("batch_size", args.batch_size, min_value=1)
-    v.check_int("seed", args.seed, min_value=0)
-    factory = get_recipe(args.recipe)
-    data = datasets.load(args.dataset, seed=args.seed)
-    output = pathlib.Path(args.output or _default_output(args.recipe))
-
-    keras.utils.set_random_seed(args.seed)
-    model = factory(data.input_shape, data.num_classes, seed=args.seed)
-    print(f"Training {args.recipe} on {data.name}: {len(data.x_train)} train, "
+    config = _config(args)
+    output = pathlib.Path(args.output or _default_output(config.recipe))
+    keras.utils.set_random_seed(config.seed)
+    data, model = _build(config)
+    print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
           f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
-    started = time.perf_counter()
+
+    status, started = "completed", time.perf_counter()
     try:
-        history = model.fit(
-            data.x_train, data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=args.epochs, batch_size=args.batch_size, verbose=2,
-        )
+        model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                  epochs=config.fit["epochs"], batch_size=config.fit["batch_size"],
+                  verbose=1 if sys.stdout.isatty() else 2)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        print("\nInterrupted: saving what finished.", file=sys.stderr)
     except Exception as error:  # a failure of training itself, not of the arguments
-        print(f"keras-recipes: training failed: {error}", file=sys.stderr)
+        print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
         return EXIT_FAILURE
     seconds = time.perf_counter() - started
-    test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    history = dict(getattr(model.history, "history", None) or {})
 
-    settings = {
-        "recipe": args.recipe, "dataset": data.name, "epochs": args.epochs,
-        "batch_size": args.batch_size, "seed": args.seed,
-        "input_shape": list(data.input_shape), "num_classes": data.num_classes,
-    }
-    metrics = {f"test_{k}": float(val) for k, val in test.items()}
-    metrics.update(epochs_run=len(history.epoch), train_seconds=round(seconds, 2))
-    _io.save_model(model, output / "model.keras")
-    _io.write_text(output / "history.csv", _history_csv(history.history))
-    _io.write_text(output / "settings.json", json.dumps(settings, indent=2) + "\n")
-    _io.write_text(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"Test accuracy: {test.get('accuracy', float('nan')):.4f} "
-          f"(test loss {test['loss']:.4f}, {len(history.epoch)} epochs, {seconds:.1f} s)")
-    print(f"Wrote model.keras, history.csv, settings.json, metrics.json to {output}")
+    metrics = {"status": status}
+    if status == "completed":
+        test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+        metrics.update({f"test_{key}": float(value) for key, value in test.items()})
+    metrics.update(_training_metrics(history, seconds))
+    if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
+        metrics["status"] = status = "diverged"
+    report.write_run_report(output, model=model, history=history, metrics=metrics,
+                            settings=config.to_dict())
+    _print_summary(metrics, output)
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _floats(metrics):
+    return [value for value in metrics.values() if isinstance(value, float)]
+
+
+def _training_metrics(history, seconds):
+    metrics = {"epochs_run": len(history.get("loss", [])), "train_seconds": round(seconds, 2)}
+    val_loss = history.get("val_loss")
+    if val_loss:
+        best = min(range(len(val_loss)), key=lambda i: (math.isnan(val_loss[i]), val_loss[i]))
+        metrics["best_epoch"] = best + 1
+        metrics["best_val_loss"] = float(val_loss[best])
+        if "val_accuracy" in history:
+            metrics["best_val_accuracy"] = float(history["val_accuracy"][best])
+    return metrics
+
+
+def _print_summary(metrics, output):
+    width = max(len(key) for key in metrics)
+    print("\nRun summary")
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"  {key:<{width}}  {shown}")
+    if "test_accuracy" in metrics:
+        print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
+    print(f"Report: {output / 'report.md'}")
+
+
+def _evaluate(args):
+    import keras
+    import yaml
+
+    from keras_recipes import datasets
+    from keras_recipes.config import ConfigError
+
+    path = pathlib.Path(args.model)
+    run_settings = {}
+    if path.is_dir():
+        if (path / "config.yaml").is_file():
+            run_settings = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        path = path / "model.keras"
+    if not path.is_file():
+        raise ConfigError(f"{args.model}: no such model file (expected a .keras file or a run "
+                          "folder with model.keras)")
+    dataset = dict(run_settings.get("dataset") or {"name": "digits"})
+    if args.dataset is not None:
+        dataset = {"name": args.dataset}
+    seed = args.seed if args.seed is not None else run_settings.get("seed", 0)
+    try:
+        data = datasets.load(**dataset, seed=seed)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"dataset: {error}") from None
+    import keras_recipes  # noqa: F401  (registers the recipe classes for loading)
+
+    model = keras.models.load_model(path, safe_mode=True)
+    results = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    print(f"Evaluated {path} on the {data.name} test split ({len(data.x_test)} samples)")
+    for key, value in results.items():
+        print(f"  test_{key}  {float(value):.4f}")
     return EXIT_OK
 
 
 def _default_output(recipe):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return pathlib.Path("runs") / f"{recipe}-{stamp}"
-
-
-def _history_csv(history):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    keys = list(history)
-    writer.writerow(["epoch", *keys])
-    for epoch in range(len(history[keys[0]]) if keys else 0):
-        writer.writerow([epoch + 1, *(history[k][epoch] for k in keys)])
-    return buffer.getvalue()
 
 
 if __name__ == "__main__":

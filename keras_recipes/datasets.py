@@ -1,25 +1,38 @@
-"""Offline-first data loading: train/validation/test splits ready for `fit`."""
+"""Offline-first data loading: train/validation/test splits ready for `fit`.
+
+Sources, all usable without the internet:
+
+- `"digits"`: scikit-learn's bundled 8x8 digits (the default; no download);
+- a file: `.npz` (arrays `x_train`, `y_train` and optionally `x_val`/`y_val`,
+  `x_test`/`y_test`; or just `x` and `y`) or `.csv` (a header row; the label in
+  the `label` column, or the last one);
+- any TensorFlow Datasets name (`"mnist"`, `"fashion_mnist"`, `"tf_flowers"`, ...)
+  through `tfds.load`, with `data_dir` pointing at prepared data for offline use.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import numpy as np
 
 from keras_recipes import _validation as v
 
-DATASETS = ("digits",)
+BUNDLED = ("digits",)
+FILE_SUFFIXES = (".npz", ".csv")
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
-    """Train, validation and test splits of a classification dataset.
+    """Train, validation and test splits of a dataset, as numpy arrays.
 
     Attributes:
         name: str, the dataset's name.
         x_train, y_train, x_val, y_val, x_test, y_test: numpy arrays.
-        num_classes: int, the number of classes.
-        input_shape: tuple, the shape of one sample.
+        num_classes: int for classification (labels in `[0, num_classes)`),
+            None for regression targets.
+        input_shape: tuple, the shape of one sample (images keep theirs).
     """
 
     name: str
@@ -29,37 +42,57 @@ class DatasetSplits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    num_classes: int
+    num_classes: int | None
 
     @property
     def input_shape(self):
         return tuple(self.x_train.shape[1:])
 
 
-def load(name="digits", *, validation_split=0.15, test_split=0.2, seed=0, standardize=True):
-    """Loads a dataset as train/validation/test splits, offline.
+def load(
+    name="digits",
+    *,
+    validation_split=0.15,
+    test_split=0.2,
+    seed=0,
+    standardize=True,
+    data_dir=None,
+    image_size=None,
+    max_train_samples=None,
+):
+    """Loads a dataset as train/validation/test splits.
 
-    `"digits"` is scikit-learn's bundled 8x8 digits (1,797 images, 64 features,
-    10 classes): no download. The test split is taken first, then the
-    validation split from what remains, both stratified. With `standardize`,
-    each feature is standardised with statistics of the training split only
-    (a feature that is constant there gets a scale of 1).
+    Splits the source provides are kept (a tfds `test` split, `x_test` in an
+    `.npz`); the others are carved out, stratified for classification: first
+    the test split from everything, then the validation split from what
+    remains. With `standardize`, each feature (each pixel for images) is
+    standardised with statistics of the training split only; a feature
+    constant there gets a scale of 1. Use `standardize=False` for transfer
+    learning, whose models preprocess raw pixels themselves.
 
     Args:
-        name: str, the dataset. Defaults to `"digits"`.
-        validation_split: float in (0, 1), fraction of the non-test data held
-            out for validation. Defaults to `0.15`.
-        test_split: float in (0, 1), fraction held out for testing.
-            Defaults to `0.2`.
-        seed: int, seed of the split. Defaults to `0`.
+        name: str, `"digits"`, a path to a `.npz` / `.csv` file, or a tfds
+            dataset name. Defaults to `"digits"`.
+        validation_split: float in (0, 1), the fraction of the training data
+            held out for validation (when the source has no validation split).
+            Defaults to `0.15`.
+        test_split: float in (0, 1), the fraction held out for testing (when
+            the source has no test split). Defaults to `0.2`.
+        seed: int, seed of the splits. Defaults to `0`.
         standardize: bool, whether to standardise the inputs. Defaults to `True`.
+        data_dir: str or None, tfds's data folder (offline or prepared data).
+            Defaults to `None` (tfds's default).
+        image_size: pair of ints or None, resize tfds images to this size
+            (needed for datasets of varying image sizes). Defaults to `None`.
+        max_train_samples: int or None, keep only this many training samples
+            (after splitting). Defaults to `None`.
 
     Returns:
         A `DatasetSplits`.
 
     Raises:
-        ValueError: for an unknown name or bad fractions.
-        ImportError: if scikit-learn is missing.
+        ValueError: for an unknown name, a missing file, bad fractions or bad data.
+        ImportError: if scikit-learn (digits) or tensorflow-datasets (tfds) is missing.
 
     Example:
 
@@ -68,31 +101,193 @@ def load(name="digits", *, validation_split=0.15, test_split=0.2, seed=0, standa
     >>> data.input_shape, data.num_classes
     ((64,), 10)
     """
-    name = v.check_choice("name", name, DATASETS)
+    if not isinstance(name, (str, pathlib.Path)):
+        v.fail("name", name, "a dataset name or a path to a .npz / .csv file", error=TypeError)
     v.check_number("validation_split", validation_split, low=0, high=1,
                    low_inclusive=False, high_inclusive=False)
     v.check_number("test_split", test_split, low=0, high=1, low_inclusive=False,
                    high_inclusive=False)
     v.check_int("seed", seed, min_value=0)
     v.check_bool("standardize", standardize)
+    v.check_int("max_train_samples", max_train_samples, min_value=1, allow_none=True)
+    if image_size is not None:
+        if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+                or not all(isinstance(s, int) and s > 0 for s in image_size)):
+            v.fail("image_size", image_size, "None or a pair of positive integers, e.g. [96, 96]")
+
+    name = str(name)
+    if pathlib.Path(name).suffix.lower() in FILE_SUFFIXES:
+        parts = _load_file(name)
+    elif name.lower() in BUNDLED:
+        name = name.lower()
+        parts = {"train": _load_digits()}
+    else:
+        parts = _load_tfds(name, data_dir, image_size)
+
+    train, validation, test = _split(parts, validation_split, test_split, seed)
+    if max_train_samples is not None:
+        train = (train[0][:max_train_samples], train[1][:max_train_samples])
+    if standardize:
+        train, validation, test = _standardize(train, validation, test)
+    labels = np.concatenate([train[1], validation[1], test[1]])
+    num_classes = int(labels.max()) + 1 if np.issubdtype(labels.dtype, np.integer) else None
+    if num_classes is not None and labels.min() < 0:
+        raise ValueError(f"Dataset {name!r} has negative labels (min {labels.min()}); "
+                         "class labels must be integers in [0, num_classes).")
+    return DatasetSplits(name, *train, *validation, *test, num_classes=num_classes)
+
+
+def _load_digits():
     try:
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
     except ImportError as error:
         raise ImportError(
             'The "digits" dataset needs scikit-learn: pip install "keras-recipes[cli]"'
         ) from error
     x, y = load_digits(return_X_y=True)
-    x = x.astype("float32")
-    y = y.astype("int64")
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_split, random_state=seed, stratify=y)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=validation_split, random_state=seed, stratify=y_rest)
-    if standardize:
-        mean = x_train.mean(axis=0)
-        std = x_train.std(axis=0)
-        std[std < 1e-6] = 1.0
-        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
-    return DatasetSplits(name, x_train, y_train, x_val, y_val, x_test, y_test,
-                         num_classes=int(y.max()) + 1)
+    return x.astype("float32"), y.astype("int64")
+
+
+def _load_file(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        v.fail("name", str(path), "an existing .npz or .csv file", hint="The file was not found")
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = dict(archive)
+        parts = {}
+        for split, (x_key, y_key) in {"train": ("x_train", "y_train"), "val": ("x_val", "y_val"),
+                                      "test": ("x_test", "y_test")}.items():
+            if x_key in arrays and y_key in arrays:
+                parts[split] = (arrays[x_key], arrays[y_key])
+        if not parts and "x" in arrays and "y" in arrays:
+            parts["train"] = (arrays["x"], arrays["y"])
+        if "train" not in parts:
+            v.fail("name", str(path), "a .npz file with arrays `x_train` and `y_train` (or `x` "
+                   f"and `y`)", hint=f"It has {sorted(arrays)}")
+    else:
+        parts = {"train": _read_csv(path)}
+    return {split: _as_supervised(x, y, f"{path} ({split})") for split, (x, y) in parts.items()}
+
+
+def _read_csv(path):
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        v.fail("name", str(path), "a .csv file with a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    label = header.index("label") if "label" in header else len(header) - 1
+    try:
+        table = np.array(body, dtype="float64")
+    except ValueError as error:
+        raise ValueError(f"{path}: every value must be a number ({error}).") from None
+    x = np.delete(table, label, axis=1).astype("float32")
+    y = table[:, label]
+    return x, y
+
+
+def _as_supervised(x, y, where):
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"{where}: {len(x)} inputs but {len(y)} labels.")
+    if len(x) == 0:
+        raise ValueError(f"{where}: no samples.")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise ValueError(f"{where}: inputs must be finite numbers (found NaN, Inf or text).")
+    if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
+        y = y.astype("int64")
+    return x.astype("float32"), y
+
+
+def _load_tfds(name, data_dir, image_size):
+    bundled_hint = v.did_you_mean(name.lower(), {n: n for n in BUNDLED})
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            f"Loading {name!r} needs TensorFlow Datasets: pip install \"keras-recipes[tfds]\" "
+            f"(or use 'digits', a .npz or a .csv file). {bundled_hint}".rstrip()
+        ) from error
+    builders = tfds.list_builders()
+    if name not in builders:
+        v.fail("name", name, "'digits', a .npz / .csv path, or a TensorFlow Datasets name",
+               hint=bundled_hint or v.did_you_mean(name, {n: n for n in builders}))
+    builder = tfds.builder(name, data_dir=data_dir)
+    available = set(builder.info.splits.keys()) or {"train", "test"}
+    wanted = [s for s in ("train", "validation", "test") if s in available]
+    parts = {}
+    for split in wanted:
+        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir,
+                            shuffle_files=False)
+        xs, ys = [], []
+        for x, y in tfds.as_numpy(dataset):
+            xs.append(_resize(x, image_size) if image_size else x)
+            ys.append(y)
+        key = "val" if split == "validation" else split
+        parts[key] = _as_supervised(np.stack(xs), np.asarray(ys), f"{name} ({split})")
+    return parts
+
+
+def _resize(image, size):
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.ops.image.resize(image.astype("float32"), size))
+
+
+def _split(parts, validation_split, test_split, seed):
+    rng = np.random.default_rng(seed)
+    train = parts["train"]
+    test = parts.get("test")
+    if test is None:
+        train, test = _carve(train, test_split, rng)
+    validation = parts.get("val")
+    if validation is None:
+        train, validation = _carve(train, validation_split, rng)
+    return train, validation, test
+
+
+def _carve(data, fraction, rng):
+    """Splits `fraction` of `data` off, stratified by label for classification."""
+    x, y = data
+    if np.issubdtype(y.dtype, np.integer):
+        held = []
+        for label in np.unique(y):
+            members = rng.permutation(np.flatnonzero(y == label))
+            held.extend(members[: int(round(fraction * len(members)))])
+        held = np.sort(np.array(held, dtype="int64"))
+    else:
+        held = np.sort(rng.permutation(len(x))[: int(round(fraction * len(x)))])
+    if len(held) == 0 or len(held) == len(x):
+        raise ValueError(f"Cannot split {len(x)} samples with a fraction of {fraction}: "
+                         "one side would be empty.")
+    keep = np.setdiff1d(np.arange(len(x)), held)
+    return (x[keep], y[keep]), (x[held], y[held])
+
+
+def standardization_statistics(data):
+    """Per-feature mean and variance of 2-D `data`, with zero variance replaced by 1.
+
+    Keras's `Normalization.adapt` keeps a zero variance and then divides by
+    ~1e-7, so a feature that is constant in the training data (a blank pixel)
+    turns any other value at test time into an enormous input.
+
+    Args:
+        data: array of shape `(num_samples, num_features)`.
+
+    Returns:
+        `(mean, variance)`, float32 arrays of shape `(num_features,)`.
+    """
+    mean = data.mean(axis=0, dtype="float64")
+    variance = data.var(axis=0, dtype="float64")
+    variance[variance < 1e-12] = 1.0
+    return mean.astype("float32"), variance.astype("float32")
+
+
+def _standardize(train, validation, test):
+    mean, variance = standardization_statistics(train[0].reshape(len(train[0]), -1))
+    shape = train[0].shape[1:]
+    mean, std = mean.reshape(shape), np.sqrt(variance).reshape(shape)
+    return tuple((((x - mean) / std).astype("float32"), y) for x, y in (train, validation, test))

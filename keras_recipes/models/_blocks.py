@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
+from keras_recipes import datasets
 from keras_recipes import optimizers as recipe_optimizers
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
@@ -114,26 +115,12 @@ def normalization_layer(normalization_data=None, mean=None, variance=None, *, in
                    "`input_shape`")
         if not np.all(np.isfinite(data)):
             v.fail("normalization_data", "<array with NaN or Inf>", "finite values")
-        mean, variance = standardization_statistics(data.reshape(len(data), -1))
+        mean, variance = datasets.standardization_statistics(data.reshape(len(data), -1))
         return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
     if mean is None or variance is None:
         v.fail("input_mean" if mean is None else "input_variance", None,
                "given together with the other statistic")
     return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
-
-
-def standardization_statistics(data):
-    """Per-feature mean and variance of 2-D `data`, with zero variance replaced by 1.
-
-    Keras's `Normalization.adapt` keeps a zero variance and then divides by
-    ~1e-7, so a feature that is constant in the training data (a blank pixel)
-    turns any other value at test time into an enormous input.
-    """
-
-    mean = data.mean(axis=0, dtype="float64")
-    variance = data.var(axis=0, dtype="float64")
-    variance[variance < 1e-12] = 1.0
-    return mean.astype("float32"), variance.astype("float32")
 
 
 def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):

@@ -1,0 +1,102 @@
+"""The run report: everything a training run leaves in its output folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pathlib
+
+from keras_recipes import _io, plots
+
+
+def _figure():
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError('Run reports need matplotlib: pip install "keras-recipes[cli]"') \
+            from error
+    return Figure(figsize=(6, 4), layout="constrained")
+
+
+def _save_figure(figure, path):
+    with _io.atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+
+
+def history_csv(history):
+    """The per-epoch history as CSV text, one row per epoch."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    keys = list(history)
+    writer.writerow(["epoch", *keys])
+    for epoch in range(len(history[keys[0]]) if keys else 0):
+        writer.writerow([epoch + 1, *(history[k][epoch] for k in keys)])
+    return buffer.getvalue()
+
+
+def write_run_report(output, *, model, history, metrics, settings, extra_figures=()):
+    """Writes a run's files to `output`, each atomically.
+
+    Writes `model.keras` (when `model` is given), `history.csv`, `config.yaml`
+    (the resolved settings), `metrics.json`, `learning_curves.png`,
+    `schedule.png` (the learning rate and momentum actually applied), the PNGs
+    of `extra_figures`, and `report.md`, which shows them together.
+
+    Args:
+        output: str or Path, the folder.
+        model: the trained Keras model, or None.
+        history: dict of per-epoch lists (`History.history`).
+        metrics: dict of final metrics (JSON-serialisable).
+        settings: dict, the resolved config.
+        extra_figures: iterable of `(file_name, title, draw)` where `draw(ax)`
+            draws on a matplotlib Axes.
+
+    Returns:
+        The path of `report.md`.
+    """
+    import yaml
+
+    output = pathlib.Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    figures = []
+    if model is not None:
+        _io.save_model(model, output / "model.keras")
+    _io.write_text(output / "history.csv", history_csv(history))
+    _io.write_text(output / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
+    _io.write_text(output / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+    if history:
+        figure = _figure()
+        metric_names = [m for m in ("loss", "accuracy", "mae") if m in history]
+        axes = figure.subplots(1, len(metric_names), squeeze=False)[0]
+        for ax, metric in zip(axes, metric_names):
+            plots.plot_learning_curves(history, metric, ax=ax)
+        figure.set_size_inches(5 * len(metric_names), 4)
+        _save_figure(figure, output / "learning_curves.png")
+        figures.append(("learning_curves.png", "Learning curves"))
+    if model is not None and getattr(model, "optimizer", None) is not None:
+        figure = _figure()
+        plots.plot_schedule(model.optimizer, ax=figure.subplots())
+        _save_figure(figure, output / "schedule.png")
+        figures.append(("schedule.png", "Learning rate and momentum applied per step"))
+    for file_name, title, draw in extra_figures:
+        figure = _figure()
+        draw(figure.subplots())
+        _save_figure(figure, output / file_name)
+        figures.append((file_name, title))
+
+    lines = [f"# Run report: {settings.get('recipe', 'run')}", ""]
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {_format(value)} |" for key, value in metrics.items()]
+    lines += ["", "Files: `model.keras`, `history.csv`, `config.yaml`, `metrics.json`.", ""]
+    for file_name, title in figures:
+        lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
+    lines += ["## Settings", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).rstrip(),
+              "```", ""]
+    _io.write_text(output / "report.md", "\n".join(lines))
+    return output / "report.md"
+
+
+def _format(value):
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
