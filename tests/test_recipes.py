@@ -160,6 +160,10 @@ def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run
                 if isinstance(c, keras.callbacks.EarlyStopping)]
     assert len(stopping) == 1 and stopping[0].restore_best_weights
     assert stopping[0].monitor == "val_loss" and stopping[0].patience == 10
+    # With a 1cycle, early stopping watches the second half of the epochs only.
+    [late] = [c for c in model.recipe_callbacks([], has_validation=True, epochs=30)
+              if isinstance(c, keras.callbacks.EarlyStopping)]
+    assert late.start_from_epoch == (15 if model.auto_one_cycle else 0)
     mine = keras.callbacks.EarlyStopping(patience=1)
     assert [c for c in model.recipe_callbacks([mine], has_validation=True)
             if isinstance(c, keras.callbacks.EarlyStopping)] == [mine]
@@ -178,10 +182,12 @@ def test_recipe_early_stopping_restores_the_best_weights(name):
     y_val = (y_val + 1) % 3  # validation labels the model cannot learn: val_loss rises
     model = _small(name, early_stopping_patience=1)
     best = {}
+    [stopping] = [c for c in model.recipe_callbacks([], has_validation=True, epochs=20)
+                  if isinstance(c, keras.callbacks.EarlyStopping)]
 
     class Track(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if logs["val_loss"] < best.get("loss", np.inf):
+            if epoch >= stopping.start_from_epoch and logs["val_loss"] < best.get("loss", np.inf):
                 best.update(loss=logs["val_loss"], weights=self.model.get_weights())
 
     history = model.fit(x, y, epochs=20, batch_size=32, validation_data=(x_val, y_val),
