@@ -3,6 +3,8 @@ initializers, output heads per task, and optimizers with 1cycle attached."""
 
 from __future__ import annotations
 
+import os
+
 import keras
 
 from keras_recipes import _validation as v
@@ -82,19 +84,30 @@ def resolve_task(task, num_classes, num_outputs):
     return task
 
 
-def output_head(task, num_classes, num_outputs, *, seed=None):
-    """Returns `(output_layer, loss, metrics)` for a resolved task."""
+def task_loss(task):
+    """Returns `(loss, metrics)` for a resolved task."""
+    if task == "multiclass":
+        return "sparse_categorical_crossentropy", ["accuracy"]
+    if task == "binary":
+        return "binary_crossentropy", ["accuracy"]
+    return "mse", ["mae"]
+
+
+def output_layer(task, num_classes, num_outputs, *, seed=None):
+    """The output layer for a resolved task: softmax, one sigmoid unit, or linear units."""
     initializer = seeded_initializer("glorot_uniform", seed)
     if task == "multiclass":
-        layer = keras.layers.Dense(num_classes, activation="softmax",
-                                   kernel_initializer=initializer, name="output")
-        return layer, "sparse_categorical_crossentropy", ["accuracy"]
+        return keras.layers.Dense(num_classes, activation="softmax",
+                                  kernel_initializer=initializer, name="output")
     if task == "binary":
-        layer = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=initializer,
-                                   name="output")
-        return layer, "binary_crossentropy", ["accuracy"]
-    layer = keras.layers.Dense(num_outputs, kernel_initializer=initializer, name="output")
-    return layer, "mse", ["mae"]
+        return keras.layers.Dense(1, activation="sigmoid", kernel_initializer=initializer,
+                                  name="output")
+    return keras.layers.Dense(num_outputs, kernel_initializer=initializer, name="output")
+
+
+def output_head(task, num_classes, num_outputs, *, seed=None):
+    """Returns `(output_layer, loss, metrics)` for a resolved task."""
+    return (output_layer(task, num_classes, num_outputs, seed=seed), *task_loss(task))
 
 
 def normalization_layer(normalization_data=None, mean=None, variance=None, *, input_shape):
@@ -123,12 +136,12 @@ def normalization_layer(normalization_data=None, mean=None, variance=None, *, in
     return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
 
 
-def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
-    """Resolves the optimizer arguments of a factory.
+def check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
+    """Validates the optimizer arguments of a factory without creating anything.
 
     Returns:
-        `(optimizer, auto_one_cycle)`: the optimizer to compile with, and whether
-        `fit` must stretch its 1cycle over its steps.
+        `(optimizer, one_cycle)` normalised: a lower-case name or the instance,
+        and `one_cycle` resolved from `"auto"`.
     """
     is_instance = isinstance(optimizer, keras.optimizers.Optimizer)
     if not is_instance:
@@ -142,12 +155,25 @@ def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     v.check_bool("one_cycle", one_cycle)
     v.check_int("total_steps", total_steps, min_value=1, allow_none=True)
     v.check_number("clipnorm", clipnorm, low=0, low_inclusive=False, allow_none=True)
-    if is_instance:
-        if one_cycle:
-            v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
-                   hint="Pass an optimizer name to get the recipe's 1cycle")
+    if is_instance and one_cycle:
+        v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
+               hint="Pass an optimizer name to get the recipe's 1cycle")
+    if not is_instance:
+        v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    return optimizer, one_cycle
+
+
+def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
+    """Validates and creates the optimizer of a factory.
+
+    Returns:
+        `(optimizer, auto_one_cycle)`: the optimizer to compile with, and whether
+        `fit` must stretch its 1cycle over its steps.
+    """
+    optimizer, one_cycle = check_optimizer(optimizer, learning_rate, one_cycle, total_steps,
+                                           clipnorm)
+    if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer, False
-    v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
     kwargs = {"clipnorm": clipnorm} if clipnorm is not None else {}
     momentum_name = "momentum" if optimizer == "sgd" else "beta_1"
     if not one_cycle:
@@ -173,3 +199,71 @@ def check_common(*, num_hidden_layers, units, dropout_rate, seed, early_stopping
 def layer_seed(seed, index):
     """A distinct, reproducible seed per layer (None stays None)."""
     return None if seed is None else seed + index
+
+
+def _is_keras_distribution(distribution):
+    # Keras exports the distributions but not their base class.
+    return isinstance(distribution, (keras.distribution.DataParallel,
+                                     keras.distribution.ModelParallel))
+
+
+def distribution_scope(distribution):
+    """Validates `distribution`; returns a zero-argument function opening its scope.
+
+    Accepts a `tf.distribute.Strategy` on the TensorFlow backend
+    (`MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or a
+    `keras.distribution.Distribution` (`DataParallel`, `ModelParallel`) on JAX.
+    """
+    import contextlib
+
+    if distribution is None:
+        return contextlib.nullcontext
+    backend = keras.backend.backend()
+    if _is_keras_distribution(distribution):
+        if backend != "jax":
+            v.fail("distribution", distribution,
+                   "a tf.distribute.Strategy on the TensorFlow backend",
+                   hint=f"keras.distribution needs the JAX backend; this is {backend!r}")
+        return distribution.scope
+    if type(distribution).__module__.startswith("tensorflow") and hasattr(distribution, "scope"):
+        if backend != "tensorflow":
+            v.fail("distribution", distribution,
+                   "a keras.distribution distribution on the JAX backend",
+                   hint=f"tf.distribute strategies need the TensorFlow backend; this is "
+                   f"{backend!r}")
+        return distribution.scope
+    v.fail("distribution", distribution,
+           "None, a tf.distribute.Strategy (TensorFlow) or a keras.distribution "
+           "distribution (JAX)", error=TypeError)
+
+
+def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping_patience,
+             backup_dir=None, distribution=None):
+    """Creates, inside the distribution's scope, the optimizer, the graph and the model.
+
+    Args:
+        build_graph: function returning `(inputs, outputs)`.
+        make_optimizer: function returning `(optimizer, auto_one_cycle)`.
+        name, loss, metrics, early_stopping_patience, backup_dir: as for `RecipeModel`
+            and `compile`.
+        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
+            distribution.
+
+    Returns:
+        The compiled `RecipeModel`.
+    """
+    from keras_recipes.models._recipe_model import RecipeModel
+
+    if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
+        v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
+    scope = distribution_scope(distribution)
+    with scope():
+        optimizer, auto_one_cycle = make_optimizer()
+        inputs, outputs = build_graph()
+        model = RecipeModel(inputs, outputs, name=name,
+                            early_stopping_patience=early_stopping_patience,
+                            auto_one_cycle=auto_one_cycle, backup_dir=backup_dir)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    if _is_keras_distribution(distribution):
+        model._distribution_scope = scope
+    return model

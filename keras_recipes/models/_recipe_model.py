@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 
 import keras
@@ -10,6 +12,36 @@ import keras
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+
+
+_SEED_KEY = "seed_generator_state_"
+
+
+class _WithoutKeys:
+    """A read-only view of a variable store without some keys."""
+
+    def __init__(self, store, hidden):
+        self._store, self._hidden = store, set(hidden)
+
+    def keys(self):
+        return [key for key in self._store.keys() if key not in self._hidden]
+
+    def __getitem__(self, key):
+        return self._store[key]
+
+    def __len__(self):
+        return len(self.keys())
+
+
+def _in_distribution(method):
+    """Runs a `RecipeModel` method inside the model's distribution scope."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._distribution_scope():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
@@ -29,8 +61,18 @@ class RecipeModel(keras.Model):
       97.4% without early stopping);
     - `keras.callbacks.TerminateOnNaN()`.
 
-    A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`
-    or `TerminateOnNaN` replaces the recipe's. Everything else is Keras's
+    - `keras.callbacks.BackupAndRestore(backup_dir)` first, when the model has a
+      `backup_dir`: a run killed mid-epoch and started again with the same
+      `fit` call resumes from the last finished epoch, with the same weights,
+      optimizer state and 1cycle position.
+
+    A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
+    `BackupAndRestore` or `TerminateOnNaN` replaces the recipe's.
+
+    Saving (`model.save`, `save_weights`, and so `BackupAndRestore`) also keeps
+    the random-seed state of the dropout layers, which Keras leaves out: a
+    restored model then draws the same dropout masks as the run it came from,
+    so resumed training ends where uninterrupted training does. Everything else is Keras's
     `Model`: it saves to `.keras` and reloads without `custom_objects` once
     `keras_recipes` is imported.
 
@@ -40,6 +82,7 @@ class RecipeModel(keras.Model):
             early stopping; `None` disables it. Defaults to `None`.
         auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
             schedules over its steps. Defaults to `False`.
+        backup_dir: str or None, folder for `BackupAndRestore`. Defaults to `None`.
 
     Example:
 
@@ -49,11 +92,25 @@ class RecipeModel(keras.Model):
     'RecipeModel'
     """
 
-    def __init__(self, *args, early_stopping_patience=None, auto_one_cycle=False, **kwargs):
+    def __init__(self, *args, early_stopping_patience=None, auto_one_cycle=False,
+                 backup_dir=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.early_stopping_patience = early_stopping_patience
         self.auto_one_cycle = auto_one_cycle
+        self.backup_dir = None if backup_dir is None else str(backup_dir)
+        # A keras.distribution distribution (JAX) must be active while data is
+        # sharded, so fit/evaluate/predict re-enter it; not saved with the model.
+        self._distribution_scope = contextlib.nullcontext
 
+    @_in_distribution
+    def evaluate(self, *args, **kwargs):
+        return super().evaluate(*args, **kwargs)
+
+    @_in_distribution
+    def predict(self, *args, **kwargs):
+        return super().predict(*args, **kwargs)
+
+    @_in_distribution
     def fit(self, *args, **kwargs):
         arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs)
         arguments.apply_defaults()
@@ -88,6 +145,9 @@ class RecipeModel(keras.Model):
         def has(kind):
             return any(isinstance(c, kind) for c in callbacks)
 
+        if self.backup_dir is not None and not has(keras.callbacks.BackupAndRestore):
+            # First, so that the state is restored before the 1cycle span is computed.
+            callbacks.insert(0, keras.callbacks.BackupAndRestore(self.backup_dir))
         if self.auto_one_cycle and not has(OneCycleSpan):
             callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
         if (
@@ -107,6 +167,23 @@ class RecipeModel(keras.Model):
             callbacks.append(keras.callbacks.TerminateOnNaN())
         return callbacks
 
+    def _seed_states(self):
+        return [v for v in self.variables if v.name == "seed_generator_state"]
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, state in enumerate(self._seed_states()):
+            store[f"{_SEED_KEY}{i}"] = state
+
+    def load_own_variables(self, store):
+        seeds = {key: store[key] for key in store.keys() if key.startswith(_SEED_KEY)}
+        own = _WithoutKeys(store, seeds)
+        super().load_own_variables(own)
+        states = self._seed_states()
+        if len(seeds) == len(states):  # files saved by plain Keras have none
+            for i, state in enumerate(states):
+                state.assign(seeds[f"{_SEED_KEY}{i}"])
+
     def _cycles(self):
         return bool(self.optimizer is not None and one_cycle_schedules(self.optimizer))
 
@@ -115,6 +192,7 @@ class RecipeModel(keras.Model):
         config.update(
             early_stopping_patience=self.early_stopping_patience,
             auto_one_cycle=self.auto_one_cycle,
+            backup_dir=self.backup_dir,
         )
         return config
 
@@ -124,6 +202,7 @@ class RecipeModel(keras.Model):
         recipe_settings = {
             "early_stopping_patience": config.pop("early_stopping_patience", None),
             "auto_one_cycle": config.pop("auto_one_cycle", False),
+            "backup_dir": config.pop("backup_dir", None),
         }
         model = super().from_config(config, custom_objects=custom_objects)
         for key, value in recipe_settings.items():

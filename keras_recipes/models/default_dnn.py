@@ -7,7 +7,6 @@ import keras
 from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
-from keras_recipes.models._recipe_model import RecipeModel
 
 
 def build_default_dnn(
@@ -31,6 +30,8 @@ def build_default_dnn(
     clipnorm=None,
     early_stopping_patience=10,
     normalization_data=None,
+    backup_dir=None,
+    distribution=None,
     seed=None,
     name="default_dnn",
 ):
@@ -89,6 +90,14 @@ def build_default_dnn(
         normalization_data: array or None, training inputs to adapt a
             `Normalization` layer to, put in front of the network.
             Defaults to `None`.
+        backup_dir: str or None, a folder where `fit` backs up the training
+            state each epoch (`keras.callbacks.BackupAndRestore`), so that a
+            killed run started again resumes where it was. Defaults to `None`.
+        distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:
+            `MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or
+            a `keras.distribution` distribution (JAX backend: `DataParallel`,
+            `ModelParallel`); the model, optimizer and schedules are created in
+            its scope and the 1cycle counts global steps. Defaults to `None`.
         seed: int or None, seeds every initializer and dropout layer.
             Defaults to `None`.
         name: str, the model's name. Defaults to `"default_dnn"`.
@@ -116,37 +125,44 @@ def build_default_dnn(
     v.check_number("l1", l1, low=0)
     v.check_number("l2", l2, low=0)
     v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
-    compiled_optimizer, auto_one_cycle = blocks.build_optimizer(
-        optimizer, learning_rate, one_cycle, total_steps, clipnorm
-    )
+    blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
-    normalization = blocks.normalization_layer(normalization_data, input_shape=input_shape)
-
-    inputs, x = dense_input_stem(input_shape, normalization)
     initializer_name = blocks.ACTIVATION_INITIALIZERS[activation]
-    for i in range(1, num_hidden_layers + 1):
-        x = keras.layers.Dense(
-            units,
-            use_bias=not batch_norm,
-            kernel_initializer=blocks.seeded_initializer(
-                initializer_name, blocks.layer_seed(seed, i)),
-            kernel_regularizer=blocks.kernel_regularizer(l1, l2),
-            kernel_constraint=keras.constraints.MaxNorm(max_norm, axis=0) if max_norm else None,
-            name=f"hidden_{i}",
-        )(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
-        x = blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
-        if dropout_rate:
-            x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
-                                     name=f"dropout_{i}")(x)
-    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
-    model = RecipeModel(
-        inputs,
-        output_layer(x),
-        name=name,
-        early_stopping_patience=early_stopping_patience,
-        auto_one_cycle=auto_one_cycle,
+    output_layer_args = (task, num_classes, num_outputs)
+    loss, metrics = blocks.task_loss(task)
+    # Under a tf.distribute strategy each replica would otherwise normalise with
+    # the statistics of its own share of the batch (JAX's SPMD sharding already
+    # computes them over the global batch).
+    synchronized = distribution is not None and keras.backend.backend() == "tensorflow"
+
+    def graph():
+        normalization = blocks.normalization_layer(normalization_data, input_shape=input_shape)
+        inputs, x = dense_input_stem(input_shape, normalization)
+        for i in range(1, num_hidden_layers + 1):
+            x = keras.layers.Dense(
+                units,
+                use_bias=not batch_norm,
+                kernel_initializer=blocks.seeded_initializer(
+                    initializer_name, blocks.layer_seed(seed, i)),
+                kernel_regularizer=blocks.kernel_regularizer(l1, l2),
+                kernel_constraint=keras.constraints.MaxNorm(max_norm, axis=0) if max_norm
+                else None,
+                name=f"hidden_{i}",
+            )(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(synchronized=synchronized,
+                                                    name=f"batch_norm_{i}")(x)
+            x = blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
+            if dropout_rate:
+                x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                                         name=f"dropout_{i}")(x)
+        return inputs, blocks.output_layer(*output_layer_args, seed=seed)(x)
+
+    return blocks.assemble(
+        graph,
+        lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
+                                       clipnorm),
+        name=name, loss=loss, metrics=metrics,
+        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
+        distribution=distribution,
     )
-    model.compile(optimizer=compiled_optimizer, loss=loss, metrics=metrics)
-    return model

@@ -7,7 +7,6 @@ import keras
 from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
-from keras_recipes.models._recipe_model import RecipeModel
 
 
 def build_plain_dnn(
@@ -20,6 +19,8 @@ def build_plain_dnn(
     units=100,
     learning_rate=1e-3,
     early_stopping_patience=None,
+    backup_dir=None,
+    distribution=None,
     seed=None,
     name="plain_dnn",
 ):
@@ -40,6 +41,9 @@ def build_plain_dnn(
         units: int. Defaults to `100`.
         learning_rate: float, Adam's constant learning rate. Defaults to `1e-3`.
         early_stopping_patience: int or None. Defaults to `None` (off).
+        backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
+        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
+            distribution, as in `build_default_dnn`. Defaults to `None`.
         seed: int or None, seeds the initializers. Defaults to `None`.
         name: str. Defaults to `"plain_dnn"`.
 
@@ -59,16 +63,23 @@ def build_plain_dnn(
                         seed=seed, early_stopping_patience=early_stopping_patience)
     task = blocks.resolve_task(task, num_classes, num_outputs)
     v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
-    inputs, x = dense_input_stem(input_shape, None)
-    for i in range(1, num_hidden_layers + 1):
-        x = keras.layers.Dense(
-            units, activation="relu",
-            kernel_initializer=blocks.seeded_initializer("glorot_uniform",
-                                                         blocks.layer_seed(seed, i)),
-            name=f"hidden_{i}",
-        )(x)
-    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
-    model = RecipeModel(inputs, output_layer(x), name=name,
-                        early_stopping_patience=early_stopping_patience)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-    return model
+    input_shape = v.check_shape("input_shape", input_shape)
+    loss, metrics = blocks.task_loss(task)
+
+    def graph():
+        inputs, x = dense_input_stem(input_shape, None)
+        for i in range(1, num_hidden_layers + 1):
+            x = keras.layers.Dense(
+                units, activation="relu",
+                kernel_initializer=blocks.seeded_initializer("glorot_uniform",
+                                                             blocks.layer_seed(seed, i)),
+                name=f"hidden_{i}",
+            )(x)
+        return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
+
+    return blocks.assemble(
+        graph, lambda: (keras.optimizers.Adam(learning_rate), False),
+        name=name, loss=loss, metrics=metrics,
+        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
+        distribution=distribution,
+    )

@@ -7,7 +7,6 @@ import keras
 from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
-from keras_recipes.models._recipe_model import RecipeModel
 
 # What breaks self-normalisation, and why (Klambauer et al., 2017).
 _GUARDS = {
@@ -66,6 +65,8 @@ def build_self_normalizing_dnn(
     total_steps=None,
     clipnorm=None,
     early_stopping_patience=10,
+    backup_dir=None,
+    distribution=None,
     seed=None,
     name="self_normalizing_dnn",
     activation="selu",
@@ -111,6 +112,9 @@ def build_self_normalizing_dnn(
         total_steps: int or None. Defaults to `None` (set by each `fit`).
         clipnorm: float or None. Defaults to `None`.
         early_stopping_patience: int or None. Defaults to `10`.
+        backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
+        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
+            distribution, as in `build_default_dnn`. Defaults to `None`.
         seed: int or None. Defaults to `None`.
         name: str. Defaults to `"self_normalizing_dnn"`.
         activation: must be `"selu"`; accepted so that a wrong value gets an
@@ -146,33 +150,33 @@ def build_self_normalizing_dnn(
                         dropout_rate=dropout_rate, seed=seed,
                         early_stopping_patience=early_stopping_patience)
     task = blocks.resolve_task(task, num_classes, num_outputs)
-    compiled_optimizer, auto_one_cycle = blocks.build_optimizer(
-        optimizer, learning_rate, one_cycle, total_steps, clipnorm
-    )
+    blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
-    normalization = blocks.normalization_layer(
-        normalization_data, input_mean, input_variance, input_shape=input_shape
-    )
+    loss, metrics = blocks.task_loss(task)
 
-    inputs, x = dense_input_stem(input_shape, normalization)
-    for i in range(1, num_hidden_layers + 1):
-        x = keras.layers.Dense(
-            units,
-            activation="selu",
-            kernel_initializer=blocks.seeded_initializer(
-                "lecun_normal", blocks.layer_seed(seed, i)),
-            name=f"hidden_{i}",
-        )(x)
-        if dropout_rate:
-            x = keras.layers.AlphaDropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
-                                          name=f"alpha_dropout_{i}")(x)
-    output_layer, loss, metrics = blocks.output_head(task, num_classes, num_outputs, seed=seed)
-    model = RecipeModel(
-        inputs,
-        output_layer(x),
-        name=name,
-        early_stopping_patience=early_stopping_patience,
-        auto_one_cycle=auto_one_cycle,
+    def graph():
+        normalization = blocks.normalization_layer(
+            normalization_data, input_mean, input_variance, input_shape=input_shape)
+        inputs, x = dense_input_stem(input_shape, normalization)
+        for i in range(1, num_hidden_layers + 1):
+            x = keras.layers.Dense(
+                units,
+                activation="selu",
+                kernel_initializer=blocks.seeded_initializer(
+                    "lecun_normal", blocks.layer_seed(seed, i)),
+                name=f"hidden_{i}",
+            )(x)
+            if dropout_rate:
+                x = keras.layers.AlphaDropout(
+                    dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                    name=f"alpha_dropout_{i}")(x)
+        return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
+
+    return blocks.assemble(
+        graph,
+        lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
+                                       clipnorm),
+        name=name, loss=loss, metrics=metrics,
+        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
+        distribution=distribution,
     )
-    model.compile(optimizer=compiled_optimizer, loss=loss, metrics=metrics)
-    return model
