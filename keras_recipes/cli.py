@@ -55,6 +55,14 @@ def _parser():
     evaluate.add_argument("--dataset", help="dataset name or path (default: the run's)")
     evaluate.add_argument("--seed", type=int, help="split seed (default: the run's, else 0)")
 
+    lr_find = commands.add_parser(
+        "lr-find", help="run the learning-rate range test on a recipe",
+        description="Build a recipe as `train` would, run the LR range test on its training "
+        "data, print the suggestions and write lr_finder.png and lr_finder.json.")
+    _add_config_arguments(lr_find)
+    lr_find.add_argument("--output", help="output folder (default: runs/lr-find-<recipe>-<time>)")
+    lr_find.add_argument("--num-steps", type=int, default=100, help="ramp length (default 100)")
+
     commands.add_parser("list", help="list the available recipes",
                         description="List the registered recipes.")
     return parser
@@ -70,8 +78,8 @@ def main(argv=None):
     from keras_recipes.config import ConfigError
 
     try:
-        return {"train": _train, "show": _show, "evaluate": _evaluate, "list": _list}[
-            args.command](args)
+        return {"train": _train, "show": _show, "evaluate": _evaluate, "list": _list,
+                "lr-find": _lr_find}[args.command](args)
     except (ConfigError, ImportError) as error:
         return _usage_error(error)
 
@@ -134,6 +142,8 @@ def _train(args):
     from keras_recipes import report
 
     config = _config(args)
+    if config.report["lr_find"]:
+        config.model["learning_rate"] = "find"
     output = pathlib.Path(args.output or _default_output(config.recipe))
     keras.utils.set_random_seed(config.seed)
     data, model = _build(config)
@@ -162,8 +172,14 @@ def _train(args):
     metrics.update(_training_metrics(history, seconds))
     if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
         metrics["status"] = status = "diverged"
+    extra_figures = []
+    finder = getattr(model, "learning_rate_finder_result", None)
+    if finder is not None:
+        metrics["found_learning_rate"] = float(finder.suggestion)
+        extra_figures.append(("lr_finder.png", "Learning-rate range test",
+                              lambda ax: finder.plot(ax=ax)))
     report.write_run_report(output, model=model, history=history, metrics=metrics,
-                            settings=config.to_dict())
+                            settings=config.to_dict(), extra_figures=extra_figures)
     _print_summary(metrics, output)
     if status == "interrupted":
         return EXIT_INTERRUPTED
@@ -228,6 +244,38 @@ def _evaluate(args):
     print(f"Evaluated {path} on the {data.name} test split ({len(data.x_test)} samples)")
     for key, value in results.items():
         print(f"  test_{key}  {float(value):.4f}")
+    return EXIT_OK
+
+
+def _lr_find(args):
+    import keras
+
+    from keras_recipes import _io, _validation
+    from keras_recipes.lr_finder import find_learning_rate
+    from keras_recipes.report import _figure, _save_figure
+
+    try:
+        _validation.check_int("num_steps", args.num_steps, min_value=2)
+    except ValueError as error:
+        return _usage_error(error)
+    config = _config(args)
+    output = pathlib.Path(args.output or _default_output(f"lr-find-{config.recipe}"))
+    keras.utils.set_random_seed(config.seed)
+    data, model = _build(config)
+    result = find_learning_rate(model, data.x_train, data.y_train,
+                                batch_size=config.fit["batch_size"], num_steps=args.num_steps,
+                                seed=config.seed)
+    print(f"Learning-rate range test of {config.recipe} on {data.name} "
+          f"({len(result.learning_rates)} steps)")
+    for name in ("valley", "minimum", "steepest"):
+        print(f"  {name:<9} {getattr(result, name):.3g}")
+    print(f"Suggested learning rate: {result.suggestion:.3g} ({result.method}); use it with "
+          f"--set model.learning_rate={result.suggestion:.3g}")
+    figure = _figure()
+    result.plot(ax=figure.subplots())
+    _save_figure(figure, output / "lr_finder.png")
+    _io.write_text(output / "lr_finder.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    print(f"Wrote lr_finder.png and lr_finder.json to {output}")
     return EXIT_OK
 
 

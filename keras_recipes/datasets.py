@@ -164,7 +164,7 @@ def _load_file(path):
             parts["train"] = (arrays["x"], arrays["y"])
         if "train" not in parts:
             v.fail("name", str(path), "a .npz file with arrays `x_train` and `y_train` (or `x` "
-                   f"and `y`)", hint=f"It has {sorted(arrays)}")
+                   "and `y`)", hint=f"It has {sorted(arrays)}")
     else:
         parts = {"train": _read_csv(path)}
     return {split: _as_supervised(x, y, f"{path} ({split})") for split, (x, y) in parts.items()}

@@ -156,7 +156,7 @@ def test_evaluate_a_model_file_on_another_dataset(tmp_path, capsys):
 def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     assert "default_dnn" in capsys.readouterr().out
-    for command in ("train", "show", "evaluate", "list"):
+    for command in ("train", "show", "evaluate", "list", "lr-find"):
         assert cli.main([command, "--help"]) == 0
         assert "usage: keras-recipes" in capsys.readouterr().out
 
@@ -165,3 +165,26 @@ def test_console_entry_point_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "keras_recipes.cli", "list"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "self_normalizing" in result.stdout
+
+
+def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
+    output = tmp_path / "lrf"
+    assert cli.main(["lr-find", "--num-steps", "30", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "Suggested learning rate:" in printed and "valley" in printed
+    data = json.loads((output / "lr_finder.json").read_text())
+    assert len(data["learning_rates"]) <= 30 and data["suggestion"] > 0
+    assert _png_size(output / "lr_finder.png")[1] >= 500
+    assert cli.main(["lr-find", "--num-steps", "1", "--output", str(output)]) == 2
+
+
+def test_train_with_lr_find_uses_the_suggestion_and_reports_the_curve(tmp_path):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--set", "fit.epochs=2", "--set", "report.lr_find=true",
+                     "--output", str(output)]) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["found_learning_rate"] > 0
+    assert "lr_finder.png" in (output / "report.md").read_text()
+    model = keras.models.load_model(output / "model.keras")
+    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(
+        metrics["found_learning_rate"])

@@ -444,3 +444,39 @@ def test_selu_fixed_point_holds_through_100_layers_where_relu_glorot_does_not():
     relu = keras.Model(inputs, h)
     stds = [std for _, std in _layer_statistics(relu, x, names)]
     assert stds[-1] < 1e-3 * stds[0]
+
+
+@pytest.mark.parametrize("name", ["default_dnn", "self_normalizing"])
+def test_learning_rate_find_runs_the_finder_on_the_fit_data_and_trains_at_its_suggestion(name):
+    x, y = _data(n=384)
+    found = _small(name, learning_rate="find")
+    assert found.auto_learning_rate
+    found.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    result = found.learning_rate_finder_result
+    assert isinstance(result, keras_recipes.LRFinderResult) and not found.auto_learning_rate
+    assert found.optimizer._learning_rate.max_learning_rate == pytest.approx(result.suggestion)
+    # Training ran at the suggestion and the finder left no trace: the same model
+    # built with that learning rate given explicitly ends at the same weights.
+    given = _small(name, learning_rate=result.suggestion)
+    given.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    for a, b in zip(found.get_weights(), given.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_rejects_other_strings():
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `learning_rate` must be a number > 0 or \"find\". "
+            "Received: learning_rate='auto'")):
+        keras_recipes.build_default_dnn((4,), 3, learning_rate="auto")
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_pass_their_own_diagnosis(name):
+    # The recipes follow the chapter's cautions, so the lint finds nothing to say,
+    # except about the deliberately plain baseline.
+    model = _small(name)
+    findings = {finding.rule for finding in keras_recipes.diagnose(model).findings}
+    assert findings == ({"initializer_mismatch"} if name == "baseline" else set())
+    x, y = _data()
+    measured = {f.rule for f in keras_recipes.diagnose(model, x, y).findings}
+    assert measured <= ({"initializer_mismatch"} if name == "baseline" else set())

@@ -36,6 +36,9 @@ TASKS = ("auto", "multiclass", "binary", "regression")
 
 # Placeholder span of an auto-sized 1cycle until `fit` sets the real one.
 _AUTO_TOTAL_STEPS = 100
+# `learning_rate="find"`: `fit` runs the LR range finder first.
+FIND = "find"
+_FIND_PLACEHOLDER = 1e-3
 
 
 def activation_layer(name, *, layer_name=None):
@@ -158,7 +161,9 @@ def check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     if is_instance and one_cycle:
         v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
                hint="Pass an optimizer name to get the recipe's 1cycle")
-    if not is_instance:
+    if not is_instance and learning_rate != FIND:
+        if isinstance(learning_rate, str):
+            v.fail("learning_rate", learning_rate, 'a number > 0 or "find"')
         v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
     return optimizer, one_cycle
 
@@ -179,7 +184,12 @@ def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     if not one_cycle:
         if optimizer == "sgd":
             kwargs["momentum"] = 0.9
+        if learning_rate == FIND:
+            learning_rate = _FIND_PLACEHOLDER
         return OPTIMIZERS[optimizer](learning_rate=learning_rate, **kwargs), False
+    if learning_rate == FIND:
+        # A placeholder until `fit` runs the finder (RecipeModel.auto_learning_rate).
+        learning_rate = _FIND_PLACEHOLDER
     steps = total_steps or _AUTO_TOTAL_STEPS
     kwargs[momentum_name] = OneCycleMomentum(total_steps=steps)
     schedule = OneCycle(max_learning_rate=learning_rate, total_steps=steps)
@@ -238,7 +248,7 @@ def distribution_scope(distribution):
 
 
 def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping_patience,
-             backup_dir=None, distribution=None):
+             backup_dir=None, distribution=None, learning_rate=None):
     """Creates, inside the distribution's scope, the optimizer, the graph and the model.
 
     Args:
@@ -248,6 +258,8 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
             and `compile`.
         distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
             distribution.
+        learning_rate: the factory's `learning_rate`; `"find"` makes the first
+            `fit` run the LR range finder.
 
     Returns:
         The compiled `RecipeModel`.
@@ -262,7 +274,8 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
         inputs, outputs = build_graph()
         model = RecipeModel(inputs, outputs, name=name,
                             early_stopping_patience=early_stopping_patience,
-                            auto_one_cycle=auto_one_cycle, backup_dir=backup_dir)
+                            auto_one_cycle=auto_one_cycle, backup_dir=backup_dir,
+                            auto_learning_rate=learning_rate == FIND)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     if _is_keras_distribution(distribution):
         model._distribution_scope = scope

@@ -10,8 +10,19 @@ import inspect
 import keras
 
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
+from keras_recipes.schedules import OneCycle
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+
+
+def set_peak_learning_rate(optimizer, learning_rate):
+    """Sets the peak of an optimizer's 1cycle, or its constant learning rate."""
+    schedule = optimizer._learning_rate
+    if isinstance(schedule, OneCycle):
+        config = dict(schedule.get_config(), max_learning_rate=float(learning_rate))
+        schedule.__dict__.update(OneCycle.from_config(config).__dict__)
+    else:
+        optimizer.learning_rate = float(learning_rate)
 
 
 _SEED_KEY = "seed_generator_state_"
@@ -66,6 +77,12 @@ class RecipeModel(keras.Model):
       `fit` call resumes from the last finished epoch, with the same weights,
       optimizer state and 1cycle position.
 
+    With `auto_learning_rate` (a factory's `learning_rate="find"`), the first
+    `fit` first runs `keras_recipes.find_learning_rate` on its own training data
+    (the model is left untouched by it) and uses the suggestion as the peak of
+    the 1cycle (or as the constant learning rate); the finder's result is kept
+    in `model.learning_rate_finder_result`.
+
     A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
     `BackupAndRestore` or `TerminateOnNaN` replaces the recipe's.
 
@@ -83,6 +100,8 @@ class RecipeModel(keras.Model):
         auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
             schedules over its steps. Defaults to `False`.
         backup_dir: str or None, folder for `BackupAndRestore`. Defaults to `None`.
+        auto_learning_rate: bool, whether the next `fit` finds the learning
+            rate first. Defaults to `False`.
 
     Example:
 
@@ -93,8 +112,10 @@ class RecipeModel(keras.Model):
     """
 
     def __init__(self, *args, early_stopping_patience=None, auto_one_cycle=False,
-                 backup_dir=None, **kwargs):
+                 backup_dir=None, auto_learning_rate=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.auto_learning_rate = auto_learning_rate
+        self.learning_rate_finder_result = None
         self.early_stopping_patience = early_stopping_patience
         self.auto_one_cycle = auto_one_cycle
         self.backup_dir = None if backup_dir is None else str(backup_dir)
@@ -123,7 +144,24 @@ class RecipeModel(keras.Model):
             epochs=params["epochs"],
         )
         params.pop("self")
+        if self.auto_learning_rate:
+            self._find_learning_rate(params)
         return super().fit(**params)
+
+    def _find_learning_rate(self, params):
+        from keras_recipes.lr_finder import find_learning_rate
+
+        result = find_learning_rate(self, params["x"], params["y"],
+                                    batch_size=params["batch_size"] or 32,
+                                    sample_weight=params["sample_weight"], seed=0)
+        set_peak_learning_rate(self.optimizer, result.suggestion)
+        self.learning_rate_finder_result = result
+        self.auto_learning_rate = False
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+        if params["verbose"] != 0:
+            print(f"Learning rate finder: using {result.suggestion:.3g} "
+                  f"({result.method}; see model.learning_rate_finder_result)")
 
     def recipe_callbacks(self, callbacks=None, *, has_validation=False, initial_epoch=0,
                          epochs=1):
@@ -193,6 +231,7 @@ class RecipeModel(keras.Model):
             early_stopping_patience=self.early_stopping_patience,
             auto_one_cycle=self.auto_one_cycle,
             backup_dir=self.backup_dir,
+            auto_learning_rate=self.auto_learning_rate,
         )
         return config
 
@@ -203,6 +242,7 @@ class RecipeModel(keras.Model):
             "early_stopping_patience": config.pop("early_stopping_patience", None),
             "auto_one_cycle": config.pop("auto_one_cycle", False),
             "backup_dir": config.pop("backup_dir", None),
+            "auto_learning_rate": config.pop("auto_learning_rate", False),
         }
         model = super().from_config(config, custom_objects=custom_objects)
         for key, value in recipe_settings.items():

@@ -75,7 +75,10 @@ def build_default_dnn(
             `keras.optimizers.Optimizer` instance used as given.
             Defaults to `"nadam"`.
         learning_rate: float, the peak learning rate of the 1cycle (or the
-            constant rate without it). Defaults to `1e-2`.
+            constant rate without it), or `"find"`: the first `fit` then runs
+            `keras_recipes.find_learning_rate` on its own training data and
+            uses the suggestion (kept in `model.learning_rate_finder_result`).
+            Defaults to `1e-2`.
         one_cycle: bool or `"auto"`, whether to use the 1cycle schedules;
             `"auto"` means yes for an optimizer name, no for an instance.
             Defaults to `"auto"`.
@@ -164,5 +167,5 @@ def build_default_dnn(
                                        clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution,
+        distribution=distribution, learning_rate=learning_rate,
     )

@@ -107,7 +107,8 @@ def build_self_normalizing_dnn(
         input_variance: array or None, per-feature variance. Defaults to `None`.
         optimizer: str or `keras.optimizers.Optimizer`, as in
             `build_default_dnn`. Defaults to `"nadam"`.
-        learning_rate: float, peak learning rate. Defaults to `3e-3`.
+        learning_rate: float or `"find"`, peak learning rate, as in
+            `build_default_dnn`. Defaults to `3e-3`.
         one_cycle: bool or `"auto"`. Defaults to `"auto"`.
         total_steps: int or None. Defaults to `None` (set by each `fit`).
         clipnorm: float or None. Defaults to `None`.
@@ -178,5 +179,5 @@ def build_self_normalizing_dnn(
                                        clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution,
+        distribution=distribution, learning_rate=learning_rate,
     )
