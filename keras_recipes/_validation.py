@@ -17,6 +17,13 @@ from collections.abc import Iterable
 from typing import Any
 
 
+class Described(str):
+    """A description of a received value (e.g. an array's shape), shown without quotes."""
+
+    def __repr__(self):
+        return str(self)
+
+
 def _received(name: str, value: Any) -> str:
     return f"Received: {name}={value!r}"
 

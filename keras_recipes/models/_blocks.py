@@ -119,18 +119,18 @@ def normalization_layer(normalization_data=None, mean=None, variance=None, *, in
         return None
     if normalization_data is not None:
         if mean is not None or variance is not None:
-            v.fail("normalization_data", "<array>",
+            v.fail("normalization_data", v.Described("<array>"),
                    "None when `input_mean`/`input_variance` are given",
                    hint="Pass either data to adapt to or the statistics, not both")
         import numpy as np
 
         data = np.asarray(normalization_data, dtype="float32")
         if data.ndim < 2 or data.shape[1:] != tuple(input_shape):
-            v.fail("normalization_data", f"<array of shape {data.shape}>",
+            v.fail("normalization_data", v.Described(f"<array of shape {data.shape}>"),
                    f"an array of shape (num_samples, *{tuple(input_shape)}) matching "
                    "`input_shape`")
         if not np.all(np.isfinite(data)):
-            v.fail("normalization_data", "<array with NaN or Inf>", "finite values")
+            v.fail("normalization_data", v.Described("<array with NaN or Inf>"), "finite values")
         mean, variance = datasets.standardization_statistics(data.reshape(len(data), -1))
         return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
     if mean is None or variance is None:

@@ -10,6 +10,7 @@ import inspect
 import keras
 
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
+from keras_recipes.models._fit_checks import check_fit_data
 from keras_recipes.schedules import OneCycle
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
@@ -144,6 +145,7 @@ class RecipeModel(keras.Model):
             epochs=params["epochs"],
         )
         params.pop("self")
+        check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
         return super().fit(**params)
