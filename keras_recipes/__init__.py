@@ -2,7 +2,16 @@
 
 __version__ = "0.1.0"
 
-from keras_recipes import callbacks, datasets, optimizers, schedules  # noqa: E402
+from keras_recipes import (  # noqa: E402
+    callbacks,
+    constraints,
+    datasets,
+    layers,
+    optimizers,
+    schedules,
+    uncertainty,
+)
+from keras_recipes.constraints import apply_max_norm  # noqa: E402
 from keras_recipes.diagnostics import DiagnosisReport, diagnose  # noqa: E402
 from keras_recipes.lr_finder import LRFinderResult, find_learning_rate  # noqa: E402
 from keras_recipes.models import (  # noqa: E402
@@ -12,11 +21,20 @@ from keras_recipes.models import (  # noqa: E402
     build_self_normalizing_dnn,
 )
 from keras_recipes.models.registry import get_recipe, list_recipes  # noqa: E402
+from keras_recipes.uncertainty import (  # noqa: E402
+    MCDropoutPredictor,
+    MCDropoutResult,
+    expected_calibration_error,
+    reliability_diagram,
+)
 
 __all__ = [
     "__version__",
     "callbacks",
+    "constraints",
     "datasets",
+    "layers",
+    "uncertainty",
     "optimizers",
     "schedules",
     "RecipeModel",
@@ -29,4 +47,9 @@ __all__ = [
     "DiagnosisReport",
     "find_learning_rate",
     "LRFinderResult",
+    "apply_max_norm",
+    "MCDropoutPredictor",
+    "MCDropoutResult",
+    "expected_calibration_error",
+    "reliability_diagram",
 ]

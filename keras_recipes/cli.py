@@ -145,8 +145,11 @@ def _train(args):
     if config.report["lr_find"]:
         config.model["learning_rate"] = "find"
     output = pathlib.Path(args.output or _default_output(config.recipe))
+    _keep_paths_inside(config, output)
     keras.utils.set_random_seed(config.seed)
     data, model = _build(config)
+    if config.report["mc_dropout_samples"]:
+        _mc_predictor(model, config)  # a model without dropout is refused before training
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
           f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
 
@@ -173,6 +176,8 @@ def _train(args):
     if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
         metrics["status"] = status = "diverged"
     extra_figures = []
+    if status == "completed" and config.report["mc_dropout_samples"]:
+        extra_figures.append(_mc_dropout_report(model, data, config, metrics))
     finder = getattr(model, "learning_rate_finder_result", None)
     if finder is not None:
         metrics["found_learning_rate"] = float(finder.suggestion)
@@ -184,6 +189,58 @@ def _train(args):
     if status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _keep_paths_inside(config, output):
+    """Resolves a config's `model.backup_dir` inside the output folder, refusing escapes."""
+    from keras_recipes.config import ConfigError
+
+    backup_dir = config.model.get("backup_dir")
+    if backup_dir is None:
+        return
+    root = output.resolve()
+    resolved = (root / str(backup_dir)).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ConfigError(f"{config.source}: model.backup_dir: {backup_dir!r} resolves to "
+                          f"{resolved}, outside the output folder {root}; use a folder name "
+                          "relative to the output folder")
+    config.model["backup_dir"] = str(resolved)
+
+
+def _mc_dropout_report(model, data, config, metrics):
+    """MC-Dropout predictions on the test split: metrics and the uncertainty histogram."""
+    import numpy as np
+
+    from keras_recipes.uncertainty import expected_calibration_error
+
+    result = _mc_predictor(model, config).predict(data.x_test)
+    plain = model.predict(data.x_test, verbose=0)
+    metrics["mc_test_accuracy"] = float(np.mean(result.predict_classes() == data.y_test))
+    metrics["test_ece"] = float(expected_calibration_error(data.y_test, plain))
+    metrics["mc_test_ece"] = float(expected_calibration_error(data.y_test, result.mean))
+    correct = result.predict_classes() == data.y_test
+
+    def draw(ax):
+        bins = np.linspace(0, max(float(result.entropy.max()), 1e-6), 30)
+        ax.hist(result.entropy[correct], bins=bins, alpha=0.7, label="correct")
+        ax.hist(result.entropy[~correct], bins=bins, alpha=0.7, label="wrong")
+        ax.set_xlabel("predictive entropy (nats)")
+        ax.set_ylabel("test samples")
+        ax.legend()
+
+    return ("uncertainty.png",
+            f"MC Dropout uncertainty ({config.report['mc_dropout_samples']} samples)", draw)
+
+
+def _mc_predictor(model, config):
+    from keras_recipes.config import ConfigError
+    from keras_recipes.uncertainty import MCDropoutPredictor
+
+    try:
+        return MCDropoutPredictor(model, num_samples=config.report["mc_dropout_samples"],
+                                  seed=config.seed)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{config.source}: report.mc_dropout_samples: {error}") from None
 
 
 def _floats(metrics):

@@ -188,3 +188,38 @@ def test_train_with_lr_find_uses_the_suggestion_and_reports_the_curve(tmp_path):
     model = keras.models.load_model(output / "model.keras")
     assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(
         metrics["found_learning_rate"])
+
+
+def test_mc_dropout_run_reports_uncertainty(tmp_path):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--set", "fit.epochs=2", "--set", "model.dropout_rate=0.2",
+                     "--set", "report.mc_dropout_samples=10", "--output", str(output)]) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert 0.5 < metrics["mc_test_accuracy"] <= 1 and 0 <= metrics["mc_test_ece"] <= 1
+    assert "![MC Dropout uncertainty (10 samples)](uncertainty.png)" in \
+        (output / "report.md").read_text()
+    assert _png_size(output / "uncertainty.png")[1] >= 500
+
+
+def test_mc_dropout_on_a_model_without_dropout_exits_2(tmp_path, capsys):
+    assert cli.main(["train", "--set", "fit.epochs=1", "--set", "report.mc_dropout_samples=5",
+                     "--output", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert "report.mc_dropout_samples: " in captured.err
+    assert "Training" not in captured.out and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("backup_dir", ["../outside", "/tmp/elsewhere"])
+def test_config_paths_cannot_escape_the_output_folder(tmp_path, capsys, backup_dir):
+    assert cli.main(["train", "--set", f"model.backup_dir={backup_dir}",
+                     "--output", str(tmp_path / "run")]) == 2
+    assert "outside the output folder" in capsys.readouterr().err
+    assert not (tmp_path / "outside").exists()
+
+
+def test_config_backup_dir_inside_the_output_folder_is_used(tmp_path):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--set", "fit.epochs=1", "--set", "model.backup_dir=backup",
+                     "--output", str(output)]) == 0
+    model = keras.models.load_model(output / "model.keras")
+    assert model.backup_dir == str((output / "backup").resolve())

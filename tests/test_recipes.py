@@ -480,3 +480,14 @@ def test_recipes_pass_their_own_diagnosis(name):
     x, y = _data()
     measured = {f.rule for f in keras_recipes.diagnose(model, x, y).findings}
     assert measured <= ({"initializer_mismatch"} if name == "baseline" else set())
+
+
+def test_default_dnn_max_norm_bounds_every_hidden_unit_after_training():
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=2, units=16,
+                                            max_norm=0.5, learning_rate=0.5, seed=0)
+    model.fit(x * 50, y, epochs=3, batch_size=16, verbose=0)
+    for name in ("hidden_1", "hidden_2"):
+        kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+        assert np.linalg.norm(kernel, axis=0).max() <= 0.5 + 1e-6
+    assert model.get_layer("output").kernel_constraint is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
+from keras_recipes.constraints import apply_max_norm
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
 
@@ -70,7 +71,8 @@ def build_default_dnn(
         l1: float >= 0, L1 penalty on the hidden kernels. Defaults to `0.0`.
         l2: float >= 0, L2 penalty on the hidden kernels. Defaults to `0.0`.
         max_norm: float or None, bound on the norm of each hidden unit's
-            incoming weights. Defaults to `None`.
+            incoming weights (`keras_recipes.constraints.apply_max_norm`; the
+            output layer is left free). Defaults to `None`.
         optimizer: str (`"nadam"`, `"adam"`, `"adamw"`, `"sgd"`) or a
             `keras.optimizers.Optimizer` instance used as given.
             Defaults to `"nadam"`.
@@ -148,8 +150,6 @@ def build_default_dnn(
                 kernel_initializer=blocks.seeded_initializer(
                     initializer_name, blocks.layer_seed(seed, i)),
                 kernel_regularizer=blocks.kernel_regularizer(l1, l2),
-                kernel_constraint=keras.constraints.MaxNorm(max_norm, axis=0) if max_norm
-                else None,
                 name=f"hidden_{i}",
             )(x)
             if batch_norm:
@@ -161,7 +161,7 @@ def build_default_dnn(
                                          name=f"dropout_{i}")(x)
         return inputs, blocks.output_layer(*output_layer_args, seed=seed)(x)
 
-    return blocks.assemble(
+    model = blocks.assemble(
         graph,
         lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
                                        clipnorm),
@@ -169,3 +169,7 @@ def build_default_dnn(
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         distribution=distribution, learning_rate=learning_rate,
     )
+    if max_norm:
+        # The chapter bounds the hidden layers' incoming weights, not the output layer's.
+        apply_max_norm(model, max_norm, exclude=["output"])
+    return model
