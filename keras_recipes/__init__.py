@@ -22,6 +22,7 @@ from keras_recipes.models import (  # noqa: E402
     build_self_normalizing_dnn,
 )
 from keras_recipes.models.registry import get_recipe, list_recipes  # noqa: E402
+from keras_recipes.models.transfer import build_transfer_model, fine_tune  # noqa: E402
 from keras_recipes.uncertainty import (  # noqa: E402
     MCDropoutPredictor,
     MCDropoutResult,
@@ -43,6 +44,8 @@ __all__ = [
     "build_default_dnn",
     "build_plain_dnn",
     "build_self_normalizing_dnn",
+    "build_transfer_model",
+    "fine_tune",
     "get_recipe",
     "list_recipes",
     "diagnose",

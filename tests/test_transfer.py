@@ -1,0 +1,779 @@
+"""Tests of keras_recipes.models.transfer: build_transfer_model, fine_tune and the
+preprocessing layer."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_recipes
+from keras_recipes.models._preprocessing import FAMILY_MODES
+from keras_recipes.models._transfer_base import application_family, application_names
+from keras_recipes.models.transfer import (
+    ApplicationPreprocessing,
+    build_transfer_model,
+    fine_tune,
+    transfer_learning_recipe,
+)
+from keras_recipes.schedules import OneCycle
+
+TINY_MOBILENET = dict(input_shape=(32, 32, 3), weights=None, base_kwargs={"alpha": 0.35})
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+def _conv_base(input_shape=(16, 16, 3), name="conv_base", seed=0):
+    """A small conv net: three Conv -> BatchNorm -> ReLU blocks, 9 layers."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, (filters, strides) in enumerate([(4, 1), (6, 1), (8, 2)], start=1):
+        x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name=f"conv_{i}",
+                                kernel_initializer=keras.initializers.GlorotUniform(seed + i))(x)
+        x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = keras.layers.ReLU(name=f"relu_{i}")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _images(n=64, shape=(16, 16, 3), classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, *shape)).astype("float32")
+    y = (x.reshape(n, -1, shape[-1]).mean(axis=1).argmax(axis=1) % classes).astype("int64")
+    return x, y
+
+
+def _transfer(base=None, **kwargs):
+    kwargs = {"dropout_rate": 0.0, "seed": 0, **kwargs}
+    return build_transfer_model(_conv_base() if base is None else base, 3, **kwargs)
+
+
+def _numpy(variables):
+    return [keras.ops.convert_to_numpy(w) for w in variables]
+
+
+def _weights_by_layer(model):
+    return {layer.name: _numpy(layer.weights) for layer in model.layers}
+
+
+def _base_of(model):
+    (base,) = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return base
+
+
+def _changed_layers(before, after):
+    changed = set()
+    for name, weights in before.items():
+        if any(not np.array_equal(a, b) for a, b in zip(weights, after[name])):
+            changed.add(name)
+    return changed
+
+
+class _Snapshots(keras.callbacks.Callback):
+    """Records the base's and the whole model's weights when each `fit` begins and ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.begin, self.end = [], []
+
+    def on_train_begin(self, logs=None):
+        self.begin.append((_weights_by_layer(_base_of(self.model)), self.model.get_weights()))
+
+    def on_train_end(self, logs=None):
+        self.end.append((_weights_by_layer(_base_of(self.model)), self.model.get_weights()))
+
+
+class _LearningRates(keras.callbacks.Callback):
+    """Reads the learning rate each batch runs at (reads only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_begin(self, logs=None):
+        self.rates.append([])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates[-1].append(float(self.model.optimizer.learning_rate))
+
+
+# --- ApplicationPreprocessing -------------------------------------------------------------
+
+
+def test_preprocessing_layer_equals_the_preprocess_input_of_every_family():
+    x, _ = _images(n=4, shape=(5, 6, 3), seed=1)
+    for family in FAMILY_MODES:
+        for data_format in ("channels_last", "channels_first"):
+            images = x if data_format == "channels_last" else np.ascontiguousarray(
+                np.moveaxis(x, -1, 1))
+            reference = getattr(keras.applications, family).preprocess_input(
+                images.copy(), data_format=data_format)  # works in place on float arrays
+            layer = ApplicationPreprocessing(family, data_format=data_format)
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), reference,
+                                          err_msg=f"{family}, {data_format}")
+            # Raw uint8 images, as an image pipeline gives them.
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(layer(images.astype("uint8"))), reference,
+                err_msg=f"{family}, {data_format}, uint8")
+
+
+def test_every_installed_application_has_a_known_preprocessing_family():
+    names = application_names()
+    assert {"MobileNetV2", "ResNet50", "EfficientNetB0", "VGG16"} <= set(names)
+    for name in names:
+        family = application_family(name)
+        assert family in FAMILY_MODES, name
+        assert hasattr(getattr(keras.applications, family), "preprocess_input"), name
+
+
+def test_preprocessing_layer_round_trips_its_config_and_rejects_unknown_families():
+    layer = ApplicationPreprocessing("resnet", data_format="channels_first", name="pre")
+    config = layer.get_config()
+    assert config["family"] == "resnet" and config["data_format"] == "channels_first"
+    clone = ApplicationPreprocessing.from_config(config)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 3, 4, 4)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)),
+                                  keras.ops.convert_to_numpy(layer(x)))
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `family` must be one of 'convnext', ") + ".*" + re.escape(
+            "Received: family='mobilenetv2'. Did you mean 'mobilenet_v2'?")):
+        ApplicationPreprocessing("mobilenetv2")
+
+
+# --- build_transfer_model on keras.applications ------------------------------------------
+
+
+def test_application_model_has_preprocess_input_in_the_graph_before_the_frozen_base():
+    keras.utils.set_random_seed(0)
+    model = build_transfer_model("MobileNetV2", 4, **TINY_MOBILENET, seed=0)
+    base = _base_of(model)
+    assert base.name.startswith("mobilenetv2_0.35")
+    assert not base.trainable and not any(layer.trainable_weights for layer in base.layers)
+    assert isinstance(model.get_layer("preprocessing"), ApplicationPreprocessing)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer", "ApplicationPreprocessing", "Functional", "GlobalAveragePooling2D",
+        "Dropout", "Dense"]
+    assert model.get_layer("dropout").rate == 0.2
+    # Raw images in, the base sees exactly what preprocess_input gives.
+    raw, _ = _images(n=3, shape=(32, 32, 3))
+    features = keras.Model(model.inputs[0], model.get_layer("pooling").input)
+    expected = base(keras.applications.mobilenet_v2.preprocess_input(raw.copy()),
+                    training=False)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(features(raw)),
+                               keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
+    # Compiled with the recipe: Adam on a 1cycle spread over each fit.
+    assert model.compiled and model.auto_one_cycle and model.early_stopping_patience == 5
+    assert type(model.optimizer).__name__ == "Adam"
+    assert isinstance(model.optimizer._learning_rate, OneCycle)
+    assert model.optimizer._learning_rate.max_learning_rate == 1e-2
+    assert model.loss == "sparse_categorical_crossentropy"
+
+
+def test_application_names_are_case_insensitive_and_unknown_ones_get_the_closest():
+    model = build_transfer_model("mobilenetv2", 2, **TINY_MOBILENET)
+    assert model.get_layer("output").units == 1  # binary task: one sigmoid unit
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `base` must be one of 'ConvNeXtBase', ") + ".*" + re.escape(
+            "Received: base='MobileNetV4'. Did you mean 'MobileNetV2'?")):
+        build_transfer_model("MobileNetV4", 3, weights=None)
+
+
+def test_default_input_shape_is_the_size_the_imagenet_weights_were_trained_at():
+    from keras_recipes.models._transfer_base import default_input_shape
+
+    model = build_transfer_model("MobileNetV2", 3, weights=None, base_kwargs={"alpha": 0.35})
+    assert model.input_shape == (None, 224, 224, 3)
+    assert default_input_shape("InceptionV3") == (299, 299, 3)
+    assert default_input_shape("EfficientNetB3") == (300, 300, 3)
+    assert default_input_shape("NASNetLarge") == (331, 331, 3)
+
+
+@pytest.mark.parametrize("input_shape, weights, message", [
+    ((16, 16, 3), None, "Argument `input_shape` must be a shape MobileNetV2 accepts. Received: "
+     "input_shape=(16, 16, 3) (keras.applications.MobileNetV2 says: Input size must be at "
+     "least 32x32"),
+    ((32, 32, 1), "imagenet", "Argument `input_shape` must be a shape MobileNetV2 accepts. "
+     "Received: input_shape=(32, 32, 1) (keras.applications.MobileNetV2 says: The input must "
+     "have 3 channels"),
+    ((32, 32), None, "Argument `input_shape` must be a shape MobileNetV2 accepts. Received: "
+     "input_shape=(32, 32)"),
+])
+def test_an_input_shape_the_application_cannot_take_is_explained(input_shape, weights,
+                                                                 message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_transfer_model("MobileNetV2", 3, input_shape, weights)
+
+
+def test_weights_load_from_a_local_file_offline(tmp_path):
+    keras.utils.set_random_seed(1)
+    pretrained = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25,
+                                              include_top=False, weights=None)
+    path = tmp_path / "mobilenet_no_top.weights.h5"
+    pretrained.save_weights(path)
+    keras.utils.set_random_seed(2)
+    model = build_transfer_model("MobileNet", 3, (32, 32, 3), str(path),
+                                 base_kwargs={"alpha": 0.25})
+    for loaded, saved in zip(_base_of(model).get_weights(), pretrained.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
+    # A file of another architecture is refused with the reason.
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `weights` must be a weights file of keras.applications.MobileNet("
+            "include_top=False, input_shape=(32, 32, 3), **{'alpha': 0.5}). Received: "
+            f"weights={str(path)!r}, which could not be loaded: A total of ")):
+        build_transfer_model("MobileNet", 3, (32, 32, 3), path, base_kwargs={"alpha": 0.5})
+
+
+def test_imagenet_download_failure_says_how_to_work_offline(monkeypatch):
+    from keras.src.applications import mobilenet_v2
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None")
+
+    monkeypatch.setattr(mobilenet_v2.file_utils, "get_file", offline)
+    with pytest.raises(ConnectionError, match=re.escape(
+            'weights="imagenet" downloads the ImageNet weights of MobileNetV2, which failed: '
+            "URL fetch failure on https://storage.googleapis.com/x.h5: None. Offline, pass the "
+            "path of a weights file of MobileNetV2(include_top=False) as `weights`, or "
+            "weights=None.")):
+        build_transfer_model("MobileNetV2", 3, (96, 96, 3), "imagenet",
+                             base_kwargs={"alpha": 0.35})
+
+
+_BAD_BUILD_ARGUMENTS = [
+    (dict(weights="missing.weights.h5"), ValueError, "Argument `weights` must be 'imagenet', "
+     "None or the path of an existing weights file. Received: weights='missing.weights.h5' "
+     "(no file at that path)"),
+    (dict(weights=3), TypeError, "Argument `weights` must be 'imagenet', None or the path of "
+     "an existing weights file. Received: weights=3"),
+    (dict(base_kwargs={"include_top": True}), ValueError, "Argument `base_kwargs` must be free "
+     "of 'include_top'. Received: base_kwargs={'include_top': True} (build_transfer_model "
+     "sets it"),
+    (dict(base_kwargs={"alpah": 0.35}), ValueError, "Argument `base_kwargs` must be arguments "
+     "of keras.applications.MobileNetV2: 'alpha', 'name'. Received: base_kwargs={'alpah': "
+     "0.35}. Did you mean 'alpha'?"),
+    (dict(pooling="mean"), ValueError, "Argument `pooling` must be one of 'avg', 'max'. "
+     "Received: pooling='mean'"),
+    (dict(num_hidden_layers=-1), ValueError, "Argument `num_hidden_layers` must be a "
+     "non-negative integer. Received: num_hidden_layers=-1"),
+    (dict(dropout_rate=1.0), ValueError, "Argument `dropout_rate` must be in the range "
+     "[0, 1). Received: dropout_rate=1.0"),
+    (dict(feature_layer="block_1_project"), ValueError, "Argument `feature_layer` must be None "
+     "for a keras.applications base"),
+    (dict(preprocessing="resnet51"), ValueError, "Argument `preprocessing` must be one of "),
+    (dict(preprocessing=3), TypeError, "Argument `preprocessing` must be \"auto\", None, a "
+     "keras.applications module or model name, or a keras Layer. Received: preprocessing=3"),
+    (dict(learning_rate="fast"), ValueError, "Argument `learning_rate` must be a number > 0 or "
+     "\"find\". Received: learning_rate='fast'"),
+    (dict(num_classes=1), ValueError, "Argument `num_classes` must be an integer >= 2. "
+     "Received: num_classes=1"),
+    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', "
+     "'adam', 'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+]
+
+
+def test_build_transfer_model_rejects_bad_arguments():
+    for kwargs, error, message in _BAD_BUILD_ARGUMENTS:
+        kwargs = {"base": "MobileNetV2", "num_classes": 3, "input_shape": (32, 32, 3),
+                  "weights": None, **kwargs}
+        with pytest.raises(error, match=re.escape(message)):
+            build_transfer_model(**kwargs)
+
+
+def test_base_must_be_a_name_or_a_graph_model():
+    with pytest.raises(TypeError, match=re.escape(
+            "Argument `base` must be a keras.applications model name (e.g. 'MobileNetV2') or a "
+            "keras.Model. Received: base=3")):
+        build_transfer_model(3, 3)
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(2, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    with pytest.raises(TypeError, match=re.escape(
+            "Argument `base` must be a keras.applications model name or a functional or "
+            "Sequential keras.Model with defined inputs.")):
+        build_transfer_model(Subclassed(), 3)
+
+
+def test_head_options_are_wired_and_the_task_picks_the_output():
+    model = build_transfer_model(_conv_base(), 5, pooling="max", dropout_rate=0.3,
+                                 num_hidden_layers=2, units=16, activation="selu", seed=0)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["InputLayer", "Functional", "GlobalMaxPooling2D", "Dropout", "Dense",
+                     "Activation", "Dropout", "Dense", "Activation", "Dropout", "Dense"]
+    assert model.get_layer("hidden_1").units == 16
+    assert type(model.get_layer("hidden_1").kernel_initializer).__name__ == "LecunNormal"
+    assert model.get_layer("dropout_2").rate == 0.3
+    assert model.get_layer("output").activation.__name__ == "softmax"
+    regression = build_transfer_model(_conv_base(), None, task="regression", num_outputs=2,
+                                      one_cycle=False, optimizer="sgd", learning_rate=0.05)
+    assert regression.loss == "mse" and regression.get_layer("output").units == 2
+    assert float(regression.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+# --- build_transfer_model on a model of yours --------------------------------------------
+
+
+def _classifier(input_shape=(16, 16, 3), classes=5, softmax_layer=False):
+    inputs = keras.Input(input_shape)
+    x = _conv_base(input_shape)(inputs)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(12, activation="relu", name="features")(x)
+    if softmax_layer:
+        x = keras.layers.Dense(classes, name="logits")(x)
+        outputs = keras.layers.Softmax(name="probabilities")(x)
+    else:
+        outputs = keras.layers.Dense(classes, activation="softmax", name="old_output")(x)
+    return keras.Model(inputs, outputs, name="pretrained")
+
+
+@pytest.mark.parametrize("softmax_layer", [False, True])
+def test_a_classifier_of_yours_loses_its_output_layer_and_keeps_the_rest(softmax_layer):
+    pretrained = _classifier(softmax_layer=softmax_layer)
+    model = build_transfer_model(pretrained, 3, dropout_rate=0.0)
+    base = _base_of(model)
+    assert base.name == "pretrained" and base.output_shape == (None, 12)
+    assert [layer.name for layer in base.layers][-2:] == ["flatten", "features"]
+    assert "pooling" not in [layer.name for layer in model.layers]  # features are a vector
+    x, _ = _images(n=4)
+    # The base computes what the pretrained model computes up to "features".
+    reference = keras.Model(pretrained.inputs[0], pretrained.get_layer("features").output)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(base(x)),
+                               keras.ops.convert_to_numpy(reference(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_feature_map_model_is_used_whole_and_pooled():
+    model = build_transfer_model(_conv_base(), 3)
+    assert _base_of(model).output_shape == (None, 8, 8, 8)
+    assert isinstance(model.get_layer("pooling"), keras.layers.GlobalAveragePooling2D)
+
+
+def test_feature_layer_by_name_or_index_and_sequential_models():
+    pretrained = _classifier()
+    by_name = build_transfer_model(pretrained, 3, feature_layer="flatten")
+    assert _base_of(by_name).output_shape == (None, 8 * 8 * 8)
+    by_index = build_transfer_model(pretrained, 3, feature_layer=1)  # the conv base
+    assert _base_of(by_index).output_shape == (None, 8, 8, 8)
+    sequential = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3),
+                                   keras.layers.GlobalAveragePooling2D(),
+                                   keras.layers.Dense(5, activation="softmax")])
+    model = build_transfer_model(sequential, 3)
+    assert _base_of(model).output_shape == (None, 4)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `feature_layer` must be the name of a layer of 'pretrained'. Received: "
+            "feature_layer='featurs'. Did you mean 'features'?")):
+        build_transfer_model(pretrained, 3, feature_layer="featurs")
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `feature_layer` must be a layer index in the range [-5, 4]. Received: "
+            "feature_layer=9")):
+        build_transfer_model(pretrained, 3, feature_layer=9)
+
+
+def test_your_model_is_copied_so_training_the_transfer_model_leaves_it_unchanged():
+    pretrained = _classifier()
+    original = _numpy(pretrained.weights)
+    model = build_transfer_model(pretrained, 3, feature_layer="flatten", seed=0)
+    x, y = _images()
+    fine_tune(model, (x, y), head_epochs=0, epochs=1, batch_size=32, verbose=0)
+    assert _base_of(model).trainable  # phase 2 unfroze the copy ...
+    assert pretrained.trainable  # ... and left yours as it was
+    for now, before in zip(_numpy(pretrained.weights), original):
+        np.testing.assert_array_equal(now, before)
+
+
+def test_your_model_input_shape_and_preprocessing():
+    pretrained = _classifier()
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `input_shape` must be the input shape of `base`, (16, 16, 3). Received: "
+            "input_shape=(32, 32, 3)")):
+        build_transfer_model(pretrained, 3, input_shape=(32, 32, 3))
+    model = build_transfer_model(_conv_base((None, None, 3)), 3, input_shape=(20, 20, 3),
+                                 preprocessing=keras.layers.Rescaling(1 / 255, name="scale"))
+    assert model.input_shape == (None, 20, 20, 3)
+    assert model.layers[1].name == "scale"
+    named = build_transfer_model(_conv_base(), 3, preprocessing="ResNet50")
+    assert named.get_layer("preprocessing").family == "resnet"
+    two_outputs = keras.Model(pretrained.inputs, [pretrained.layers[-1].output,
+                                                  pretrained.layers[-2].output])
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `base` must be a model with one input and one output.")):
+        build_transfer_model(two_outputs, 3)
+
+
+def test_a_weights_file_of_your_model_is_loaded_into_the_copy(tmp_path):
+    pretrained = _classifier()
+    path = tmp_path / "pretrained.weights.h5"
+    pretrained.save_weights(path)
+    changed = _classifier()
+    model = build_transfer_model(changed, 3, weights=path)
+    np.testing.assert_array_equal(_base_of(model).get_layer("features").get_weights()[0],
+                                  pretrained.get_layer("features").get_weights()[0])
+
+
+# --- fine_tune ----------------------------------------------------------------------------
+
+
+def test_phase_one_changes_no_base_weight_and_trains_the_head():
+    x, y = _images()
+    model = _transfer()
+    snapshots = _Snapshots()
+    fine_tune(model, (x, y), head_epochs=2, epochs=0, callbacks=[snapshots], verbose=0)
+    (base_before, all_before), (base_after, _) = snapshots.begin[0], snapshots.end[0]
+    assert _changed_layers(base_before, base_after) == set()  # BN moving statistics included
+    assert not np.array_equal(model.get_layer("output").get_weights()[0], all_before[-2])
+
+
+@pytest.mark.parametrize("unfreeze, expected", [
+    (3, {"conv_3"}),
+    (0.5, {"conv_3"}),  # ceil(0.5 * 9) = 5 layers: bn_2 and above
+    (0.6, {"conv_2", "conv_3"}),  # 6 layers: conv_2 and above
+    ("conv_2", {"conv_2", "conv_3"}),
+    ("all", {"conv_1", "conv_2", "conv_3"}),
+])
+def test_phase_two_changes_exactly_the_unfrozen_layers_and_no_batchnorm(unfreeze, expected):
+    x, y = _images()
+    model = _transfer()
+    snapshots = _Snapshots()
+    history = fine_tune(model, (x, y), head_epochs=0, epochs=1, unfreeze=unfreeze,
+                        batch_size=32, callbacks=[snapshots], verbose=0)
+    assert history.history["phase"] == [2]
+    before, after = snapshots.begin[0][0], snapshots.end[0][0]
+    changed = _changed_layers(before, after)
+    assert changed == expected  # no bn_* layer: gamma, beta and moving statistics kept
+    for name in expected:  # every variable of an unfrozen layer moved
+        assert all(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))
+    base = _base_of(model)
+    assert {layer.name for layer in base.layers if layer.trainable_weights} == expected
+
+
+def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():
+    x, y = _images()
+    model = _transfer(learning_rate=0.01)
+    rates = _LearningRates()
+    # 2 steps per epoch: 10 steps per phase, whose 1cycle peaks exactly at step 2.
+    fine_tune(model, (x, y), head_epochs=5, epochs=5, batch_size=32, callbacks=[rates],
+              verbose=0)
+    head, tune = rates.rates
+    assert len(head) == len(tune) == 10
+    assert max(head) == pytest.approx(0.01, rel=1e-5)
+    # A fresh cycle over phase 2 alone: up from 1/25 of the peak to a tenth of
+    # the head's rate, and down again.
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, OneCycle)
+    assert (schedule.max_learning_rate, schedule.total_steps, schedule.start_step) == (
+        pytest.approx(0.001), 10, 0)
+    np.testing.assert_allclose(tune, [float(schedule(step)) for step in range(10)], rtol=1e-5)
+    assert tune[0] == pytest.approx(0.001 / 25, rel=1e-5)
+    assert max(tune) == pytest.approx(0.001, rel=1e-5) == tune[2]
+    assert isinstance(model.optimizer, keras_recipes.optimizers.Adam)  # the compiled kind
+
+
+def _gradients(model, x, y):
+    import tensorflow as tf
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return {v.path: g.numpy() for v, g in zip(model.trainable_variables, grads)}
+
+
+class _FirstStep(keras.callbacks.Callback):
+    """Records, for the phase-2 `fit`, the weights and gradients before its one step."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.fits = x, y, 0
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+        if self.fits == 2:
+            self.grads = _gradients(self.model, self.x, self.y)
+            self.before = {v.path: keras.ops.convert_to_numpy(v)
+                           for v in self.model.trainable_variables}
+
+
+def test_phase_two_update_is_minus_the_fine_tune_rate_times_the_gradient():
+    # Plain SGD, one full batch per phase: the first update is -learning_rate * gradient.
+    x, y = _images(n=32)
+    model = _transfer(optimizer="sgd", one_cycle=False)
+    probe = _FirstStep(x, y)
+    fine_tune(model, (x, y), head_epochs=1, epochs=1, unfreeze="conv_3",
+              learning_rate=0.1, fine_tune_learning_rate=0.01, optimizer="sgd",
+              one_cycle=False, batch_size=32, callbacks=[probe], verbose=0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    after = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    assert set(after) == {"conv_3/kernel", "conv_3/bias", "output/kernel", "output/bias"}
+    for path, grad in probe.grads.items():
+        np.testing.assert_allclose(after[path] - probe.before[path], -0.01 * grad,
+                                   rtol=2e-3, atol=1e-7)
+
+
+def test_discriminative_learning_rates_lower_for_lower_groups():
+    x, y = _images(n=32)
+    model = _transfer()
+    probe = _FirstStep(x, y)
+    fine_tune(model, (x, y), head_epochs=1, epochs=1, unfreeze="all", learning_rate=0.1,
+              fine_tune_learning_rate=0.01, optimizer="sgd", one_cycle=False, batch_size=32,
+              discriminative_factor=0.5, discriminative_groups=2, callbacks=[probe], verbose=0)
+    assert isinstance(model.optimizer, keras.optimizers.MultiOptimizer)
+    after = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    # The head at 0.01; conv_3 (top group) at 0.005; conv_1 and conv_2 at 0.0025.
+    rates = {"output": 0.01, "conv_3": 0.005, "conv_2": 0.0025, "conv_1": 0.0025}
+    for path, grad in probe.grads.items():
+        rate = rates[path.split("/")[0]]
+        np.testing.assert_allclose(after[path] - probe.before[path], -rate * grad,
+                                   rtol=2e-3, atol=1e-7)
+
+
+def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(tmp_path):
+    x, y = _images()
+    model = _transfer()
+    fine_tune(model, (x, y), head_epochs=0, epochs=2, batch_size=16, unfreeze="conv_2",
+              discriminative_factor=0.1, verbose=0)
+    optimizer = model.optimizer
+    schedules = [inner._learning_rate for inner in optimizer.optimizers]
+    assert sorted(s.max_learning_rate for s in schedules) == pytest.approx(
+        [1e-3 * 0.01, 1e-3 * 0.1, 1e-3])  # groups: conv_2, conv_3; the head
+    assert {(s.total_steps, s.start_step) for s in schedules} == {(8, 0)}
+    path = tmp_path / "discriminative.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert sorted(inner._learning_rate.max_learning_rate
+                  for inner in reloaded.optimizer.optimizers) == pytest.approx(
+        [1e-5, 1e-4, 1e-3])
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_tenth_of_it():
+    x, y = _images()
+    model = _transfer(learning_rate="find")
+    assert model.auto_learning_rate
+    rates = _LearningRates()
+    fine_tune(model, (x, y), head_epochs=2, epochs=1, batch_size=16, callbacks=[rates],
+              verbose=0)
+    suggestion = model.learning_rate_finder_result.suggestion
+    assert suggestion != 1e-3  # not the placeholder
+    head = rates.rates[0]  # a 1cycle peaking at the suggestion
+    assert head[0] == pytest.approx(suggestion / 25, rel=1e-4)
+    assert suggestion / 25 < max(head) <= suggestion * (1 + 1e-6)
+    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion / 10)
+    assert not model.auto_learning_rate  # the finder ran once, in phase 1 only
+
+
+def test_history_combines_the_phases_with_a_phase_marker_and_early_stopping_per_phase():
+    x, y = _images(n=32)
+    x_val, y_val = _images(n=16, seed=1)
+    y_val = (y_val + 1) % 3  # labels it cannot learn: val_loss rises, early stopping acts
+    model = _transfer(early_stopping_patience=0, learning_rate=0.05)
+    history = fine_tune(model, (x, y), (x_val, y_val), head_epochs=6, epochs=6, batch_size=32,
+                        verbose=0)
+    phases = history.history["phase"]
+    assert phases == sorted(phases) and set(phases) == {1, 2}
+    assert len(phases) < 12  # at least one phase stopped early
+    assert history.epoch == list(range(len(phases)))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(history.history[key]) == len(phases)
+    assert set(history.params) == {"phase_1", "phase_2"}
+
+
+def test_fine_tune_takes_tf_data_datasets():
+    import tensorflow as tf
+
+    x, y = _images()
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    valid = tf.data.Dataset.from_tensor_slices((x[:16], y[:16])).batch(8)
+    model = _transfer()
+    snapshots = _Snapshots()
+    history = fine_tune(model, train, valid, head_epochs=1, epochs=2, unfreeze=3,
+                        callbacks=[snapshots], verbose=0)
+    assert history.history["phase"] == [1, 2, 2] and "val_loss" in history.history
+    assert _changed_layers(snapshots.begin[1][0], snapshots.end[1][0]) == {"conv_3"}
+    assert model.optimizer._learning_rate.total_steps == 2 * 4
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `batch_size` must be None when `train_data` is a dataset. Received: "
+            "batch_size=8 (a dataset is batched already)")):
+        fine_tune(model, train, batch_size=8)
+
+
+def test_fine_tune_works_on_a_plain_keras_model_with_one_nested_base():
+    x, y = _images()
+    base = _conv_base()
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(features))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rates = _LearningRates()
+    history = fine_tune(model, (x, y), head_epochs=1, epochs=5, unfreeze=3, batch_size=32,
+                        callbacks=[rates], verbose=0)
+    assert history.history["phase"] == [1, 2, 2, 2, 2, 2]
+    assert rates.rates[0] == [pytest.approx(1e-3)] * 2  # Keras's Adam as compiled
+    # Then a 1cycle spread over the 10 steps of phase 2, peaking at a tenth.
+    assert model.optimizer._learning_rate.total_steps == 10
+    assert max(rates.rates[1]) == pytest.approx(1e-4, rel=1e-5) == rates.rates[1][2]
+
+
+def _same_in_training_and_inference(model, images):
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images, training=True)),
+                                  keras.ops.convert_to_numpy(model(images, training=False)))
+
+
+def test_fine_tuned_model_saves_and_reloads_without_custom_objects(tmp_path):
+    x, y = _images()
+    model = build_transfer_model(_conv_base(), 3, seed=0, dropout_rate=0.0,
+                                 preprocessing="mobilenet_v2", num_hidden_layers=1, units=8)
+    _same_in_training_and_inference(model, x[:4])  # BatchNorm in inference mode ...
+    fine_tune(model, (x, y), head_epochs=1, epochs=2, unfreeze="conv_2", batch_size=16,
+              verbose=0)
+    _same_in_training_and_inference(model, x[:4])  # ... also once the base is unfrozen
+    path = tmp_path / "fine_tuned.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)  # safe_mode, no custom_objects
+    assert type(reloaded) is keras_recipes.RecipeModel
+    assert isinstance(reloaded.get_layer("preprocessing"), ApplicationPreprocessing)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    _same_in_training_and_inference(reloaded, x[:4])
+    base, reloaded_base = _base_of(model), _base_of(reloaded)
+    assert [(layer.name, layer.trainable) for layer in reloaded_base.layers] == [
+        (layer.name, layer.trainable) for layer in base.layers]
+    assert int(reloaded.optimizer.iterations) == int(model.optimizer.iterations) == 8
+    assert reloaded.optimizer._learning_rate.get_config() == \
+        model.optimizer._learning_rate.get_config()
+    # Training the reloaded model goes on like the original: same trainable
+    # layers, BatchNorm still frozen (its moving statistics included).
+    before = _weights_by_layer(reloaded_base)
+    reloaded.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert _changed_layers(before, _weights_by_layer(reloaded_base)) == {"conv_2", "conv_3"}
+
+
+_BAD_FINE_TUNE_ARGUMENTS = [
+    (dict(unfreeze=10), ValueError, "Argument `unfreeze` must be an integer in the range "
+     "[1, 9]. Received: unfreeze=10"),
+    (dict(unfreeze=0), ValueError, "Argument `unfreeze` must be an integer in the range [1, 9]"),
+    (dict(unfreeze=1.5), ValueError, "Argument `unfreeze` must be in the range (0, 1]. "
+     "Received: unfreeze=1.5"),
+    (dict(unfreeze=True), TypeError, "Argument `unfreeze` must be an int (layers), a float in "
+     "(0, 1] (fraction of layers), a layer name or \"all\". Received: unfreeze=True"),
+    (dict(unfreeze="conv3"), ValueError, "Argument `unfreeze` must be \"all\" or the name of a "
+     "layer of the base 'conv_base' to unfreeze from. Received: unfreeze='conv3'. Did you "
+     "mean 'conv_3'?"),
+    (dict(unfreeze=2), ValueError, "Argument `unfreeze` must be a choice of base layers with "
+     "weights to train in phase 2. Received: unfreeze=2 (the chosen layers 'bn_3', 'relu_3' "
+     "have none besides BatchNormalization, which stays frozen)"),
+    (dict(head_epochs=-1), ValueError, "Argument `head_epochs` must be a non-negative integer. "
+     "Received: head_epochs=-1"),
+    (dict(head_epochs=0, epochs=0), ValueError, "Argument `epochs` must be positive when "
+     "head_epochs=0. Received: epochs=0 (nothing to train)"),
+    (dict(learning_rate=0), ValueError, "Argument `learning_rate` must be a number > 0 or None. "
+     "Received: learning_rate=0"),
+    (dict(fine_tune_learning_rate=0.01), ValueError, "Argument `fine_tune_learning_rate` must "
+     "be lower than the head's learning rate (0.01). Received: fine_tune_learning_rate=0.01 "
+     "(a high rate on the unfrozen base wrecks its pretrained features"),
+    (dict(optimizer="rmsprop"), ValueError, "Argument `optimizer` must be one of 'nadam', "
+     "'adam', 'adamw', 'sgd'. Received: optimizer='rmsprop'"),
+    (dict(discriminative_factor=1.0), ValueError, "Argument `discriminative_factor` must be in "
+     "the range (0, 1) or None. Received: discriminative_factor=1.0"),
+    (dict(discriminative_groups=0), ValueError, "Argument `discriminative_groups` must be a "
+     "positive integer. Received: discriminative_groups=0"),
+    (dict(callbacks=["early"]), TypeError, "Argument `callbacks` must be a list of "
+     "keras.callbacks.Callback or None. Received: callbacks=['early']"),
+    (dict(train_data="x"), TypeError, "Argument `train_data` must be a tuple (x, y) of arrays "
+     "or a dataset"),
+    (dict(train_data=np.zeros((4, 16, 16, 3))), TypeError, "Argument `train_data` must be a "
+     "tuple (x, y) of arrays or a dataset yielding (x, y) batches (tf.data.Dataset, "
+     "keras.utils.PyDataset). Received: train_data=<array of shape (4, 16, 16, 3)> (labels "
+     "are needed: pass (x, y))"),
+    (dict(train_data=(1, 2, 3, 4)), ValueError, "Argument `train_data` must be a tuple (x, y) "
+     "or (x, y, sample_weight), or a dataset. Received: train_data=<tuple of 4 items>"),
+]
+
+
+def test_fine_tune_rejects_bad_arguments_before_training():
+    model = _transfer()
+    flags = [layer.trainable for layer in _base_of(model)._flatten_layers()]
+    weights = model.get_weights()
+    for kwargs, error, message in _BAD_FINE_TUNE_ARGUMENTS:
+        kwargs = {"train_data": _images(n=8), "verbose": 0, **kwargs}
+        with pytest.raises(error, match=re.escape(message)):
+            fine_tune(model, **kwargs)
+        # Nothing trained and the trainable flags are as they were.
+        assert [layer.trainable for layer in _base_of(model)._flatten_layers()] == flags
+        for now, before in zip(model.get_weights(), weights):
+            np.testing.assert_array_equal(now, before)
+
+
+def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
+    from keras_recipes.models import _fine_tune
+
+    monkeypatch.setattr(_fine_tune, "_MultiOptimizer", None)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `discriminative_factor` must be None with this Keras. Received: "
+            f"discriminative_factor=0.5 (Keras {keras.__version__} has no "
+            "keras.optimizers.MultiOptimizer; upgrade Keras to use it)")):
+        fine_tune(_transfer(), _images(n=8), discriminative_factor=0.5)
+
+
+def test_fine_tune_explains_a_model_without_an_identifiable_base_or_head():
+    x, y = _images(n=8)
+    flat = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")])
+    flat.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `model` must be a model built by `build_transfer_model`, or a model with "
+            "exactly one nested base model (called as `base(x, training=False)`). Received: "
+            "model='sequential' (it has no nested model)")):
+        fine_tune(flat, (x, y))
+    inputs = keras.Input((16, 16, 3))
+    a, b = _conv_base(name="a"), _conv_base(name="b")
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a(inputs), b(inputs)]))
+    two = keras.Model(inputs, keras.layers.Dense(3)(pooled), name="two_bases")
+    two.compile("adam", "mse")
+    with pytest.raises(ValueError, match=re.escape(
+            "Received: model='two_bases' (it has 2 nested models: 'a', 'b')")):
+        fine_tune(two, (x, y))
+    uncompiled = _transfer()
+    uncompiled.compiled = False
+    uncompiled.optimizer = None
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `model` must be a compiled model. Received: model='transfer_model'")):
+        fine_tune(uncompiled, (x, y))
+    frozen_head = _transfer()
+    frozen_head.get_layer("output").trainable = False
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `model` must be a model with trainable weights outside its base for "
+            "phase 1 (the head). Received: model='transfer_model' (every layer outside "
+            "'conv_base' is frozen or has no weights)")):
+        fine_tune(frozen_head, (x, y))
+    assert not frozen_head.get_layer("output").trainable
+
+
+def test_transfer_learning_recipe_is_the_registry_form():
+    model = transfer_learning_recipe((32, 32, 3), 4, weights=None, base_kwargs={"alpha": 0.35},
+                                     seed=0, num_hidden_layers=1)
+    assert model.output_shape == (None, 4) and model.get_layer("hidden_1").units == 128
+    model = transfer_learning_recipe((16, 16, 3), 3, base=_conv_base())
+    assert _base_of(model).name == "conv_base"
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_fine_tunes_end_to_end_and_reloads(tmp_path):
+    keras.utils.set_random_seed(0)
+    x, y = _images(n=64, shape=(32, 32, 3))
+    model = build_transfer_model("MobileNetV2", 3, **TINY_MOBILENET, seed=0)
+    snapshots = _Snapshots()
+    history = fine_tune(model, (x, y), head_epochs=1, epochs=1, unfreeze="block_16_expand",
+                        callbacks=[snapshots], verbose=0)
+    assert history.history["phase"] == [1, 2]
+    changed = _changed_layers(snapshots.begin[1][0], snapshots.end[1][0])
+    assert changed == {"block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1"}
+    path = tmp_path / "mobilenet.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
