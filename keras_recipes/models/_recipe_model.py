@@ -10,6 +10,7 @@ import inspect
 import keras
 
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
+from keras_recipes.callbacks.stop_on_nan import StopOnNaN
 from keras_recipes.models._fit_checks import check_fit_data
 from keras_recipes.schedules import OneCycle
 
@@ -71,7 +72,9 @@ class RecipeModel(keras.Model):
       it anneals, and stopping before that loses accuracy (on digits, mean test
       accuracy over 5 seeds: 96.4% watching from the start, 97.3% from halfway,
       97.4% without early stopping);
-    - `keras.callbacks.TerminateOnNaN()`.
+    - `keras_recipes.callbacks.StopOnNaN()`, which stops after an epoch with a
+      NaN or infinite loss (Keras's `TerminateOnNaN` checks every batch and so
+      synchronises every step).
 
     - `keras.callbacks.BackupAndRestore(backup_dir)` first, when the model has a
       `backup_dir`: a run killed mid-epoch and started again with the same
@@ -85,7 +88,7 @@ class RecipeModel(keras.Model):
     in `model.learning_rate_finder_result`.
 
     A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
-    `BackupAndRestore` or `TerminateOnNaN` replaces the recipe's.
+    `BackupAndRestore`, `TerminateOnNaN` or `StopOnNaN` replaces the recipe's.
 
     Saving (`model.save`, `save_weights`, and so `BackupAndRestore`) also keeps
     the random-seed state of the dropout layers, which Keras leaves out: a
@@ -203,8 +206,8 @@ class RecipeModel(keras.Model):
                     start_from_epoch=epochs // 2 if self._cycles() else 0,
                 )
             )
-        if not has(keras.callbacks.TerminateOnNaN):
-            callbacks.append(keras.callbacks.TerminateOnNaN())
+        if not has(keras.callbacks.TerminateOnNaN) and not has(StopOnNaN):
+            callbacks.append(StopOnNaN())
         return callbacks
 
     def _seed_states(self):
