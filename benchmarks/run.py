@@ -26,6 +26,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the keras-recipes benchmarks.")
     parser.add_argument("--quick", action="store_true", help="smoke run, results not kept")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these")
+    parser.add_argument("--join-only", action="store_true",
+                        help="do not run anything; join the existing sections into RESULTS.md")
     parser.add_argument("--output-dir", type=pathlib.Path,
                         help="where sections and RESULTS.md go (default: benchmarks/ for a "
                         "full run, a temporary folder for --quick)")
@@ -33,7 +35,7 @@ def main(argv=None):
     output = args.output_dir or (pathlib.Path(tempfile.mkdtemp(prefix="kr-bench-"))
                                  if args.quick else HERE)
     sections = output / "results"
-    names = args.only or BENCHMARKS
+    names = [] if args.join_only else args.only or BENCHMARKS
     failed = []
     for name in names:
         command = [sys.executable, str(HERE / f"bench_{name}.py"), "--output",
