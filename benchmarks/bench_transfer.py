@@ -16,8 +16,9 @@ The chapter's "reusing pretrained layers" experiment, on real data and offline:
 Contenders, run interleaved within each repeat (same labelled images, same seed):
 
 - transfer, 10 + 10 epochs: `build_transfer_model(base=pretrained, num_classes=5)`
-  (recipe defaults: the pretrained CNN without its output layer, copied and
-  frozen; head = Dropout(0.2) + Dense(5); Adam on a 1cycle peaking at 1e-2; early
+  (recipe defaults: the pretrained CNN without its classifier top -- features =
+  its Flatten output, 3,136 values -- copied and frozen; head = Dropout(0.2) +
+  Dense(5); Adam on a 1cycle peaking at 1e-2; early
   stopping with patience 5) then `fine_tune(head_epochs=10, epochs=10)` (phase 2
   unfreezes the whole base but its BatchNorm layers, 1cycle peaking at a tenth,
   1e-3);

@@ -332,18 +332,28 @@ def _classifier(input_shape=(16, 16, 3), classes=5, softmax_layer=False):
 
 
 @pytest.mark.parametrize("softmax_layer", [False, True])
-def test_a_classifier_of_yours_loses_its_output_layer_and_keeps_the_rest(softmax_layer):
+def test_a_classifier_of_yours_loses_its_classifier_top(softmax_layer):
     pretrained = _classifier(softmax_layer=softmax_layer)
     model = build_transfer_model(pretrained, 3, dropout_rate=0.0)
     base = _base_of(model)
-    assert base.name == "pretrained" and base.output_shape == (None, 12)
-    assert [layer.name for layer in base.layers][-2:] == ["flatten", "features"]
+    assert base.name == "pretrained" and base.output_shape == (None, 8 * 8 * 8)
+    assert [layer.name for layer in base.layers][-2:] == ["conv_base", "flatten"]
     assert "pooling" not in [layer.name for layer in model.layers]  # features are a vector
     x, _ = _images(n=4)
-    # The base computes what the pretrained model computes up to "features".
-    reference = keras.Model(pretrained.inputs[0], pretrained.get_layer("features").output)
+    # The base computes what the pretrained model computes up to its Flatten layer.
+    reference = keras.Model(pretrained.inputs[0], pretrained.get_layer("flatten").output)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(base(x)),
                                keras.ops.convert_to_numpy(reference(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_network_of_dense_layers_loses_only_its_output_layer():
+    mlp = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dropout(0.1), keras.layers.Dense(8),
+                            keras.layers.ReLU(), keras.layers.Dense(4),
+                            keras.layers.Activation("softmax")])
+    model = build_transfer_model(mlp, 3)
+    assert _base_of(model).output_shape == (None, 8)
+    assert [type(layer).__name__ for layer in _base_of(model).layers][-2:] == ["Dense", "ReLU"]
 
 
 def test_a_feature_map_model_is_used_whole_and_pooled():
@@ -409,9 +419,11 @@ def test_a_weights_file_of_your_model_is_loaded_into_the_copy(tmp_path):
     path = tmp_path / "pretrained.weights.h5"
     pretrained.save_weights(path)
     changed = _classifier()
+    changed.set_weights([np.zeros_like(w) for w in changed.get_weights()])
     model = build_transfer_model(changed, 3, weights=path)
-    np.testing.assert_array_equal(_base_of(model).get_layer("features").get_weights()[0],
-                                  pretrained.get_layer("features").get_weights()[0])
+    for loaded, saved in zip(_base_of(model).get_weights(),
+                             pretrained.get_layer("conv_base").get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
 
 
 # --- fine_tune ----------------------------------------------------------------------------
@@ -599,6 +611,20 @@ def test_fine_tune_takes_tf_data_datasets():
             "Argument `batch_size` must be None when `train_data` is a dataset. Received: "
             "batch_size=8 (a dataset is batched already)")):
         fine_tune(model, train, batch_size=8)
+
+
+def test_phase_two_does_not_run_after_phase_one_stops_on_nan():
+    import tensorflow as tf
+
+    x, y = _images(n=32)
+    x[3, 0, 0, 0] = np.nan  # a dataset is not checked up front, so NaN reaches the loss
+    model = _transfer()
+    base_before = _weights_by_layer(_base_of(model))
+    history = fine_tune(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+                        head_epochs=3, epochs=3, verbose=0)
+    assert history.history["phase"] == [1]
+    assert not np.isfinite(history.history["loss"][-1])
+    assert _changed_layers(base_before, _weights_by_layer(_base_of(model))) == set()
 
 
 def test_fine_tune_works_on_a_plain_keras_model_with_one_nested_base():

@@ -175,14 +175,42 @@ def _producer(tensor):
     return layer, layer._inbound_nodes[node_index]
 
 
+# Layers of a classifier top besides its Dense layers: what sits between them.
+_TOP_EXTRAS = (
+    keras.layers.Activation, keras.layers.Softmax, keras.layers.ReLU, keras.layers.LeakyReLU,
+    keras.layers.PReLU, keras.layers.ELU, keras.layers.Dropout, keras.layers.AlphaDropout,
+    keras.layers.GaussianDropout, keras.layers.GaussianNoise, keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+)
+
+
 def _auto_feature_tensor(model):
-    """The output of `model` without its final Dense layer (and activations after it)."""
-    layer, node = _producer(model.outputs[0])
-    while isinstance(layer, (keras.layers.Activation, keras.layers.Softmax)):
-        layer, node = _producer(node.input_tensors[0])
-    if isinstance(layer, keras.layers.Dense):
-        return node.input_tensors[0]
-    return None
+    """The features of a model of yours, or None to use it whole.
+
+    A model ending in a classifier top -- Dense layers on feature vectors, with
+    the activation, dropout and normalization layers between them -- loses that
+    top, as `include_top=False` does for `keras.applications`; the features are
+    what the top received (e.g. the output of a Flatten or global pooling layer).
+    When the top reaches back to the input (a network made only of Dense
+    layers), only the last Dense layer (and what follows it) goes, as in the
+    chapter's "reuse all layers but the output layer".
+    """
+    chain = []  # (layer, node) from the output backwards
+    tensor = model.outputs[0]
+    while True:
+        layer, node = _producer(tensor)
+        is_top = isinstance(layer, (keras.layers.Dense, *_TOP_EXTRAS))
+        if not is_top or len(node.input_tensors) != 1 or len(tensor.shape) != 2:
+            break
+        chain.append((layer, node))
+        tensor = node.input_tensors[0]
+    dense = [i for i, (layer, _) in enumerate(chain) if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        return None
+    if isinstance(_producer(tensor)[0], keras.layers.InputLayer):
+        # Only Dense layers: keep all but the last Dense layer.
+        return chain[dense[0]][1].input_tensors[0]
+    return tensor
 
 
 def user_base(base, input_shape, weights, feature_layer):
