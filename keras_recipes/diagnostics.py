@@ -14,7 +14,9 @@ exploding or vanishing gradients, unnormalised inputs, unstable BatchNorm with
 tiny batches). The model is left exactly as it was.
 
 Keras ships nothing like this; the measurements use Keras's public model API
-(a probe model over the layers' outputs) and the backend's gradient tape.
+(a probe model over the layers' outputs) and the backend's automatic
+differentiation (`tf.GradientTape`, `jax.value_and_grad`, `torch.autograd.grad`),
+so they work on the TensorFlow, JAX and PyTorch backends alike.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from keras_recipes.lr_finder import (
     _build_for_training,
     _inner_optimizer,
     _loss_value,
+    _preserved_global_random_state,
     _preserved_training_state,
     _to_numpy,
 )
@@ -1021,42 +1024,165 @@ def _measure_activations(model, graph, batches, cache):
     return stats, input_statistics
 
 
-def _gradients(model, x, y, sample_weight):
-    """Loss and gradients w.r.t. `model.trainable_variables` for one batch (any backend)."""
+# Keras crossentropies that TensorFlow's backend computes from the logits of a
+# softmax/sigmoid output: loss function -> (output activation, from-logits class).
+_LOGIT_CROSSENTROPIES = (
+    (
+        keras.losses.sparse_categorical_crossentropy,
+        keras.losses.SparseCategoricalCrossentropy,
+        "softmax",
+    ),
+    (keras.losses.categorical_crossentropy, keras.losses.CategoricalCrossentropy, "softmax"),
+    (keras.losses.binary_crossentropy, keras.losses.BinaryCrossentropy, "sigmoid"),
+)
+
+
+class _LogitsLoss:
+    """The model's crossentropy computed from the logits of its softmax/sigmoid output layer.
+
+    Keras's TensorFlow backend computes `crossentropy(y, softmax(z))` from the
+    logits `z` (the softmax output carries them); its JAX and PyTorch
+    backends compute it from the probabilities clipped to
+    `[epsilon, 1 - epsilon]`. The two agree, in value and gradient, until the
+    output saturates; then the clipped version has a gradient of exactly zero,
+    which would hide exploding activations behind "no gradient at all". The
+    gradient statistics therefore use the logits on every backend.
+    """
+
+    def __init__(self, layer, loss):
+        self.layer = layer
+        self.loss = loss
+        self.logits = None
+
+    def __enter__(self):
+        original = self.original = self.layer.activation
+
+        def recording_activation(x):
+            self.logits = x
+            self.output = original(x)
+            return self.output
+
+        self.logits = self.output = None
+        self.layer.activation = recording_activation
+        return self
+
+    def __exit__(self, *exc):
+        self.layer.activation = self.original
+        return False
+
+
+def _logits_loss(model, graph):
+    """A `_LogitsLoss` when the model's loss is a Keras crossentropy on a softmax/sigmoid
+    output layer (one output, no loss weights, `compute_loss` not overridden), else None."""
+    if type(model).compute_loss is not keras.Model.compute_loss:
+        return None
+    compile_loss = getattr(model, "_compile_loss", None)
+    if getattr(compile_loss, "_user_loss_weights", None) is not None:
+        return None
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
+    elif isinstance(loss, dict) and len(loss) == 1:
+        loss = next(iter(loss.values()))
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)
+        except (ValueError, TypeError):
+            return None
+    config, activation, logits_class = None, None, None
+    for fn, cls, act in _LOGIT_CROSSENTROPIES:
+        if loss is fn:
+            config, activation, logits_class = {}, act, cls
+        elif type(loss) is cls:
+            config = loss.get_config()
+            if config.get("from_logits"):
+                return None
+            activation, logits_class = act, cls
+    if logits_class is None:
+        return None
+    outputs = [layer for layer in graph.layers if id(layer) in graph.outputs]
+    if len(outputs) != 1 or len(keras.tree.flatten(getattr(model, "outputs", None) or [0])) != 1:
+        return None
+    layer = outputs[0]
+    if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.Model):
+        return None
+    if not callable(getattr(layer, "activation", None)):
+        return None
+    if _activation_name(layer.activation) != activation:
+        return None
+    return _LogitsLoss(layer, logits_class.from_config({**config, "from_logits": True}))
+
+
+def _call_compute_loss(model, x, y, y_pred, sample_weight):
+    compute = getattr(model, "_compute_loss", None)  # Keras's wrapper for old signatures
+    if compute is None:  # pragma: no cover - older Keras
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+    return compute(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+
+
+def _forward_loss(model, x, y, sample_weight, logits_loss):
+    """The training-mode loss of one batch, inside the caller's autodiff context."""
+    if logits_loss is None:
+        y_pred = model(x, training=True)
+        return _call_compute_loss(model, x, y, y_pred, sample_weight)
+    with logits_loss:
+        y_pred = model(x, training=True)
+    if (
+        logits_loss.logits is None
+        or logits_loss.output is not y_pred
+        or getattr(y_pred, "_keras_mask", None) is not None
+    ):
+        # The recorded softmax is not what the model returns (or the output is
+        # masked): use the model's own loss.
+        return _call_compute_loss(model, x, y, y_pred, sample_weight)
+    loss = logits_loss.loss(y, logits_loss.logits, sample_weight=sample_weight)
+    for extra in model.losses:  # regularization and `add_loss` terms, as compute_loss adds
+        loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+    return loss
+
+
+def _gradients(model, x, y, sample_weight, logits_loss=None):
+    """Loss and gradients w.r.t. `model.trainable_variables` for one batch (any backend).
+
+    The loss is the unscaled training loss (no loss scaling), computed in
+    training mode; nothing is assigned to the model's variables on JAX, and
+    on PyTorch the variables' `.grad` fields are left untouched.
+    """
     backend = keras.backend.backend()
     variables = model.trainable_variables
     if backend == "tensorflow":
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                      training=True)
+            loss = _forward_loss(model, x, y, sample_weight, logits_loss)
         grads = tape.gradient(loss, [variable.value for variable in variables])
-    elif backend == "jax":  # pragma: no cover - exercised in the multi-backend CI job
+    elif backend == "jax":
         import jax
 
-        non_trainable = [variable.value for variable in model.non_trainable_variables]
-        metrics = [variable.value for variable in model.metrics_variables]
+        def loss_fn(values):
+            # Reads the trainable variables from `values`; every assignment
+            # (BatchNorm statistics, seed states) stays inside the scope.
+            mapping = list(zip(variables, values))
+            with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
+                return _forward_loss(model, x, y, sample_weight, logits_loss)
 
-        def loss_fn(trainable):
-            loss, _ = model.compute_loss_and_updates(
-                trainable, non_trainable, metrics, x, y, sample_weight, training=True
-            )
-            return loss
+        loss, grads = jax.value_and_grad(loss_fn)([variable.value for variable in variables])
+    elif backend == "torch":
+        import torch
 
-        trainable = [variable.value for variable in variables]
-        loss, grads = jax.value_and_grad(loss_fn)(trainable)
-    elif backend == "torch":  # pragma: no cover - exercised in the multi-backend CI job
-        for variable in variables:
-            variable.value.grad = None
-        y_pred = model(x, training=True)
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True)
-        loss.backward()
-        grads = [variable.value.grad for variable in variables]
-    else:  # pragma: no cover
-        raise NotImplementedError(f"Gradient statistics are not available on {backend!r}.")
+        with torch.enable_grad():
+            loss = _forward_loss(model, x, y, sample_weight, logits_loss)
+            parameters = [variable.value for variable in variables]
+            if parameters and loss.requires_grad:
+                grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+            else:
+                grads = [None] * len(parameters)
+        loss = loss.detach()
+    else:
+        raise NotImplementedError(
+            f"diagnose() measures gradients on the TensorFlow, JAX and PyTorch backends; "
+            f"the current backend is {backend!r}."
+        )
     grads = [
         None if g is None else np.asarray(ops.convert_to_numpy(g), dtype="float64") for g in grads
     ]
@@ -1075,8 +1201,9 @@ def _measure_gradients(model, graph, batches):
              for layer in layers}
     nonfinite = {id(layer): 0 for layer in layers}
     losses = []
+    logits_loss = _logits_loss(model, graph)
     for bx, by, bsw in batches:
-        loss, grads = _gradients(model, bx, by, bsw)
+        loss, grads = _gradients(model, bx, by, bsw, logits_loss)
         losses.append(loss)
         for layer in layers:
             total = 0.0
@@ -1314,12 +1441,18 @@ def _is_subclassed(model):
 
 
 class _preserved_model_state:
-    """Restores model variables and metric variables (forward passes in training mode)."""
+    """Restores model variables, metric variables and (on PyTorch) the global RNG.
+
+    Forward passes in training mode update BatchNorm statistics and seed
+    states, and on PyTorch unseeded dropout draws from torch's global generator.
+    """
 
     def __init__(self, model):
         self.model = model
 
     def __enter__(self):
+        self.random_state = _preserved_global_random_state()
+        self.random_state.__enter__()
         self.variables = list(self.model.variables)
         self.saved = [_to_numpy(variable) for variable in self.variables]
         self.metric_variables = list(self.model.metrics_variables)
@@ -1331,6 +1464,7 @@ class _preserved_model_state:
             variable.assign(value)
         for variable, value in zip(self.metric_variables, self.saved_metrics):
             variable.assign(value)
+        self.random_state.__exit__(*exc)
         return False
 
 
@@ -1403,12 +1537,29 @@ def diagnose(
     model is treated as one block, a (pretrained) base, and checked by the
     base rules only.
 
+    The gradients are those of the unscaled training loss. When that loss is
+    a Keras crossentropy (`sparse_categorical_crossentropy`,
+    `categorical_crossentropy`, `binary_crossentropy`) on a softmax/sigmoid
+    output layer, it is computed from that layer's logits on every backend,
+    as Keras's TensorFlow backend computes it anyway. (Keras's JAX and
+    PyTorch backends compute it from the probabilities clipped to
+    `[1e-7, 1 - 1e-7]`, whose gradient is exactly zero once the output
+    saturates: exploding activations would then read as "no gradient".)
+
     The model is left exactly as it was: weights, BatchNorm statistics, seed
     states, metrics and optimizer state are restored (see
     `find_learning_rate`; an unbuilt optimizer is built as the first `fit`
-    would build it). Activation statistics need a Functional or Sequential
-    model (or a subclassed one whose `layers` form a chain); gradients work
-    for any model.
+    would build it), and so is torch's global random generator, from which
+    unseeded dropout layers draw on the PyTorch backend. Activation
+    statistics need a Functional or Sequential model (or a subclassed one
+    whose `layers` form a chain); gradients work for any model.
+
+    Backends: TensorFlow, JAX and PyTorch. One PyTorch caveat: Keras's first
+    `fit` of a model whose loss and metrics are not built yet draws once from
+    torch's global generator; once `diagnose(model, x, y)` has built them, that
+    draw no longer happens, so the masks of *unseeded* dropout layers (not the
+    weights or the optimizer state) in the following `fit` differ from a run
+    without `diagnose`. Give dropout layers a `seed` for bit-identical runs.
 
     Args:
         model: a `keras.Model` (compiled, when data is given).

@@ -449,14 +449,56 @@ def _build_for_training(model, batch):
 
 
 @contextlib.contextmanager
+def _preserved_global_random_state():
+    """Restores the backend's global random generator, however the block exits.
+
+    On PyTorch, Keras draws the masks of unseeded dropout layers
+    (`Dropout(rate)` without `seed`) from torch's global generator, so a few
+    training-mode passes would shift every later mask of the user's `fit`. On
+    TensorFlow and JAX all Keras randomness lives in seed-generator variables,
+    which the callers restore with the other variables.
+    """
+    if keras.backend.backend() != "torch":
+        yield
+        return
+    import torch
+
+    cpu_state = torch.get_rng_state()
+    cuda_states = None
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        cuda_states = torch.cuda.get_rng_state_all()
+    mps = getattr(torch, "mps", None)
+    mps_state = None
+    if mps is not None and torch.backends.mps.is_available():
+        mps_state = mps.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        if mps_state is not None:
+            mps.set_rng_state(mps_state)
+
+
+@contextlib.contextmanager
 def _preserved_training_state(model):
     """Restores everything a few training steps can change, however the block exits.
 
     Restored: every model variable (weights, BatchNorm statistics, seed
     generator states), metric variables, every optimizer variable (iterations,
     slots, learning-rate variable, loss scale), the optimizer's learning rate
-    or schedule object, the model's cached train function and `stop_training`.
+    or schedule object, the model's cached train function and `stop_training`,
+    and on PyTorch the global random generator (see
+    `_preserved_global_random_state`).
     """
+    with _preserved_global_random_state():
+        with _preserved_variables(model):
+            yield
+
+
+@contextlib.contextmanager
+def _preserved_variables(model):
     optimizer = model.optimizer
     inner = _inner_optimizer(optimizer)
     variables = _unique(list(model.variables) + _optimizer_variables(optimizer))
@@ -545,14 +587,27 @@ def _array_batches(x, y, sample_weight, batch_size, shuffle, seed):
 
 
 def _dataset_batches(dataset):
-    """Yields (x, y, sample_weight) batches of a re-iterable dataset, cycling."""
+    """Yields (x, y, sample_weight) batches of a re-iterable dataset, cycling.
+
+    On JAX and PyTorch the TensorFlow tensors are converted to numpy arrays,
+    as Keras's own data adapter does for those backends.
+    """
+    convert = keras.backend.backend() != "tensorflow"
     while True:
         produced = False
         for element in dataset:
             produced = True
+            if convert:
+                element = keras.tree.map_structure(_tf_to_numpy, element)
             yield keras.utils.unpack_x_y_sample_weight(_as_tuple(element))
         if not produced:
             v.fail("x", dataset, "a dataset that yields at least one batch")
+
+
+def _tf_to_numpy(value):
+    if value is None or not type(value).__module__.startswith("tensorflow"):
+        return value
+    return value.numpy()
 
 
 def _py_dataset_batches(dataset):
@@ -698,7 +753,16 @@ def find_learning_rate(
     variables and learning rate (or schedule) are restored, also when the run
     raises or is interrupted (`KeyboardInterrupt`). An optimizer that was not
     built yet is built first, exactly as the first `fit` would build it, so
-    training after the test is identical to training without it.
+    training after the test is identical to training without it. On the
+    PyTorch backend torch's global random generator, from which unseeded
+    dropout layers draw their masks, is restored too.
+
+    Backends: TensorFlow, JAX and PyTorch. One PyTorch caveat: Keras's first
+    `fit` of a model whose loss and metrics are not built yet draws once from
+    torch's global generator; once the finder has built them, that draw no
+    longer happens, so the masks of *unseeded* dropout layers (not the weights
+    or the optimizer state) in the following `fit` differ from a run without
+    the finder. Give dropout layers a `seed` for bit-identical runs.
 
     Args:
         model: a compiled `keras.Model`.

@@ -41,7 +41,7 @@ def _linear_model(optimizer, d=4, seed=0):
     return model
 
 
-def _classifier(optimizer, seed=0, with_bomb=None):
+def _classifier(optimizer, seed=0, with_bomb=None, seeded_dropout=True):
     """A small MLP with BatchNorm and Dropout, so that every kind of state is present."""
     layers = [keras.Input((8,))]
     if with_bomb is not None:
@@ -52,7 +52,7 @@ def _classifier(optimizer, seed=0, with_bomb=None):
         ),
         keras.layers.BatchNormalization(),
         keras.layers.Activation("elu"),
-        keras.layers.Dropout(0.2, seed=seed),
+        keras.layers.Dropout(0.2, seed=seed if seeded_dropout else None),
         keras.layers.Dense(3, activation="softmax",
                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1)),
     ]
@@ -312,6 +312,29 @@ def test_future_training_is_identical_to_never_running_the_finder(optimizer):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_future_training_is_identical_with_unseeded_dropout():
+    """Unseeded Dropout draws from the global generator on PyTorch; the finder restores it.
+
+    Both models are trained first so that both are built alike (Keras's first fit on
+    PyTorch draws from that generator too, see `find_learning_rate`)."""
+    x, y = _classification_data()
+    model_a, model_b = (
+        _classifier(keras.optimizers.Adam(1e-3), seeded_dropout=False) for _ in range(2)
+    )
+    for model in (model_a, model_b):
+        model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for a, b in zip(model_a.variables + model_a.optimizer.variables,
+                    model_b.variables + model_b.optimizer.variables):
+        b.assign(a.numpy())
+    keras.utils.set_random_seed(2)
+    find_learning_rate(model_a, x, y, num_steps=20, batch_size=16, seed=1)
+    model_a.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    keras.utils.set_random_seed(2)
+    model_b.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for a, b in zip(model_a.variables, model_b.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_state_after_training_is_restored_bit_for_bit():
     """A model mid-training (non-zero slots, iterations, BN statistics, metrics) is untouched."""
     x, y = _classification_data()
@@ -568,12 +591,22 @@ def test_suggestion_lands_within_a_factor_3_of_the_best_fixed_learning_rate():
     std[std == 0] = 1.0
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
 
+    # Initial weights drawn with numpy (He normal, Glorot uniform), so that the problem
+    # and its grid are the same on every backend: one Keras seed draws different
+    # weights on TensorFlow, JAX and PyTorch.
+    rng = np.random.default_rng(1)
+    kernel_1 = rng.normal(scale=np.sqrt(2 / 64), size=(64, 64)).astype("float32")
+    limit = np.sqrt(6 / (64 + 10))
+    kernel_2 = rng.uniform(-limit, limit, size=(64, 10)).astype("float32")
+
     def make(learning_rate):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([
             keras.Input((64,)),
-            keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal"),
-            keras.layers.Dense(10, activation="softmax"),
+            keras.layers.Dense(64, activation="relu",
+                               kernel_initializer=keras.initializers.Constant(kernel_1)),
+            keras.layers.Dense(10, activation="softmax",
+                               kernel_initializer=keras.initializers.Constant(kernel_2)),
         ])
         model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy")
         return model

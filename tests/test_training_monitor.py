@@ -22,7 +22,8 @@ def _data(n=128, seed=0):
     return x, y
 
 
-def _model(initializer="he_normal", activation="relu", seed=0, batch_norm=False):
+def _model(initializer="he_normal", activation="relu", seed=0, batch_norm=False,
+           seeded_dropout=True):
     layers = [keras.Input((8,))]
     for i in range(3):
         init = initializer
@@ -31,7 +32,7 @@ def _model(initializer="he_normal", activation="relu", seed=0, batch_norm=False)
         if batch_norm:
             layers += [L.Dense(16, use_bias=False, kernel_initializer=init),
                        L.BatchNormalization(), L.Activation(activation),
-                       L.Dropout(0.2, seed=seed + i)]
+                       L.Dropout(0.2, seed=seed + i if seeded_dropout else None)]
         else:
             layers.append(L.Dense(16, activation=activation, kernel_initializer=init))
     layers.append(L.Dense(3, activation="softmax",
@@ -90,8 +91,23 @@ def test_monitoring_does_not_change_training():
     with_monitor = _model(batch_norm=True)
     without = _model(batch_norm=True)
     for a, b in zip(with_monitor.variables, without.variables):
-        b.assign(a)
+        b.assign(a.numpy())  # a copy: on JAX, fit donates (deletes) the buffers it was given
     _fit(with_monitor, TrainingMonitor(x[:32], y[:32], num_batches=1))
+    _fit(without)
+    for a, b in zip(with_monitor.variables, without.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_monitoring_does_not_change_training_with_unseeded_dropout():
+    """On PyTorch unseeded Dropout draws from torch's global generator; it is restored."""
+    x, y = _data()
+    with_monitor = _model(batch_norm=True, seeded_dropout=False)
+    without = _model(batch_norm=True, seeded_dropout=False)
+    for a, b in zip(with_monitor.variables, without.variables):
+        b.assign(a.numpy())
+    keras.utils.set_random_seed(2)
+    _fit(with_monitor, TrainingMonitor(x[:32], y[:32], num_batches=1))
+    keras.utils.set_random_seed(2)
     _fit(without)
     for a, b in zip(with_monitor.variables, without.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -30,8 +30,12 @@ class TrainingMonitor(keras.callbacks.Callback):
     units, the fraction of saturated sigmoid/tanh outputs, the gradient norm of
     each layer with weights and the first/last RMS gradient ratio, and NaN/Inf.
     The measurement leaves the model exactly as it was (BatchNorm statistics
-    and dropout seed states are restored), so training with the monitor gives
-    the same weights as training without it.
+    and dropout seed states are restored, and on PyTorch torch's global random
+    generator, which unseeded dropout draws from), so training with the
+    monitor gives the same weights as training without it. It works on the
+    TensorFlow, JAX and PyTorch backends; gradients are measured as
+    `keras_recipes.diagnose` measures them (a softmax/sigmoid crossentropy
+    through its logits on every backend).
 
     The statistics go into the epoch `logs`, hence into `model.fit(...).history`
     and any `CSVLogger` or `TensorBoard` callback after this one, like
