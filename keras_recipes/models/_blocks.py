@@ -4,6 +4,7 @@ initializers, output heads per task, and optimizers with 1cycle attached."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 
@@ -33,6 +34,10 @@ OPTIMIZERS = {
 }
 
 TASKS = ("auto", "multiclass", "binary", "regression")
+
+# Batches per compiled call for `steps_per_execution="auto"`: one Python round trip
+# per 32 steps instead of per step (see benchmarks/RESULTS.md, recipe fit throughput).
+STEPS_PER_EXECUTION = 32
 
 # Placeholder span of an auto-sized 1cycle until `fit` sets the real one.
 _AUTO_TOTAL_STEPS = 100
@@ -247,8 +252,58 @@ def distribution_scope(distribution):
            "distribution (JAX)", error=TypeError)
 
 
+def check_execution(steps_per_execution, jit_compile, distribution=None):
+    """Validates the factories' `steps_per_execution` and `jit_compile`; resolves `"auto"`.
+
+    Returns:
+        The `steps_per_execution` to compile with: `"auto"` is 32, or 1 on
+        PyTorch, whose Keras trainer runs one batch per call, and under a
+        `tf.distribute` strategy, where Keras 3.15's multi-step loop fails
+        ("You must feed a value for placeholder tensor", apparently
+        keras-team/keras#19246).
+    """
+    backend = keras.backend.backend()
+    if steps_per_execution == "auto":
+        one_per_call = backend == "torch" or (
+            distribution is not None and not _is_keras_distribution(distribution))
+        steps_per_execution = 1 if one_per_call else STEPS_PER_EXECUTION
+    else:
+        try:
+            v.check_int("steps_per_execution", steps_per_execution, min_value=1)
+        except (TypeError, ValueError) as error:
+            v.fail("steps_per_execution", steps_per_execution, 'a positive integer or "auto"',
+                   error=type(error) if not isinstance(steps_per_execution, str) else ValueError)
+    if backend == "torch" and steps_per_execution != 1:
+        v.fail("steps_per_execution", steps_per_execution, '1 or "auto"',
+               hint="Keras's PyTorch backend runs one batch per call")
+    if jit_compile != "auto" and not isinstance(jit_compile, bool):
+        v.fail("jit_compile", jit_compile, 'True, False or "auto"',
+               error=ValueError if isinstance(jit_compile, str) else TypeError)
+    return steps_per_execution
+
+
+def compile_model(model, *, optimizer, loss, metrics, steps_per_execution=1, jit_compile="auto",
+                  distributed=False):
+    """`model.compile` with the recipes' execution settings.
+
+    `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
+    XLA off for TensorFlow on a machine without an accelerator, where it still
+    makes the recipes' networks faster (benchmarks/RESULTS.md); here it is on
+    there too, whenever every layer supports it. Under a `tf.distribute`
+    strategy Keras's own choice is kept.
+    """
+    if jit_compile == "auto" and keras.backend.backend() == "tensorflow" and not distributed:
+        jit_compile = True
+    with warnings.catch_warnings():
+        # A layer XLA cannot compile makes Keras fall back to plain graphs, as "auto" would.
+        warnings.filterwarnings("ignore", message=".*doesn't support `jit_compile=True`")
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+
+
 def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping_patience,
-             backup_dir=None, distribution=None, learning_rate=None):
+             backup_dir=None, distribution=None, learning_rate=None,
+             steps_per_execution="auto", jit_compile="auto"):
     """Creates, inside the distribution's scope, the optimizer, the graph and the model.
 
     Args:
@@ -260,6 +315,8 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
             distribution.
         learning_rate: the factory's `learning_rate`; `"find"` makes the first
             `fit` run the LR range finder.
+        steps_per_execution, jit_compile: as for the factories (see `check_execution`
+            and `compile_model`).
 
     Returns:
         The compiled `RecipeModel`.
@@ -269,6 +326,7 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
     if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
         v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
     scope = distribution_scope(distribution)
+    steps_per_execution = check_execution(steps_per_execution, jit_compile, distribution)
     with scope():
         optimizer, auto_one_cycle = make_optimizer()
         inputs, outputs = build_graph()
@@ -276,7 +334,9 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
                             early_stopping_patience=early_stopping_patience,
                             auto_one_cycle=auto_one_cycle, backup_dir=backup_dir,
                             auto_learning_rate=learning_rate == FIND)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        compile_model(model, optimizer=optimizer, loss=loss, metrics=metrics,
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                      distributed=distribution is not None)
     if _is_keras_distribution(distribution):
         model._distribution_scope = scope
     return model

@@ -29,6 +29,25 @@ def set_peak_learning_rate(optimizer, learning_rate):
 
 _SEED_KEY = "seed_generator_state_"
 
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
+                "on_test_batch_begin", "on_test_batch_end")
+
+
+def watches_batches(callback):
+    """Whether `callback` acts on single batches of `fit` (overrides a batch hook).
+
+    Keras's checkpointing callbacks saving once an epoch do not, although they
+    define a batch hook.
+    """
+    epoch_savers = (keras.callbacks.BackupAndRestore, keras.callbacks.ModelCheckpoint)
+    if isinstance(callback, epoch_savers) and callback.save_freq == "epoch":
+        return False
+    for hook in _BATCH_HOOKS:
+        method = getattr(callback, hook, None)
+        if getattr(method, "__func__", method) is not getattr(keras.callbacks.Callback, hook):
+            return True
+    return False
+
 
 class _WithoutKeys:
     """A read-only view of a variable store without some keys."""
@@ -75,6 +94,13 @@ class RecipeModel(keras.Model):
     - `keras_recipes.callbacks.StopOnNaN()`, which stops after an epoch with a
       NaN or infinite loss (Keras's `TerminateOnNaN` checks every batch and so
       synchronises every step).
+
+    The factories compile with several batches per compiled call
+    (`steps_per_execution`), which makes per-batch callbacks see only every
+    32nd batch in plain Keras. Here, while a callback that acts on single
+    batches (one overriding `on_train_batch_end`, say, or a `TensorBoard`) is
+    passed to `fit`, that `fit` runs one batch per call, so every callback
+    sees every batch; the next `fit` without one is fast again.
 
     - `keras.callbacks.BackupAndRestore(backup_dir)` first, when the model has a
       `backup_dir`: a run killed mid-epoch and started again with the same
@@ -151,7 +177,28 @@ class RecipeModel(keras.Model):
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
+        if self.steps_per_execution > 1 and any(map(watches_batches, params["callbacks"])):
+            with self._one_batch_per_call():
+                return super().fit(**params)
         return super().fit(**params)
+
+    @contextlib.contextmanager
+    def _one_batch_per_call(self):
+        steps_per_execution = self.steps_per_execution
+        self.steps_per_execution = 1
+        self.train_function = self.test_function = None  # rebuilt for one batch per call
+        try:
+            yield
+        finally:
+            self.steps_per_execution = steps_per_execution
+            self.train_function = self.test_function = None
+
+    def compile_from_config(self, config):
+        # A model compiled on TensorFlow or JAX with several batches per call
+        # still trains after loading on PyTorch, which allows only one.
+        if keras.backend.backend() == "torch" and config.get("steps_per_execution", 1) != 1:
+            config = dict(config, steps_per_execution=1)
+        super().compile_from_config(config)
 
     def _find_learning_rate(self, params):
         from keras_recipes.lr_finder import find_learning_rate
@@ -181,9 +228,9 @@ class RecipeModel(keras.Model):
         Returns:
             A new list of callbacks.
         """
-        callbacks = list(callbacks or [])
         if isinstance(callbacks, keras.callbacks.CallbackList):
-            callbacks = list(callbacks.callbacks)
+            callbacks = callbacks.callbacks
+        callbacks = list(callbacks or [])
 
         def has(kind):
             return any(isinstance(c, kind) for c in callbacks)

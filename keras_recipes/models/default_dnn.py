@@ -33,6 +33,8 @@ def build_default_dnn(
     normalization_data=None,
     backup_dir=None,
     distribution=None,
+    steps_per_execution="auto",
+    jit_compile="auto",
     seed=None,
     name="default_dnn",
 ):
@@ -103,6 +105,17 @@ def build_default_dnn(
             a `keras.distribution` distribution (JAX backend: `DataParallel`,
             `ModelParallel`); the model, optimizer and schedules are created in
             its scope and the 1cycle counts global steps. Defaults to `None`.
+        steps_per_execution: int >= 1 or `"auto"`, the batches run per
+            compiled call (as in `compile`): fewer Python round trips make
+            small networks faster. `"auto"` is 32, or 1 on PyTorch (whose
+            Keras trainer allows only 1) and under a `tf.distribute` strategy
+            (where Keras 3.15 fails with more). Callbacks with per-batch hooks still
+            see every batch: `fit` runs one batch per call while any is
+            present. Defaults to `"auto"`.
+        jit_compile: bool or `"auto"`, XLA compilation (as in `compile`).
+            `"auto"` is Keras's choice, except that XLA is also used on a
+            TensorFlow machine without an accelerator, where Keras turns it off
+            although it makes these networks faster. Defaults to `"auto"`.
         seed: int or None, seeds every initializer and dropout layer.
             Defaults to `None`.
         name: str, the model's name. Defaults to `"default_dnn"`.
@@ -168,6 +181,7 @@ def build_default_dnn(
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         distribution=distribution, learning_rate=learning_rate,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )
     if max_norm:
         # The chapter bounds the hidden layers' incoming weights, not the output layer's.

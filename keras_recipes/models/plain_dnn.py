@@ -21,6 +21,8 @@ def build_plain_dnn(
     early_stopping_patience=None,
     backup_dir=None,
     distribution=None,
+    steps_per_execution="auto",
+    jit_compile="auto",
     seed=None,
     name="plain_dnn",
 ):
@@ -44,6 +46,9 @@ def build_plain_dnn(
         backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
         distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
             distribution, as in `build_default_dnn`. Defaults to `None`.
+        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`.
+            Defaults to `"auto"`.
+        jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to `"auto"`.
         seed: int or None, seeds the initializers. Defaults to `None`.
         name: str. Defaults to `"plain_dnn"`.
 
@@ -82,4 +87,5 @@ def build_plain_dnn(
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         distribution=distribution,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )

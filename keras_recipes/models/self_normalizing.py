@@ -67,6 +67,8 @@ def build_self_normalizing_dnn(
     early_stopping_patience=10,
     backup_dir=None,
     distribution=None,
+    steps_per_execution="auto",
+    jit_compile="auto",
     seed=None,
     name="self_normalizing_dnn",
     activation="selu",
@@ -119,6 +121,9 @@ def build_self_normalizing_dnn(
         backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
         distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
             distribution, as in `build_default_dnn`. Defaults to `None`.
+        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`.
+            Defaults to `"auto"`.
+        jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to `"auto"`.
         seed: int or None. Defaults to `None`.
         name: str. Defaults to `"self_normalizing_dnn"`.
         activation: must be `"selu"`; accepted so that a wrong value gets an
@@ -186,4 +191,5 @@ def build_self_normalizing_dnn(
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         distribution=distribution, learning_rate=learning_rate,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )

@@ -1,0 +1,163 @@
+"""The recipes' execution defaults: several batches per compiled call, XLA, and
+callbacks that still see every batch."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_recipes
+from keras_recipes.models._recipe_model import watches_batches
+
+BACKEND = keras.backend.backend()
+FACTORIES = [keras_recipes.build_default_dnn, keras_recipes.build_self_normalizing_dnn,
+             keras_recipes.get_recipe("baseline")]
+
+
+def _data(n=200):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 12)).astype("float32")
+    return x, x[:, :3].argmax(axis=1).astype("int64")
+
+
+class BatchCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.train_batches, self.test_batches = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_batches.append(batch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test_batches.append(batch)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_factories_compile_with_the_fast_execution_defaults(factory):
+    model = factory((12,), 3, seed=0)
+    assert model.steps_per_execution == (1 if BACKEND == "torch" else 32)
+    # Keras's own "auto" turns XLA off for TensorFlow on a CPU-only machine.
+    assert model.jit_compile is {"tensorflow": True, "jax": True, "torch": False}[BACKEND]
+
+
+def test_explicit_execution_settings_are_used():
+    model = keras_recipes.build_default_dnn((12,), 3, steps_per_execution=1, jit_compile=False)
+    assert (model.steps_per_execution, model.jit_compile) == (1, False)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch runs one batch per call")
+def test_several_batches_per_call_compute_the_same_training():
+    """Same seeds and data: 32 batches per call ends with the same weights as 1."""
+    x, y = _data()
+    weights = []
+    for steps_per_execution in (1, 32):
+        keras.utils.set_random_seed(0)
+        model = keras_recipes.build_default_dnn((12,), 3, dropout_rate=0.2, seed=0,
+                                                steps_per_execution=steps_per_execution,
+                                                jit_compile=False)
+        model.fit(x, y, epochs=3, batch_size=32, validation_data=(x[:64], y[:64]), verbose=0)
+        assert int(model.optimizer.iterations) == 3 * 7  # 200 samples: 7 batches an epoch
+        weights.append(model.get_weights())
+    for one, many in zip(*weights):
+        np.testing.assert_allclose(many, one, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA is a choice only on TensorFlow")
+def test_xla_training_matches_plain_graphs():
+    x, y = _data()
+    losses = []
+    for jit_compile in (False, True):
+        model = keras_recipes.build_default_dnn((12,), 3, seed=0, jit_compile=jit_compile)
+        history = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        losses.append(history.history["loss"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+
+
+def test_a_per_batch_callback_sees_every_batch_and_the_next_fit_is_fast_again(monkeypatch):
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((12,), 3, seed=0)
+    fast = model.steps_per_execution
+    counter = BatchCounter()
+    model.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:64], y[:64]),
+              callbacks=[counter], verbose=0)
+    assert counter.train_batches == list(range(7)) * 2
+    assert counter.test_batches == list(range(2)) * 2
+    assert model.steps_per_execution == fast
+
+    # Keras reports the end of each compiled call: one call runs all 7 batches.
+    ends = []
+    original = keras.callbacks.CallbackList.on_train_batch_end
+    monkeypatch.setattr(keras.callbacks.CallbackList, "on_train_batch_end",
+                        lambda self, batch, logs=None: (ends.append(batch),
+                                                        original(self, batch, logs)))
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert len(ends) == (7 if BACKEND == "torch" else 1)
+
+
+def test_callbacks_may_come_as_a_callback_list():
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((12,), 3, seed=0)
+    counter = BatchCounter()
+    model.fit(x, y, epochs=1, batch_size=32,
+              callbacks=keras.callbacks.CallbackList([counter]), verbose=0)
+    assert counter.train_batches == list(range(7))
+
+
+@pytest.mark.parametrize("callback, expected", [
+    (BatchCounter(), True),
+    (keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: None), True),
+    (keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: None), False),
+    (keras.callbacks.TerminateOnNaN(), True),
+    (keras.callbacks.BackupAndRestore("unused"), False),
+    (keras.callbacks.BackupAndRestore("unused", save_freq=5), True),
+    (keras.callbacks.ModelCheckpoint("unused.keras"), False),
+    (keras.callbacks.EarlyStopping(), False),
+], ids=lambda value: type(value).__name__ if isinstance(value, keras.callbacks.Callback) else "")
+def test_which_callbacks_watch_batches(callback, expected):
+    assert watches_batches(callback) is expected
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"steps_per_execution": 0}, ValueError,
+     "Argument `steps_per_execution` must be a positive integer or \"auto\". "
+     "Received: steps_per_execution=0"),
+    ({"steps_per_execution": "fast"}, ValueError,
+     "Argument `steps_per_execution` must be a positive integer or \"auto\". "
+     "Received: steps_per_execution='fast'"),
+    ({"steps_per_execution": 2.5}, TypeError,
+     "Argument `steps_per_execution` must be a positive integer or \"auto\". "
+     "Received: steps_per_execution=2.5"),
+    ({"jit_compile": "yes"}, ValueError,
+     "Argument `jit_compile` must be True, False or \"auto\". Received: jit_compile='yes'"),
+    ({"jit_compile": 1}, TypeError,
+     "Argument `jit_compile` must be True, False or \"auto\". Received: jit_compile=1"),
+])
+def test_bad_execution_settings_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        keras_recipes.build_default_dnn((12,), 3, **kwargs)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="only PyTorch limits steps_per_execution")
+def test_pytorch_refuses_several_batches_per_call_and_loads_models_that_had_them():
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `steps_per_execution` must be 1 or \"auto\". Received: "
+            "steps_per_execution=32. Keras's PyTorch backend runs one batch per call")):
+        keras_recipes.build_default_dnn((12,), 3, steps_per_execution=32)
+    model = keras_recipes.build_default_dnn((12,), 3)
+    config = model.get_compile_config()
+    config["steps_per_execution"] = 32  # as saved by a TensorFlow or JAX run
+    model.compile_from_config(config)
+    assert model.steps_per_execution == 1
+    model.fit(*_data(64), epochs=1, verbose=0)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs TensorFlow")
+def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
+    """Keras 3.15's multi-step loop fails under tf.distribute, and Keras keeps XLA off there."""
+    import tensorflow as tf
+
+    model = keras_recipes.build_default_dnn((12,), 3, seed=0,
+                                            distribution=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    assert (model.steps_per_execution, model.jit_compile) == (1, False)
+    model.fit(*_data(64), epochs=1, verbose=0)
