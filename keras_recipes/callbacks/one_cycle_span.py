@@ -7,13 +7,27 @@ import keras
 from keras_recipes.optimizers.scheduled import raw_hyperparameter
 from keras_recipes.schedules.one_cycle import _OneCycleBase
 
+_MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)  # Keras >= 3.15
 
-def one_cycle_schedules(optimizer):
-    """The 1cycle schedules an optimizer follows: its learning rate and momentum / beta_1."""
+
+def component_optimizers(optimizer):
+    """The optimizers that update variables: those of a `MultiOptimizer`, or `optimizer`."""
+    if _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer):
+        return list(optimizer.optimizers)
+    return [optimizer]
+
+
+def _own_schedules(optimizer):
     found = [getattr(optimizer, "_learning_rate", None)]
     for name in getattr(optimizer, "_scheduled", ()):
         found.append(raw_hyperparameter(optimizer, name))
     return [s for s in found if isinstance(s, _OneCycleBase)]
+
+
+def one_cycle_schedules(optimizer):
+    """The 1cycle schedules an optimizer follows: learning rates and momentum / beta_1,
+    those of each optimizer of a `keras.optimizers.MultiOptimizer` included."""
+    return [s for inner in component_optimizers(optimizer) for s in _own_schedules(inner)]
 
 
 class OneCycleSpan(keras.callbacks.Callback):
@@ -24,7 +38,9 @@ class OneCycleSpan(keras.callbacks.Callback):
     `total_steps` and `start_step` (so that a fresh `fit` runs one whole cycle and
     a resumed one, with `initial_epoch` or `BackupAndRestore`, continues the same
     cycle), and rebuilds the train function when they changed, since the compiled
-    step bakes them in as constants.
+    step bakes them in as constants. The optimizers of a
+    `keras.optimizers.MultiOptimizer` (discriminative learning rates) are each
+    stretched the same way.
 
     Args:
         initial_epoch: int, the `initial_epoch` given to `fit`.
@@ -42,16 +58,17 @@ class OneCycleSpan(keras.callbacks.Callback):
                 "data has no known length. Pass `steps_per_epoch=` to `fit`, or build the "
                 "model with an explicit `total_steps=`."
             )
-        epochs = self.params["epochs"]
         initial_epoch = self.model._initial_epoch or self.initial_epoch
-        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        total_steps = steps * epochs
-        start_step = max(iterations - steps * initial_epoch, 0)
+        total_steps = steps * self.params["epochs"]
         changed = False
-        for schedule in one_cycle_schedules(self.model.optimizer):
-            if (schedule.total_steps, schedule.start_step) != (total_steps, start_step):
-                resize(schedule, total_steps, start_step)
-                changed = True
+        # Each optimizer of a MultiOptimizer counts its own steps.
+        for optimizer in component_optimizers(self.model.optimizer):
+            iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+            start_step = max(iterations - steps * initial_epoch, 0)
+            for schedule in _own_schedules(optimizer):
+                if (schedule.total_steps, schedule.start_step) != (total_steps, start_step):
+                    resize(schedule, total_steps, start_step)
+                    changed = True
         if changed:
             self.model.make_train_function(force=True)
 
