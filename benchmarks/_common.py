@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import os
 import pathlib
 import pickle
 import platform
@@ -78,8 +79,16 @@ def header(title, command):
         f"{_cpu_count()} cores, Python {platform.python_version()}",
         f"- Keras {keras.__version__} (backend {keras.backend.backend()}), TensorFlow "
         f"{tf_version}, NumPy {np.__version__}",
-        f"- Date: {datetime.date.today().isoformat()}; command: `{command}`", "",
+        f"- Date: {datetime.date.today().isoformat()}; command: `{command}`",
+        f"- Load average when the run started (1, 5, 15 min): {_load_average()}", "",
     ]
+
+
+def _load_average():
+    try:
+        return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    except (AttributeError, OSError):
+        return "unknown"
 
 
 def _cpu_count():

@@ -31,10 +31,8 @@ Writes the markdown section to `benchmarks/results/lr_finder.md`.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -45,9 +43,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_mnist  # noqa: E402
+from _common import header, load_mnist  # noqa: E402
 
-import keras_recipes  # noqa: E402
 from keras_recipes.lr_finder import find_learning_rate  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "lr_finder.md"
@@ -157,16 +154,8 @@ def main(argv=None):
 
     warm = statistics.median(times["fit epoch 2 (warm)"])
     cold = statistics.median(times["fit epoch 1 (cold)"])
-    lines = [
-        "## LR range finder (`find_learning_rate`)",
-        "",
-        f"- Date: {datetime.date.today().isoformat()}; command: "
-        f"`.venv/bin/python benchmarks/bench_lr_finder.py{' --quick' if args.quick else ''}`",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores (shared with other "
-        f"jobs), Python {platform.python_version()}",
-        f"- Versions: keras {keras.__version__}, backend {keras.backend.backend()} "
-        f"{_backend_version()}, numpy {np.__version__}, keras-recipes "
-        f"{keras_recipes.__version__}",
+    command = "python benchmarks/bench_lr_finder.py" + (" --quick" if args.quick else "")
+    lines = header("LR range finder (`find_learning_rate`)", command)[:-1] + [
         f"- Model: 3 x (Dense(100, no bias, He) -> BatchNorm -> ELU) + softmax, Nadam(1e-3); "
         f"MNIST, {len(x)} training images, batch size {BATCH_SIZE} "
         f"({steps_per_epoch} steps per epoch). {repeats} repeats, interleaved, fresh model "

@@ -36,10 +36,8 @@ Writes the markdown section to `benchmarks/results/mc_dropout.md`.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -50,9 +48,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_mnist  # noqa: E402
+from _common import header, load_mnist  # noqa: E402
 
-import keras_recipes  # noqa: E402
 from keras_recipes.layers import MCDropout  # noqa: E402
 from keras_recipes.uncertainty import MCDropoutPredictor  # noqa: E402
 
@@ -270,17 +267,8 @@ def main(argv=None):
         times_a[list(times_a)[2]])
     goal_b = statistics.median(times_b[list(times_b)[0]]) / statistics.median(
         times_b[list(times_b)[2]])
-    header = [
-        "## MC Dropout: `MCDropoutPredictor` vs the chapter's loop",
-        "",
-        f"- Command: `.venv/bin/python benchmarks/bench_mc_dropout.py"
-        f"{' --quick' if args.quick else ''}`",
-        f"- Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; machine: "
-        f"{platform.platform()}, {os.cpu_count()} CPU cores (shared), "
-        f"Python {platform.python_version()}",
-        f"- Versions: keras {keras.__version__}, backend {keras.backend.backend()} "
-        f"{_backend_version()}, numpy {np.__version__}, keras-recipes "
-        f"{keras_recipes.__version__}",
+    command = "python benchmarks/bench_mc_dropout.py" + (" --quick" if args.quick else "")
+    opening = header("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", command)[:-1] + [
         f"- {repeats} interleaved repetitions after one warm-up run each (tracing, "
         "compilation excluded).",
         f"- Goals: >= 2.5x on (a): **{goal_a:.1f}x ({'met' if goal_a >= 2.5 else 'MISSED'})**; "
@@ -291,7 +279,7 @@ def main(argv=None):
         "it also overwrites the moving statistics (restored here before each run).",
         "",
     ]
-    text = "\n".join(header + lines)
+    text = "\n".join(opening + lines)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text + "\n")

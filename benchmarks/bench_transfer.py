@@ -39,10 +39,8 @@ markdown section to `benchmarks/results/transfer.md`.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -53,7 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_mnist  # noqa: E402
+from _common import header, load_mnist  # noqa: E402
 
 import keras_recipes  # noqa: E402
 from keras_recipes.models import _blocks as blocks  # noqa: E402
@@ -238,19 +236,12 @@ def main(argv=None):
 
 def report(tables, budgets, args, repeats, head_epochs, epochs, n_pretrain, pretrain_epochs,
            pretrain_accuracy, n_test):
-    import tensorflow as tf
 
-    command = "`.venv/bin/python benchmarks/bench_transfer.py" + (" --quick`" if args.quick
+    command = "`python benchmarks/bench_transfer.py" + (" --quick`" if args.quick
                                                                   else "`")
     sizes = " and ".join(f"{n} + {m}" for n, m in tables)
-    lines = [
-        "## Transfer learning (`build_transfer_model` + `fine_tune`)",
-        "",
-        f"- Date: {datetime.date.today().isoformat()}; command: {command}",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores (shared with other "
-        f"jobs), Python {platform.python_version()}",
-        f"- Versions: keras {keras.__version__}, backend {keras.backend.backend()} "
-        f"{tf.__version__}, numpy {np.__version__}, keras-recipes {keras_recipes.__version__}",
+    lines = header("Transfer learning (`build_transfer_model` + `fine_tune`)",
+                   command.strip("`"))[:-1] + [
         f"- Pretrained base (\"a model of yours\"): small CNN (Rescaling, 4 x "
         f"Conv/BatchNorm/ReLU, Dense(128), Dropout, softmax) trained {pretrain_epochs} "
         f"epochs on {n_pretrain} MNIST images of digits 0-4 with plain Keras; its test "
