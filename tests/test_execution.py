@@ -11,8 +11,18 @@ import keras_recipes
 from keras_recipes.models._recipe_model import watches_batches
 
 BACKEND = keras.backend.backend()
+
+
+def _transfer(input_shape, num_classes, **kwargs):
+    """`build_transfer_model` on a tiny convolutional base of the given input shape."""
+    inputs = keras.Input(input_shape if len(input_shape) == 3 else (8, 8, 3))
+    base = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs), name="tiny_base")
+    return keras_recipes.build_transfer_model(base, num_classes, **kwargs)
+
+
+_transfer.__name__ = "build_transfer_model"
 FACTORIES = [keras_recipes.build_default_dnn, keras_recipes.build_self_normalizing_dnn,
-             keras_recipes.get_recipe("baseline")]
+             keras_recipes.get_recipe("baseline"), _transfer]
 
 
 def _data(n=200):
@@ -133,9 +143,10 @@ def test_which_callbacks_watch_batches(callback, expected):
     ({"jit_compile": 1}, TypeError,
      "Argument `jit_compile` must be True, False or \"auto\". Received: jit_compile=1"),
 ])
-def test_bad_execution_settings_are_refused(kwargs, error, message):
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_bad_execution_settings_are_refused(kwargs, error, message, factory):
     with pytest.raises(error, match=re.escape(message)):
-        keras_recipes.build_default_dnn((12,), 3, **kwargs)
+        factory((12,), 3, **kwargs)
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="only PyTorch limits steps_per_execution")
@@ -161,3 +172,15 @@ def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
                                             distribution=tf.distribute.MirroredStrategy(["/cpu:0"]))
     assert (model.steps_per_execution, model.jit_compile) == (1, False)
     model.fit(*_data(64), epochs=1, verbose=0)
+
+
+def test_fine_tune_keeps_the_execution_settings_through_its_recompiles():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, size=(64, 8, 8, 3)).astype("float32")
+    labels = rng.integers(0, 3, size=64)
+    model = _transfer((8, 8, 3), 3, seed=0)
+    settings = (model.steps_per_execution, model.jit_compile)
+    history = keras_recipes.fine_tune(model, (images, labels), head_epochs=1, epochs=1,
+                                      verbose=0)
+    assert history.history["phase"] == [1, 2]
+    assert (model.steps_per_execution, model.jit_compile) == settings

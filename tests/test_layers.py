@@ -72,6 +72,33 @@ def test_stays_on_in_predict_where_keras_layer_is_off(cls, keras_cls):
     assert not np.allclose(first, second)  # a fresh mask per call
 
 
+def test_batchnorm_stays_in_inference_mode_while_mc_dropout_is_on():
+    """In `predict`, MCDropout drops units while the BatchNormalization after it uses its
+    moving statistics (which do not change): every output unit is BN's inference
+    formula applied to the input kept (scaled) or dropped."""
+    rate = 0.4
+    model = keras.Sequential([keras.Input((5,)), MCDropout(rate, seed=3),
+                              keras.layers.BatchNormalization()])
+    bn = model.layers[-1]
+    rng = np.random.default_rng(0)
+    bn.moving_mean.assign(rng.normal(1.0, 0.3, 5).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2.0, 5).astype("float32"))
+    bn.gamma.assign(rng.uniform(0.5, 1.5, 5).astype("float32"))
+    before = [np.array(w) for w in model.get_weights()]
+    x = np.repeat(rng.normal(3.0, 1.0, (1, 5)), 400, axis=0).astype("float32")
+    y = model.predict(x, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    scale = _np(bn.gamma) / np.sqrt(_np(bn.moving_variance) + bn.epsilon)
+    kept = (x / (1 - rate) - _np(bn.moving_mean)) * scale + _np(bn.beta)
+    dropped = -_np(bn.moving_mean) * scale + _np(bn.beta)
+    is_kept = np.isclose(y, kept, rtol=1e-5, atol=1e-5)
+    is_dropped = np.isclose(y, np.broadcast_to(dropped, y.shape), rtol=1e-5, atol=1e-5)
+    assert np.all(is_kept | is_dropped)
+    assert abs(is_dropped.mean() - rate) < 5 * math.sqrt(rate * (1 - rate) / y.size)
+
+
 def test_mc_dropout_average_is_unbiased():
     x = np.full((1, 200), 1.0, "float32")
     layer = MCDropout(0.5, seed=0)

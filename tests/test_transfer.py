@@ -1,11 +1,13 @@
 """Tests of keras_recipes.models.transfer: build_transfer_model, fine_tune and the
 preprocessing layer."""
 
+import functools
 import re
 
 import keras
 import numpy as np
 import pytest
+from fixed_order import FixedOrderBatches
 
 import keras_recipes
 from keras_recipes.models._preprocessing import FAMILY_MODES
@@ -268,6 +270,11 @@ _BAD_BUILD_ARGUMENTS = [
      "Received: num_classes=1"),
     (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', "
      "'adam', 'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (dict(backup_dir=3), TypeError, "Argument `backup_dir` must be None or a folder path. "
+     "Received: backup_dir=3"),
+    (dict(distribution="mirrored"), TypeError, "Argument `distribution` must be None, a "
+     "tf.distribute.Strategy (TensorFlow) or a keras.distribution distribution (JAX). "
+     "Received: distribution='mirrored'"),
 ]
 
 
@@ -485,13 +492,32 @@ def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():
 
 
 def _gradients(model, x, y):
-    import tensorflow as tf
-
+    """The loss gradient of each trainable variable, with the backend's own autodiff."""
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    with tf.GradientTape() as tape:
-        loss = loss_fn(y, model(x, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    return {v.path: g.numpy() for v, g in zip(model.trainable_variables, grads)}
+    variables = model.trainable_variables
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, variables)
+    elif backend == "jax":
+        import jax
+
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def loss_of(trainable):
+            y_pred, _ = model.stateless_call(trainable, non_trainable, x, training=True)
+            return loss_fn(y, y_pred)
+
+        grads = jax.grad(loss_of)([v.value for v in variables])
+    else:
+        for v in variables:
+            v.value.grad = None
+        loss_fn(y, model(x, training=True)).backward()
+        grads = [v.value.grad for v in variables]
+    return {v.path: keras.ops.convert_to_numpy(g) for v, g in zip(variables, grads)}
 
 
 class _FirstStep(keras.callbacks.Callback):
@@ -617,10 +643,13 @@ def test_phase_two_does_not_run_after_phase_one_stops_on_nan():
     import tensorflow as tf
 
     x, y = _images(n=32)
-    x[3, 0, 0, 0] = np.nan  # a dataset is not checked up front, so NaN reaches the loss
+    # A dataset is not checked up front, so NaN reaches the loss, through a sample
+    # weight on every backend (a NaN pixel left the training loss finite on JAX).
+    weights = np.ones(32, "float32")
+    weights[3] = np.nan
     model = _transfer()
     base_before = _weights_by_layer(_base_of(model))
-    history = fine_tune(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+    history = fine_tune(model, tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(16),
                         head_epochs=3, epochs=3, verbose=0)
     assert history.history["phase"] == [1]
     assert not np.isfinite(history.history["loss"][-1])
@@ -717,6 +746,15 @@ _BAD_FINE_TUNE_ARGUMENTS = [
      "are needed: pass (x, y))"),
     (dict(train_data=(1, 2, 3, 4)), ValueError, "Argument `train_data` must be a tuple (x, y) "
      "or (x, y, sample_weight), or a dataset. Received: train_data=<tuple of 4 items>"),
+    (dict(backup_dir=3), TypeError, "Argument `backup_dir` must be None or a folder path. "
+     "Received: backup_dir=3"),
+    (dict(callbacks=[keras.callbacks.BackupAndRestore("backup")]), ValueError, "Argument "
+     "`callbacks` must be a list without BackupAndRestore. Received: "
+     "callbacks=[BackupAndRestore] (one backup for both phases would restore phase 2's state "
+     "into phase 1; pass `backup_dir=` instead, which gives each phase its own)"),
+    (dict(distribution="mirrored"), TypeError, "Argument `distribution` must be None, a "
+     "tf.distribute.Strategy (TensorFlow) or a keras.distribution distribution (JAX). "
+     "Received: distribution='mirrored'"),
 ]
 
 
@@ -779,12 +817,128 @@ def test_fine_tune_explains_a_model_without_an_identifiable_base_or_head():
     assert not frozen_head.get_layer("output").trainable
 
 
+# --- backup_dir: an interrupted fine_tune resumes in the phase it was in -----------------
+
+
+class _Crash(keras.callbacks.Callback):
+    """Kills the run after batch `batch` of epoch `epoch` of `fit` number `fit` (0: phase 1)."""
+
+    def __init__(self, fit, epoch, batch):
+        super().__init__()
+        self.at, self.fits = (fit, epoch, batch), -1
+
+    def on_train_begin(self, logs=None):
+        self.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.fits, self.epoch, batch) == self.at:
+            raise RuntimeError("induced crash")
+
+
+class _EpochsRun(keras.callbacks.Callback):
+    """Records `(phase, epoch)` for every epoch that runs (phase 2: the base is trainable)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append((2 if _base_of(self.model).trainable else 1, epoch))
+
+
+_RESUMABLE_RUN = dict(head_epochs=2, epochs=3, unfreeze=3, verbose=0)
+
+
+def _resumable(backup_dir=None):
+    """A transfer model with dropout (its random state must be restored too) and its data."""
+    model = build_transfer_model(_conv_base((8, 8, 3)), 3, seed=0, dropout_rate=0.2,
+                                 backup_dir=backup_dir)
+    x, y = _images(n=48, shape=(8, 8, 3))
+    return model, FixedOrderBatches(x, y, 16)
+
+
+@functools.cache
+def _uninterrupted_run():
+    model, data = _resumable()
+    history = fine_tune(model, data, **_RESUMABLE_RUN)
+    return model.get_weights(), _numpy(model.optimizer.variables), history.history
+
+
+@pytest.mark.parametrize("crash_at, epochs_run_on_resume", [
+    # Killed in phase 1: phase 1 goes on from its last finished epoch, then phase 2.
+    pytest.param((0, 1, 1), [(1, 1), (2, 0), (2, 1), (2, 2)], id="in_phase_1",
+                 marks=pytest.mark.slow),
+    # Killed in phase 2's first epoch (no epoch of it backed up): phase 2 from its start.
+    pytest.param((1, 0, 1), [(2, 0), (2, 1), (2, 2)], id="in_phase_2_first_epoch",
+                 marks=pytest.mark.slow),
+    # Killed later in phase 2: phase 2 from its last finished epoch, phase 1 not again.
+    pytest.param((1, 2, 1), [(2, 2)], id="in_phase_2"),
+])
+def test_an_interrupted_fine_tune_resumes_in_the_phase_it_was_in(crash_at, epochs_run_on_resume,
+                                                                  tmp_path):
+    weights, optimizer_state, history = _uninterrupted_run()
+    backup = tmp_path / "backup"
+    model, data = _resumable(backup)  # fine_tune takes the model's backup_dir
+    with pytest.raises(RuntimeError, match="induced crash"):
+        fine_tune(model, data, callbacks=[_Crash(*crash_at)], **_RESUMABLE_RUN)
+    in_phase_2 = crash_at[0] == 1
+    assert (backup / "fine_tune.json").is_file() == in_phase_2  # "phase 1 is done"
+    if in_phase_2:  # another run must not pick up this one's state
+        with pytest.raises(ValueError, match=re.escape(
+                "Argument `backup_dir` must be a folder holding no backup, or the backup of the "
+                f"same fine_tune run. Received: backup_dir={str(backup)!r} (it holds a run with "
+                "epochs=3, head_epochs=2, model='transfer_model', unfreeze=3; pass the same "
+                "arguments to resume it, or delete the folder to start again)")):
+            fine_tune(_resumable()[0], data, backup_dir=backup, **dict(_RESUMABLE_RUN, epochs=4))
+
+    model, data = _resumable(backup)  # a fresh process would build the same model
+    epochs_run = _EpochsRun()
+    resumed = fine_tune(model, data, callbacks=[epochs_run], **_RESUMABLE_RUN)
+
+    assert epochs_run.epochs == epochs_run_on_resume
+    # The history covers the whole run, the epochs before the interruption included.
+    assert resumed.history["phase"] == history["phase"] == [1, 1, 2, 2, 2]
+    np.testing.assert_allclose(resumed.history["loss"], history["loss"], rtol=1e-5)
+    for got, expected in zip(model.get_weights(), weights):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for got, expected in zip(_numpy(model.optimizer.variables), optimizer_state):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert int(model.optimizer.iterations) == 9  # phase 2: 3 batches * 3 epochs
+    assert not backup.exists()  # removed once the run finished
+
+
 def test_transfer_learning_recipe_is_the_registry_form():
+    import inspect
+
+    assert keras_recipes.get_recipe("transfer_learning") is transfer_learning_recipe
     model = transfer_learning_recipe((32, 32, 3), 4, weights=None, base_kwargs={"alpha": 0.35},
                                      seed=0, num_hidden_layers=1)
     assert model.output_shape == (None, 4) and model.get_layer("hidden_1").units == 128
+    assert _base_of(model).name.startswith("mobilenetv2")  # the default base
     model = transfer_learning_recipe((16, 16, 3), 3, base=_conv_base())
     assert _base_of(model).name == "conv_base"
+    # Its signature is build_transfer_model's (what a config's `model` section may set),
+    # data arguments first, every other one keyword-only, with a default base.
+    recipe = inspect.signature(transfer_learning_recipe).parameters
+    built = inspect.signature(build_transfer_model).parameters
+    assert list(recipe)[:2] == ["input_shape", "num_classes"]
+    assert set(recipe) == set(built)
+    assert recipe["base"].default == "MobileNetV2"
+    for name, parameter in built.items():
+        if name not in ("base", "input_shape", "num_classes"):
+            assert recipe[name].default == parameter.default, name
+            assert recipe[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    # Vectors (a .csv file, digits) are refused before keras.applications sees them.
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `input_shape` must be the shape of one image, e.g. (160, 160, 3), for the "
+            "keras.applications base 'MobileNetV2'. Received: input_shape=(64,) (transfer "
+            "learning from a pretrained image model needs image data)")):
+        transfer_learning_recipe((64,), 10, weights=None)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'unitz'"):
+        transfer_learning_recipe((16, 16, 3), 3, base=_conv_base(), unitz=3)
 
 
 @pytest.mark.slow

@@ -302,6 +302,44 @@ def test_batchnorm_stays_in_inference_mode_and_is_not_updated():
                   < 6 * np.sqrt(2 * batch.std[0] ** 2 / 50) + 1e-6)
 
 
+def _batchnorm_inference(layer, h):
+    """BatchNormalization's inference formula, in NumPy, from the layer's variables."""
+    gamma, beta, mean, variance = (_np(w).astype("float64") for w in (
+        layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance))
+    return gamma * (h - mean) / np.sqrt(variance + layer.epsilon) + beta
+
+
+def test_every_sample_has_dropout_on_and_batchnorm_in_inference_mode():
+    """Dense -> BN -> Dropout -> BN: each sampled unit is exactly BN's inference formula
+    applied to the unit kept (scaled by 1 / (1 - p)) or dropped. In training mode the
+    BatchNorm layers would normalise with the statistics of the (tiled) batch instead,
+    and update their moving statistics."""
+    p = 0.5
+    inputs = keras.Input((6,))
+    h = layers.Dense(8, kernel_initializer=keras.initializers.GlorotNormal(0), name="d1")(inputs)
+    h = layers.BatchNormalization(name="bn1")(h)
+    y = layers.Dropout(p, seed=0, name="drop")(h)
+    model = keras.Model(inputs, layers.BatchNormalization(name="bn2")(y))
+    _set_bn_statistics(model)
+    x = _x(5) * 3 + 2  # far from the moving statistics, so batch statistics would differ
+    before = _state(model)
+    result = MCDropoutPredictor(model, num_samples=200, seed=0, share_masks=False).predict(
+        x, return_samples=True)
+    for a, b in zip(before, _state(model)):  # moving statistics included
+        np.testing.assert_array_equal(a, b)
+
+    dense = model.get_layer("d1")
+    features = _batchnorm_inference(model.get_layer("bn1"),
+                                    x.astype("float64") @ _np(dense.kernel) + _np(dense.bias))
+    kept = _batchnorm_inference(model.get_layer("bn2"), features / (1 - p))
+    dropped = _batchnorm_inference(model.get_layer("bn2"), np.zeros_like(features))
+    is_kept = np.isclose(result.samples, kept, rtol=1e-4, atol=1e-4)
+    is_dropped = np.isclose(result.samples, dropped, rtol=1e-4, atol=1e-4)
+    assert np.all(is_kept | is_dropped)
+    # Dropout is on: units are dropped at rate p (5 standard errors).
+    assert abs(is_dropped.mean() - p) < 5 * math.sqrt(p * (1 - p) / is_dropped.size)
+
+
 def test_chapter_trick_breaks_batchnorm():
     """`model(x, training=True)` normalises with batch statistics (a batch of one
     collapses to BatchNorm's offset) and overwrites the moving statistics."""

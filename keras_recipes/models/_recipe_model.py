@@ -177,10 +177,16 @@ class RecipeModel(keras.Model):
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
-        if self.steps_per_execution > 1 and any(map(watches_batches, params["callbacks"])):
-            with self._one_batch_per_call():
+        one_per_call = self.steps_per_execution > 1 and any(
+            map(watches_batches, params["callbacks"]))
+        # `BackupAndRestore` sets `_initial_epoch` when it restores a run and Keras never
+        # clears it, so the next `fit` of the model would silently start at that epoch.
+        self._initial_epoch = None
+        try:
+            with self._one_batch_per_call() if one_per_call else contextlib.nullcontext():
                 return super().fit(**params)
-        return super().fit(**params)
+        finally:
+            self._initial_epoch = None
 
     @contextlib.contextmanager
     def _one_batch_per_call(self):

@@ -7,6 +7,7 @@ import math
 import keras
 
 from keras_recipes import _validation as v
+from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models import _fine_tune as ft
 from keras_recipes.models import _transfer_base as tb
@@ -41,6 +42,10 @@ def build_transfer_model(
     total_steps=None,
     clipnorm=None,
     early_stopping_patience=5,
+    backup_dir=None,
+    distribution=None,
+    steps_per_execution="auto",
+    jit_compile="auto",
     seed=None,
     name="transfer_model",
 ):
@@ -158,6 +163,22 @@ def build_transfer_model(
         early_stopping_patience: int or None, epochs without improvement of
             `val_loss` before stopping (best weights restored); `None`
             disables it. Defaults to `5`.
+        backup_dir: str or None, a folder where training backs up its state
+            after each epoch, so that a killed run started again resumes
+            where it was: `fit` runs `keras.callbacks.BackupAndRestore` on it,
+            and `fine_tune` (which takes it from the model) resumes in the
+            phase it was in. Defaults to `None`.
+        distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:
+            `MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`)
+            or a `keras.distribution` distribution (JAX backend:
+            `DataParallel`, `ModelParallel`). The base, the head, the
+            optimizer and its schedules are created in its scope, the 1cycle
+            counts global steps, and `fine_tune` creates phase 2's optimizer
+            in the same scope. Defaults to `None`.
+        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`
+            (kept by `fine_tune`'s recompile). Defaults to `"auto"`.
+        jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to
+            `"auto"`.
         seed: int or None, seeds the head's initializers and dropout (the
             base of `weights=None` is seeded only by
             `keras.utils.set_random_seed`). Defaults to `None`.
@@ -195,6 +216,11 @@ def build_transfer_model(
     pooling = v.check_choice("pooling", pooling, POOLINGS)
     weights = tb.check_weights(weights)
     blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
+    ft.check_backup_dir(backup_dir)
+    # Checked before the base is built; the base's variables belong to the
+    # distribution as much as the head's.
+    scope = blocks.distribution_scope(distribution)
+    blocks.check_execution(steps_per_execution, jit_compile, distribution)
 
     if isinstance(base, str):
         application = v.check_choice("base", base, tb.application_names())
@@ -205,13 +231,15 @@ def build_transfer_model(
         input_shape = (tb.default_input_shape(application) if input_shape is None
                        else v.check_shape("input_shape", input_shape))
         preprocess = tb.preprocessing_layer(preprocessing, application)
-        base_model = tb.build_application(application, input_shape, weights, base_kwargs)
+        with scope():
+            base_model = tb.build_application(application, input_shape, weights, base_kwargs)
     elif isinstance(base, keras.Model):
         if base_kwargs:
             v.fail("base_kwargs", base_kwargs, "None when `base` is a model",
                    hint="(it configures keras.applications builders)")
         preprocess = tb.preprocessing_layer(preprocessing, None)
-        base_model, input_shape = tb.user_base(base, input_shape, weights, feature_layer)
+        with scope():  # the copy of your model is made in the distribution's scope
+            base_model, input_shape = tb.user_base(base, input_shape, weights, feature_layer)
     else:
         v.fail("base", base, "a keras.applications model name (e.g. 'MobileNetV2') or a "
                "keras.Model", error=TypeError)
@@ -253,6 +281,8 @@ def build_transfer_model(
                                        clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, learning_rate=learning_rate,
+        backup_dir=backup_dir, distribution=distribution,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )
 
 
@@ -274,6 +304,8 @@ def fine_tune(
     batch_size=None,
     steps_per_epoch=None,
     callbacks=None,
+    backup_dir=None,
+    distribution=None,
     verbose="auto",
 ):
     """Trains a transfer model in two phases: the head, then the top of the base.
@@ -297,6 +329,28 @@ def fine_tune(
     `k`-th group from the top, through Keras's `keras.optimizers.MultiOptimizer`
     (present in Keras 3.15; with a Keras that lacks it, `discriminative_factor`
     raises a `ValueError` saying so).
+
+    With a `backup_dir` (given here, or the model's own from
+    `build_transfer_model(backup_dir=...)`), a run that is killed and started
+    again with the same call resumes where it was, in the phase it was in:
+
+    - killed in phase 1: phase 1 goes on from its last finished epoch (weights,
+      optimizer state and 1cycle position restored by Keras's
+      `BackupAndRestore`), then phase 2 runs;
+    - killed in phase 2: phase 1 is **not** run again. The model as it was
+      when phase 2 started (head trained, top of the base unfrozen) is
+      loaded, phase 2's optimizer is created as before, and phase 2 goes on
+      from its last finished epoch (or from its start, when it was killed in
+      its first epoch).
+
+    The returned history covers the whole run, the epochs finished before the
+    interruption included. A model built by `build_transfer_model` ends where
+    an uninterrupted run does (its dropout layers' random state is saved
+    too), given data in a fixed order: `fit` shuffles arrays anew each epoch,
+    so after a resume their batches come in another order (a dataset's own
+    order is kept). As with Keras's `BackupAndRestore`, early stopping starts
+    counting again after a resume. The folder is removed when the run finishes; it must not
+    hold the backup of a run with other epochs, `unfreeze` or model.
 
     The model is left as phase 2 leaves it (top of the base trainable,
     compiled with the phase-2 optimizer), ready to save or to train further.
@@ -344,7 +398,17 @@ def fine_tune(
         steps_per_epoch: int or None, for datasets of unknown length.
             Defaults to `None`.
         callbacks: list of `keras.callbacks.Callback` or None, used in both
-            phases. Defaults to `None`.
+            phases. A `BackupAndRestore` is refused: pass `backup_dir`, which
+            gives each phase its own. Defaults to `None`.
+        backup_dir: str or None, the folder that lets an interrupted run
+            resume (see above); `None` takes the model's `backup_dir` (a
+            `RecipeModel`'s), if any. Defaults to `None`.
+        distribution: None, a `tf.distribute.Strategy` (TensorFlow) or a
+            `keras.distribution` distribution (JAX): the one the model was
+            built in (`build_transfer_model(..., distribution=...)`). The new
+            optimizers are created, the model recompiled and both phases
+            trained in its scope. `None` takes the model's own distribution,
+            if it was built in one. Defaults to `None`.
         verbose: as `fit`'s. Defaults to `"auto"`.
 
     Returns:
@@ -357,7 +421,8 @@ def fine_tune(
     Raises:
         ValueError: for a model with no identifiable base, a phase with no
             trainable weights, a phase-2 learning rate that is not lower, an
-            unknown layer name, or out-of-range values.
+            unknown layer name, a distribution other than the model's, a
+            `backup_dir` holding another run, or out-of-range values.
         TypeError: for arguments of the wrong type.
 
     Example:
@@ -410,6 +475,14 @@ def fine_tune(
     v.check_int("steps_per_epoch", steps_per_epoch, min_value=1, allow_none=True)
     fit_data = _fit_data(train_data, batch_size)
     callbacks = _check_callbacks(callbacks)
+    scope = ft.distribution_scope(model, distribution)
+    backup_dir = ft.check_backup_dir(backup_dir)
+    if backup_dir is None:
+        backup_dir = getattr(model, "backup_dir", None)  # a RecipeModel's own
+    backup = None if backup_dir is None else ft.PhaseBackup(backup_dir, {
+        "model": model.name, "head_epochs": head_epochs, "epochs": epochs, "unfreeze": unfreeze})
+    # Not None when phase 1 has finished in an interrupted run of this call.
+    resumed = None if backup is None else backup.phase_one_done()
 
     # A model built with learning_rate="find" learns its head's rate in phase 1.
     finder = learning_rate is None and bool(getattr(model, "auto_learning_rate", False))
@@ -441,40 +514,57 @@ def fine_tune(
         ft.restore_flags(flags)
         raise
 
+    phase_fit = dict(fit_data=fit_data, validation_data=validation_data,
+                     steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                     backup=backup)
     histories = []
-    if head_epochs:
-        ft.freeze(base)
-        if learning_rate is None:
-            head_optimizer = ft.fresh_copy(model.optimizer)
-            auto = bool(getattr(model, "auto_one_cycle", False))
-        else:
-            head_optimizer, auto = blocks.build_optimizer(kind, learning_rate, one_cycle, None,
-                                                          clipnorm)
-        if learning_rate is not None and isinstance(model, RecipeModel):
-            model.auto_learning_rate = False
-        history = _run_phase(model, head_optimizer, auto, fit_data, validation_data,
-                             head_epochs, steps_per_epoch, callbacks, verbose)
-        histories.append((1, history))
-        losses = history.history.get("loss") or [0.0]
-        if not math.isfinite(losses[-1]):
-            return ft.combined_history(model, histories)  # stopped on NaN: no phase 2
-        if finder:  # the rate the finder chose for the head is known now
-            fine_tune_learning_rate = _fine_tune_rate(
-                fine_tune_learning_rate, ft.peak_learning_rate(model.optimizer), epochs)
-    if epochs:
-        ft.unfreeze_top(base, selected)
-        if isinstance(model, RecipeModel):
-            model.auto_learning_rate = False  # phase 2 runs at the rate chosen here
-        if discriminative_factor is None:
-            tune_optimizer, auto = blocks.build_optimizer(kind, fine_tune_learning_rate,
-                                                          one_cycle, None, clipnorm)
-        else:
-            tune_optimizer, auto, _ = ft.discriminative_optimizer(
-                model, base, kind, fine_tune_learning_rate, one_cycle, clipnorm,
-                discriminative_factor, discriminative_groups)
-        history = _run_phase(model, tune_optimizer, auto, fit_data, validation_data,
-                             epochs, steps_per_epoch, callbacks, verbose)
-        histories.append((2, history))
+    with scope():  # the new optimizers, the recompiles and the fits
+        if resumed is not None:  # phase 1 finished before the interruption
+            if resumed["phase_1"] is not None:
+                histories.append((1, ft.history_from_state(model, resumed["phase_1"])))
+            fine_tune_learning_rate = resumed["fine_tune_learning_rate"]
+        elif head_epochs:
+            ft.freeze(base)
+            if learning_rate is None:
+                head_optimizer = ft.fresh_copy(model.optimizer)
+                auto = bool(getattr(model, "auto_one_cycle", False))
+            else:
+                head_optimizer, auto = blocks.build_optimizer(kind, learning_rate, one_cycle,
+                                                              None, clipnorm)
+            if learning_rate is not None and isinstance(model, RecipeModel):
+                model.auto_learning_rate = False
+            _compile_phase(model, head_optimizer, auto)
+            history = _fit_phase(model, auto, phase=1, epochs=head_epochs, **phase_fit)
+            histories.append((1, history))
+            losses = history.history.get("loss") or [0.0]
+            if not math.isfinite(losses[-1]):  # stopped on NaN: no phase 2
+                if backup is not None:
+                    backup.finish()
+                return ft.combined_history(model, histories)
+            if finder:  # the rate the finder chose for the head is known now
+                fine_tune_learning_rate = _fine_tune_rate(
+                    fine_tune_learning_rate, ft.peak_learning_rate(model.optimizer), epochs)
+        if epochs:
+            ft.unfreeze_top(base, selected)
+            if isinstance(model, RecipeModel):
+                model.auto_learning_rate = False  # phase 2 runs at the rate chosen here
+            if discriminative_factor is None:
+                tune_optimizer, auto = blocks.build_optimizer(kind, fine_tune_learning_rate,
+                                                              one_cycle, None, clipnorm)
+            else:
+                tune_optimizer, auto, _ = ft.discriminative_optimizer(
+                    model, base, kind, fine_tune_learning_rate, one_cycle, clipnorm,
+                    discriminative_factor, discriminative_groups)
+            _compile_phase(model, tune_optimizer, auto)
+            if resumed is not None:
+                backup.load_phase_two_start(model)
+            elif backup is not None:
+                backup.save_phase_two_start(model, fine_tune_learning_rate,
+                                            histories[0][1] if histories else None)
+            history = _fit_phase(model, auto, phase=2, epochs=epochs, **phase_fit)
+            histories.append((2, history))
+        if backup is not None:
+            backup.finish()
     return ft.combined_history(model, histories)
 
 
@@ -494,16 +584,32 @@ def _fine_tune_rate(fine_tune_learning_rate, head_rate, epochs):
     return fine_tune_learning_rate
 
 
-def _run_phase(model, optimizer, auto, fit_data, validation_data, epochs, steps_per_epoch,
-               callbacks, verbose):
+def _compile_phase(model, optimizer, auto):
     ft.recompile(model, optimizer)
     if isinstance(model, RecipeModel):
         model.auto_one_cycle = auto
+
+
+def _fit_phase(model, auto, *, phase, fit_data, validation_data, epochs, steps_per_epoch,
+               callbacks, verbose, backup):
     callbacks = list(callbacks)
+    logged = {}
+    if backup is not None:  # first, so that the state is restored before the 1cycle span
+        logged = backup.logged_epochs(phase)
+        callbacks = backup.callbacks(phase) + callbacks
     if auto:
-        callbacks.append(ft.FineTuneSpan())
-    return model.fit(**fit_data, validation_data=validation_data, epochs=epochs,
-                     steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+        callbacks.append(OneCycleSpan())
+    # Keras's BackupAndRestore sets `_initial_epoch` and nothing resets it: the
+    # next `fit` of the model would start at that epoch too (phase 2 after a
+    # resumed phase 1 would skip epochs).
+    model._initial_epoch = None
+    try:
+        history = model.fit(**fit_data, validation_data=validation_data, epochs=epochs,
+                            steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                            verbose=verbose)
+    finally:
+        model._initial_epoch = None
+    return ft.with_logged_epochs(history, logged)
 
 
 def _fit_data(train_data, batch_size):
@@ -537,28 +643,47 @@ def _check_callbacks(callbacks):
             isinstance(c, keras.callbacks.Callback) for c in callbacks):
         v.fail("callbacks", callbacks, "a list of keras.callbacks.Callback or None",
                error=TypeError)
+    if any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
+        shown = v.Described("[" + ", ".join(type(c).__name__ for c in callbacks) + "]")
+        v.fail("callbacks", shown, "a list without BackupAndRestore",
+               hint="(one backup for both phases would restore phase 2's state into phase 1; "
+               "pass `backup_dir=` instead, which gives each phase its own)")
     return list(callbacks)
 
 
 def transfer_learning_recipe(input_shape, num_classes=None, *, base="MobileNetV2",
                              weights="imagenet", seed=None, **kwargs):
-    """Transfer learning: a pretrained keras.applications base, frozen, with a new head.
+    """Transfer learning: a pretrained base, frozen, with a new head; trained with `fine_tune`.
 
-    The registry's form of `build_transfer_model` (called as
-    `factory(input_shape, num_classes, seed=..., **kwargs)`); train the model
-    it returns with `keras_recipes.fine_tune`.
+    The registry's form of `build_transfer_model`, called as
+    `factory(input_shape, num_classes, seed=..., **kwargs)` like the other
+    recipes, with a default base (`"MobileNetV2"`). Its signature
+    (`inspect.signature`, `help`) lists every keyword argument of
+    `build_transfer_model`, so a config's `model` section may set any of them
+    (and only them). Train the model it returns with `keras_recipes.fine_tune`:
+    the head on the frozen base, then the top of the base at a lower learning
+    rate (`keras-recipes train transfer_learning` does).
 
     Args:
-        input_shape: tuple of ints, the shape of one image, e.g. `(96, 96, 3)`.
-        num_classes: int >= 2, or None for regression.
+        input_shape: tuple of ints, the shape of one image, e.g. `(160, 160, 3)`.
+        num_classes: int >= 2, or None for regression. Defaults to `None`.
         base: str or `keras.Model`, as in `build_transfer_model`.
             Defaults to `"MobileNetV2"`.
-        weights: as in `build_transfer_model`. Defaults to `"imagenet"`.
-        seed: int or None. Defaults to `None`.
-        **kwargs: every other argument of `build_transfer_model`.
+        weights: as in `build_transfer_model`: `"imagenet"` (downloaded once),
+            None, or the path of a weights file. Defaults to `"imagenet"`.
+        seed: int or None, as in `build_transfer_model`. Defaults to `None`.
+        **kwargs: every other keyword argument of `build_transfer_model`
+            (`base_kwargs`, `dropout_rate`, `learning_rate`, ...).
 
     Returns:
-        A compiled `keras_recipes.models.RecipeModel`.
+        A compiled `keras_recipes.models.RecipeModel` whose base is frozen.
+
+    Raises:
+        ValueError: as `build_transfer_model`, and for an `input_shape` that is
+            not an image's (e.g. `(64,)`) with a `keras.applications` base.
+        TypeError: as `build_transfer_model`, and for a keyword argument it
+            does not take.
+        ConnectionError: when `weights="imagenet"` cannot be downloaded.
 
     Example:
 
@@ -568,4 +693,32 @@ def transfer_learning_recipe(input_shape, num_classes=None, *, base="MobileNetV2
     >>> model.output_shape
     (None, 4)
     """
+    if isinstance(base, str) and input_shape is not None:
+        # The data decides the shape here: vectors (a .csv file, "digits") would reach
+        # the application builder, which fails with an IndexError.
+        application = v.check_choice("base", base, tb.application_names())
+        shape = v.check_shape("input_shape", input_shape)
+        if len(shape) != 3:
+            v.fail("input_shape", shape, f"the shape of one image, e.g. (160, 160, 3), for the "
+                   f"keras.applications base {application!r}",
+                   hint="(transfer learning from a pretrained image model needs image data)")
     return build_transfer_model(base, num_classes, input_shape, weights, seed=seed, **kwargs)
+
+
+def _transfer_learning_recipe_signature():
+    """`build_transfer_model`'s signature in the registry's order, with a default base."""
+    import inspect
+
+    own = inspect.signature(transfer_learning_recipe).parameters
+    parameters = [own["input_shape"], own["num_classes"]]
+    for name, parameter in inspect.signature(build_transfer_model).parameters.items():
+        if name in ("input_shape", "num_classes"):
+            continue
+        parameters.append(own[name] if name in own else
+                          parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+    return inspect.Signature(parameters)
+
+
+# Read by `inspect.signature` (and so by configs and `help`): every keyword of
+# build_transfer_model, present and future, without repeating them here.
+transfer_learning_recipe.__signature__ = _transfer_learning_recipe_signature()
