@@ -21,7 +21,12 @@ from keras_recipes.models import (  # noqa: E402
     build_plain_dnn,
     build_self_normalizing_dnn,
 )
-from keras_recipes.models.registry import get_recipe, list_recipes  # noqa: E402
+from keras_recipes.models.registry import (  # noqa: E402
+    RecipeSpec,
+    get_recipe,
+    get_recipe_spec,
+    list_recipes,
+)
 from keras_recipes.models.transfer import build_transfer_model, fine_tune  # noqa: E402
 from keras_recipes.uncertainty import (  # noqa: E402
     MCDropoutPredictor,
@@ -47,6 +52,8 @@ __all__ = [
     "build_transfer_model",
     "fine_tune",
     "get_recipe",
+    "get_recipe_spec",
+    "RecipeSpec",
     "list_recipes",
     "diagnose",
     "DiagnosisReport",

@@ -1,7 +1,11 @@
 """The `keras-recipes` command line: train a recipe on a dataset and keep what happened.
 
-Exit codes: 0 success, 1 training failure, 2 bad usage or config (one line on
-stderr, no traceback), 130 interrupted with Ctrl-C (what finished is saved).
+Each recipe trains with its own training function (`model.fit`, or `fine_tune`
+in two phases for `transfer_learning`; see `keras_recipes.models.registry`).
+
+Exit codes: 0 success, 1 training failure (or a download that failed: a
+dataset or pretrained weights), 2 bad usage or config (one line on stderr, no
+traceback), 130 interrupted with Ctrl-C (what finished is saved).
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import sys
 import time
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _RunError(Exception):
+    """A valid config that cannot run here (e.g. a download failed): exit 1, one line."""
 
 
 def _add_config_arguments(parser):
@@ -82,6 +90,9 @@ def main(argv=None):
                 "lr-find": _lr_find}[args.command](args)
     except (ConfigError, ImportError) as error:
         return _usage_error(error)
+    except _RunError as error:
+        print(f"keras-recipes: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _usage_error(message):
@@ -101,11 +112,10 @@ def _config(args):
 
 
 def _list(args):
-    from keras_recipes.models.registry import get_recipe, list_recipes
+    from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
     for name in list_recipes():
-        summary = (get_recipe(name).__doc__ or "").strip().splitlines()[0]
-        print(f"{name:20s} {summary}")
+        print(f"{name:20s} {get_recipe_spec(name).summary}")
     return EXIT_OK
 
 
@@ -120,28 +130,89 @@ def _show(args):
 
 def _build(config):
     """Loads the data and builds the model; argument errors name the config key."""
-    from keras_recipes import datasets
     from keras_recipes.config import ConfigError, explain
-    from keras_recipes.models.registry import get_recipe
+    from keras_recipes.models.registry import get_recipe_spec
 
+    spec = get_recipe_spec(config.recipe)
+    model_kwargs = _load_model_files(config, spec)
+    data = _load_data(config.dataset, config.seed, config.source)
     try:
-        data = datasets.load(**config.dataset, seed=config.seed)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(explain(error, config, "dataset")) from None
-    try:
-        model = get_recipe(config.recipe)(data.input_shape, data.num_classes, seed=config.seed,
-                                          **config.model)
+        model = spec.build(data.input_shape, data.num_classes, seed=config.seed, **model_kwargs)
     except (ValueError, TypeError) as error:
         raise ConfigError(explain(error, config, "model")) from None
+    except ConnectionError as error:  # weights="imagenet" offline
+        raise _RunError(f"{config.source}: model.weights: {error} (set model.weights to such "
+                        "a path or to null, e.g. --set model.weights=null)") from None
     return data, model
+
+
+def _load_model_files(config, spec):
+    """The model keyword arguments, with each `.keras` path a recipe takes loaded."""
+    from keras_recipes.config import ConfigError
+
+    kwargs = dict(config.model)
+    for key in spec.model_files:
+        value = kwargs.get(key)
+        if not (isinstance(value, str) and value.lower().endswith(".keras")):
+            continue
+        path = pathlib.Path(value)
+        if not path.is_file():
+            raise ConfigError(f"{config.source}: model.{key}: no such model file: {value!r}")
+        import keras
+
+        import keras_recipes  # noqa: F401  (registers the recipe classes for loading)
+
+        try:
+            kwargs[key] = keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConfigError(f"{config.source}: model.{key}: cannot load {value!r}: "
+                              f"{type(error).__name__}: {first_line}") from None
+    return kwargs
+
+
+def _load_data(dataset, seed, source=None):
+    """`datasets.load(**dataset, seed=seed)`; errors become one-line CLI errors."""
+    from keras_recipes import datasets
+    from keras_recipes.config import ConfigError
+
+    where = f"{source}: " if source else ""
+    try:
+        return datasets.load(**dataset, seed=seed)
+    except (ValueError, TypeError) as error:
+        import re
+
+        match = re.search(r"Argument `(\w+)`", str(error))
+        key = f".{match.group(1)}" if match and match.group(1) in dataset else ""
+        raise ConfigError(f"{where}dataset{key}: {error}") from None
+    except ImportError as error:
+        if "keras-recipes[" in str(error):  # ours: names the extra to install
+            raise
+        raise _RunError(_data_failure(where, dataset, error)) from None
+    except Exception as error:  # a download that failed, a broken tfds install, ...
+        raise _RunError(_data_failure(where, dataset, error)) from None
+
+
+def _data_failure(where, dataset, error):
+    name = str(dataset.get("name"))
+    message = f"{where}dataset.name: cannot load {name!r}: {type(error).__name__}: " + (
+        str(error).strip().splitlines() or [""])[0]
+    if pathlib.Path(name).suffix.lower() not in (".npz", ".csv") and name != "digits":
+        message += (". A TensorFlow Datasets name is downloaded and prepared on first use, "
+                    "which needs the internet; offline, set dataset.data_dir to a folder "
+                    "holding the prepared dataset")
+    return message
 
 
 def _train(args):
     import keras
 
     from keras_recipes import report
+    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.models.registry import get_recipe_spec
 
     config = _config(args)
+    spec = get_recipe_spec(config.recipe)
     if config.report["lr_find"]:
         config.model["learning_rate"] = "find"
     output = pathlib.Path(args.output or _default_output(config.recipe))
@@ -153,20 +224,27 @@ def _train(args):
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
           f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
 
+    recorder = _recorder()
     status, started = "completed", time.perf_counter()
     try:
-        model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-                  epochs=config.fit["epochs"], batch_size=config.fit["batch_size"],
-                  verbose=1 if sys.stdout.isatty() else 2)
+        returned = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                              callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2,
+                              **config.fit)
+        history = dict(returned.history)
     except KeyboardInterrupt:
         status = "interrupted"
         print("\nInterrupted: saving what finished.", file=sys.stderr)
+        history = recorder.history(spec.phases(config.fit) if spec.phases else None)
     except Exception as error:  # a failure of training itself, not of the arguments
+        if (isinstance(error, (ValueError, TypeError)) and not recorder.started
+                and _names_a_key(error, config.fit)):
+            # Checked at the entry of the training function against the model
+            # (a layer name to unfreeze, a learning rate that is not lower, ...).
+            raise ConfigError(explain(error, config, "fit")) from None
         print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return EXIT_FAILURE
     seconds = time.perf_counter() - started
-    history = dict(getattr(model.history, "history", None) or {})
 
     metrics = {"status": status}
     if status == "completed":
@@ -184,11 +262,61 @@ def _train(args):
         extra_figures.append(("lr_finder.png", "Learning-rate range test",
                               lambda ax: finder.plot(ax=ax)))
     report.write_run_report(output, model=model, history=history, metrics=metrics,
-                            settings=config.to_dict(), extra_figures=extra_figures)
+                            settings=config.to_dict(), extra_figures=extra_figures,
+                            optimizers=recorder.optimizers or None)
     _print_summary(metrics, output)
     if status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _names_a_key(error, settings):
+    import re
+
+    match = re.search(r"Argument `(\w+)`", str(error))
+    return bool(match) and match.group(1) in settings
+
+
+def _recorder():
+    """A callback keeping each `fit` call's optimizer and finished epochs.
+
+    The training function may call `fit` more than once (`fine_tune`: two
+    phases); when Ctrl-C stops it, this is what finished, across the calls.
+    """
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.started = False
+            self.optimizers, self.epochs = [], []
+
+        def on_train_begin(self, logs=None):
+            self.started = True
+            self.optimizers.append(self.model.optimizer)
+            self.epochs.append([])
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs[-1].append(dict(logs or {}))
+
+        def history(self, phases=None):
+            """The per-epoch history; `phases` labels each `fit` call's epochs."""
+            keys = []
+            for logs in (logs for call in self.epochs for logs in call):
+                keys += [key for key in logs if key not in keys]
+            history = {key: [] for key in keys}
+            if phases is not None:
+                history["phase"] = []
+            for call, epochs in enumerate(self.epochs):
+                for logs in epochs:
+                    for key in keys:
+                        value = logs.get(key)
+                        history[key].append(None if value is None else float(value))
+                    if phases is not None:
+                        history["phase"].append(phases[call])
+            return history
+
+    return Recorder()
 
 
 def _keep_paths_inside(config, output):
@@ -249,9 +377,16 @@ def _floats(metrics):
 
 def _training_metrics(history, seconds):
     metrics = {"epochs_run": len(history.get("loss", [])), "train_seconds": round(seconds, 2)}
+    phases = history.get("phase")
+    epochs = range(len(history.get("loss", [])))
+    if phases:
+        for phase in sorted(set(phases)):
+            metrics[f"phase_{phase}_epochs_run"] = phases.count(phase)
+        # The model is what the last phase left (its early stopping's best weights).
+        epochs = [i for i, phase in enumerate(phases) if phase == phases[-1]]
     val_loss = history.get("val_loss")
-    if val_loss:
-        best = min(range(len(val_loss)), key=lambda i: (math.isnan(val_loss[i]), val_loss[i]))
+    if val_loss and epochs:
+        best = min(epochs, key=lambda i: (math.isnan(val_loss[i]), val_loss[i]))
         metrics["best_epoch"] = best + 1
         metrics["best_val_loss"] = float(val_loss[best])
         if "val_accuracy" in history:
@@ -274,7 +409,6 @@ def _evaluate(args):
     import keras
     import yaml
 
-    from keras_recipes import datasets
     from keras_recipes.config import ConfigError
 
     path = pathlib.Path(args.model)
@@ -290,10 +424,7 @@ def _evaluate(args):
     if args.dataset is not None:
         dataset = {"name": args.dataset}
     seed = args.seed if args.seed is not None else run_settings.get("seed", 0)
-    try:
-        data = datasets.load(**dataset, seed=seed)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"dataset: {error}") from None
+    data = _load_data(dataset, seed)
     import keras_recipes  # noqa: F401  (registers the recipe classes for loading)
 
     model = keras.models.load_model(path, safe_mode=True)

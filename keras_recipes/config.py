@@ -6,10 +6,14 @@ A config is a flat mapping of sections::
     seed: 0
     dataset: {name: digits}      # keyword arguments of keras_recipes.datasets.load
     model: {units: 100}          # keyword arguments of the recipe's factory
-    fit: {epochs: 30, batch_size: 32}
+    fit: {epochs: 30, batch_size: 32}   # keyword arguments of the recipe's training function
     report: {lr_find: false, mc_dropout_samples: 0}
 
-Unknown keys are rejected with the closest valid key; wrong types and values are
+The valid `model` keys are the factory's keyword arguments (read from its
+signature) and the valid `fit` keys those of the recipe's training function
+(`epochs` and `batch_size` for `model.fit`; `head_epochs`, `epochs`,
+`unfreeze`, ... for `transfer_learning`, trained with `fine_tune`). Unknown
+keys are rejected with the closest valid key; wrong types and values are
 rejected with the file, the key and the value. Files are read only with
 `yaml.safe_load`.
 """
@@ -25,13 +29,10 @@ from importlib import resources
 
 from keras_recipes import _validation as v
 from keras_recipes import datasets
-from keras_recipes.models.registry import get_recipe, list_recipes
+from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
 SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
-FIT_DEFAULTS = {"epochs": 30, "batch_size": 32}
 REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0}
-# Filled in from the data, never from a config.
-_DATA_ARGUMENTS = ("input_shape", "num_classes", "seed")
 
 
 class ConfigError(ValueError):
@@ -182,25 +183,27 @@ def _validate(raw, where):
     _check_keys(where, "", raw, SECTIONS)
     recipe = raw.get("recipe", "default_dnn")
     try:
-        factory = get_recipe(recipe)
+        spec = get_recipe_spec(recipe)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where}: recipe: {error}") from None
-    recipe = recipe.lower()
+    recipe = spec.name
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"{where}: seed: expected a non-negative integer, got {seed!r}")
 
-    model_defaults = _defaults(factory, skip=_DATA_ARGUMENTS)
+    model_defaults = spec.model_defaults
     dataset_defaults = _defaults(datasets.load, skip=("seed",))
     model, dataset = _section(raw, where, "model"), _section(raw, where, "dataset")
     fit, report = _section(raw, where, "fit"), _section(raw, where, "report")
     _check_keys(where, "model", model, model_defaults)
     _check_keys(where, "dataset", dataset, dataset_defaults)
-    _check_keys(where, "fit", fit, FIT_DEFAULTS)
+    _check_keys(where, "fit", fit, spec.fit_defaults)
     _check_keys(where, "report", report, REPORT_DEFAULTS)
-    for key in ("epochs", "batch_size"):
-        if key in fit:
-            _wrap(where, f"fit.{key}", v.check_int, key, fit[key], min_value=1)
+    fit = {**spec.fit_defaults, **fit}
+    try:
+        spec.check_fit(fit)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(_where_in_section(where, "fit", fit, error)) from None
     if "lr_find" in report:
         _wrap(where, "report.lr_find", v.check_bool, "lr_find", report["lr_find"])
     if "mc_dropout_samples" in report:
@@ -209,13 +212,21 @@ def _validate(raw, where):
     return RunConfig(
         source=where, recipe=recipe, seed=seed,
         dataset={**dataset_defaults, **dataset}, model={**model_defaults, **model},
-        fit={**FIT_DEFAULTS, **fit}, report={**REPORT_DEFAULTS, **report},
+        fit=fit, report={**REPORT_DEFAULTS, **report},
     )
 
 
 def _defaults(function, skip):
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
             if name not in skip and p.default is not inspect.Parameter.empty}
+
+
+def _where_in_section(where, section, settings, error):
+    """`<file>: <section>.<key>: <error>` for an error naming a key of the section."""
+    match = re.search(r"Argument `(\w+)`", str(error))
+    if match and match.group(1) in settings:
+        return f"{where}: {section}.{match.group(1)}: {error}"
+    return f"{where}: {section}: {error}"
 
 
 def _wrap(where, key, check, *args, **kwargs):
@@ -228,18 +239,17 @@ def _wrap(where, key, check, *args, **kwargs):
 def explain(error, config, section):
     """Prefixes an argument error raised while using a config section with its file and key.
 
-    Factories and `datasets.load` name the argument in their messages
-    (``Argument `units` must be ...``), which is the key within `section`.
+    Factories, training functions and `datasets.load` name the argument in
+    their messages (``Argument `units` must be ...``), which is the key within
+    `section`.
 
     Args:
         error: the `ValueError` or `TypeError` raised.
         config: the `RunConfig` in use.
-        section: str, `"model"` or `"dataset"`, the section whose arguments were used.
+        section: str, `"model"`, `"fit"` or `"dataset"`, the section whose
+            arguments were used.
 
     Returns:
         str, the message to show.
     """
-    match = re.search(r"Argument `(\w+)`", str(error))
-    if match and match.group(1) in getattr(config, section):
-        return f"{config.source}: {section}.{match.group(1)}: {error}"
-    return f"{config.source}: {section}: {error}"
+    return _where_in_section(config.source, section, getattr(config, section), error)

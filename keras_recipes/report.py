@@ -35,13 +35,16 @@ def history_csv(history):
     return buffer.getvalue()
 
 
-def write_run_report(output, *, model, history, metrics, settings, extra_figures=()):
+def write_run_report(output, *, model, history, metrics, settings, extra_figures=(),
+                     optimizers=None):
     """Writes a run's files to `output`, each atomically.
 
     Writes `model.keras` (when `model` is given), `history.csv`, `config.yaml`
     (the resolved settings), `metrics.json`, `learning_curves.png`,
     `schedule.png` (the learning rate and momentum actually applied), the PNGs
-    of `extra_figures`, and `report.md`, which shows them together.
+    of `extra_figures`, and `report.md`, which shows them together. A history
+    with a `"phase"` entry (from `fine_tune`) gets the phase boundaries drawn
+    on the learning curves.
 
     Args:
         output: str or Path, the folder.
@@ -51,6 +54,10 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
         settings: dict, the resolved config.
         extra_figures: iterable of `(file_name, title, draw)` where `draw(ax)`
             draws on a matplotlib Axes.
+        optimizers: list of the optimizers that trained the model, one after
+            the other (the two phases of `fine_tune`), or None for
+            `[model.optimizer]`. Their schedules are drawn end to end in
+            `schedule.png`.
 
     Returns:
         The path of `report.md`.
@@ -72,12 +79,15 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
         axes = figure.subplots(1, len(metric_names), squeeze=False)[0]
         for ax, metric in zip(axes, metric_names):
             plots.plot_learning_curves(history, metric, ax=ax)
+            _mark_phases(ax, history.get("phase"))
         figure.set_size_inches(5 * len(metric_names), 4)
         _save_figure(figure, output / "learning_curves.png")
         figures.append(("learning_curves.png", "Learning curves"))
-    if model is not None and getattr(model, "optimizer", None) is not None:
+    if optimizers is None and model is not None and getattr(model, "optimizer", None):
+        optimizers = [model.optimizer]
+    if optimizers:
         figure = _figure()
-        plots.plot_schedule(model.optimizer, ax=figure.subplots())
+        _plot_schedules(optimizers, figure.subplots())
         _save_figure(figure, output / "schedule.png")
         figures.append(("schedule.png", "Learning rate and momentum applied per step"))
     for file_name, title, draw in extra_figures:
@@ -96,6 +106,52 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
               "```", ""]
     _io.write_text(output / "report.md", "\n".join(lines))
     return output / "report.md"
+
+
+def _mark_phases(ax, phases):
+    """Dashed lines where a new training phase starts (epochs are numbered from 1)."""
+    if not phases:
+        return
+    for i in range(1, len(phases)):
+        if phases[i] != phases[i - 1]:
+            ax.axvline(i + 0.5, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"phase {phases[i]}", (i + 0.5, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -12), textcoords="offset points", color="grey")
+
+
+def _head_optimizer(optimizer):
+    """A `MultiOptimizer`'s optimizer for the variables it does not map (the head)."""
+    optimizer_map = getattr(optimizer, "_optimizer_map", None)
+    return getattr(optimizer_map, "default_optimizer", optimizer)
+
+
+def _plot_schedules(optimizers, ax):
+    """The schedules applied by `optimizers`, one after the other, on `ax`."""
+    import keras
+
+    if len(optimizers) == 1:
+        optimizer = optimizers[0]
+        steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        plots.plot_schedule(_head_optimizer(optimizer), num_steps=steps, ax=ax)
+        return
+    twin, offset = None, 0
+    for phase, optimizer in enumerate(optimizers, start=1):
+        steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        values = plots.applied_schedule(_head_optimizer(optimizer), num_steps=steps)
+        x = values["steps"] + offset
+        ax.plot(x, values["learning_rate"], color="tab:blue")
+        if values["momentum"] is not None:
+            twin = twin or ax.twinx()
+            twin.plot(x, values["momentum"], color="tab:orange")
+        if phase > 1:
+            ax.axvline(offset - 0.5, color="grey", linestyle="--", linewidth=1)
+        offset += max(steps, 1)
+    ax.set_xlabel("optimizer step (all phases)")
+    ax.set_ylabel("learning rate", color="tab:blue")
+    ax.set_yscale("log")
+    if twin is not None:
+        twin.set_ylabel("momentum / beta_1", color="tab:orange")
+    ax.set_title("schedule applied, phase after phase")
 
 
 def _format(value):

@@ -13,6 +13,8 @@ import keras_recipes
 from keras_recipes import datasets, optimizers, plots
 from keras_recipes.callbacks import TrainingMonitor
 from keras_recipes.config import ConfigError, load_config
+from keras_recipes.models.registry import get_recipe_spec
+from keras_recipes.models.transfer import transfer_learning_recipe
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 X = np.random.default_rng(0).normal(size=(64, 12)).astype("float32")
@@ -37,6 +39,12 @@ def _with(array, index, value):
 DNN = keras_recipes.build_default_dnn
 SNN = keras_recipes.build_self_normalizing_dnn
 PLAIN = keras_recipes.build_plain_dnn
+TRANSFER = transfer_learning_recipe
+
+
+def _check_transfer_fit(**fit):
+    spec = get_recipe_spec("transfer_learning")
+    spec.check_fit({**spec.fit_defaults, **fit})
 
 CASES = [
     # --- schedules ----------------------------------------------------------------------
@@ -160,7 +168,30 @@ CASES = [
     ("plain learning_rate negative", lambda: PLAIN((12,), 3, learning_rate=-1), ValueError,
      "learning_rate", "-1", "> 0"),
     ("registry unknown", lambda: keras_recipes.get_recipe("resnet"), ValueError, "name",
-     "'resnet'", "one of 'baseline', 'default_dnn', 'self_normalizing'"),
+     "'resnet'", "one of 'baseline', 'default_dnn', 'self_normalizing', 'transfer_learning'"),
+    ("registry spec type", lambda: get_recipe_spec(None), TypeError, "name", "None",
+     "one of 'baseline', 'default_dnn', 'self_normalizing', 'transfer_learning'"),
+    ("transfer recipe base typo", lambda: TRANSFER((32, 32, 3), 3, base="MobilNetV2"),
+     ValueError, "base", "'MobilNetV2'", "one of 'ConvNeXtBase'"),
+    ("transfer recipe base type", lambda: TRANSFER((32, 32, 3), 3, base=3), TypeError, "base",
+     "3", "a keras.applications model name (e.g. 'MobileNetV2') or a keras.Model"),
+    ("transfer recipe weights file", lambda: TRANSFER((32, 32, 3), 3, weights="absent.h5"),
+     ValueError, "weights", "'absent.h5'", "'imagenet', None or the path of an existing "
+     "weights file"),
+    ("transfer recipe base_kwargs", lambda: TRANSFER((32, 32, 3), 3, weights=None,
+                                                     base_kwargs={"alpa": 0.35}),
+     ValueError, "base_kwargs", "{'alpa': 0.35}", "arguments of keras.applications.MobileNetV2"),
+    ("transfer recipe input_shape", lambda: TRANSFER((12,), 3, weights=None), ValueError,
+     "input_shape", "(12,)", "the shape of one image, e.g. (160, 160, 3), for the "
+     "keras.applications base 'MobileNetV2'"),
+    ("transfer recipe pooling", lambda: TRANSFER((32, 32, 3), 3, weights=None, pooling="mean"),
+     ValueError, "pooling", "'mean'", "one of 'avg', 'max'"),
+    ("transfer fit head_epochs", lambda: _check_transfer_fit(head_epochs=-2), ValueError,
+     "head_epochs", "-2", "a non-negative integer"),
+    ("transfer fit unfreeze type", lambda: _check_transfer_fit(unfreeze=None), TypeError,
+     "unfreeze", "None", 'a layer name or "all"'),
+    ("transfer fit discriminative_factor", lambda: _check_transfer_fit(
+        discriminative_factor=2.0), ValueError, "discriminative_factor", "2.0", "(0, 1)"),
     # --- fit data ---------------------------------------------------------------------
     ("fit x shape", lambda: _fit(x=np.zeros((64, 10), "float32")), ValueError, "x",
      "<array of shape (64, 10)>", "input_shape=(12,)"),
@@ -246,6 +277,12 @@ def test_there_are_at_least_60_wrong_calls():
     ("default_dnn", ["fit.batch_size=0"], "fit.batch_size: Argument `batch_size`"),
     ("default_dnn", ["report.lr_find=maybe"], "report.lr_find: Argument `lr_find`"),
     ("default_dnn", ["report.mc_dropout_samples=-1"], "report.mc_dropout_samples"),
+    ("transfer_learning", ["fit.batch_size=0"], "fit.batch_size: Argument `batch_size`"),
+    ("transfer_learning", ["fit.epochs=-1"], "fit.epochs: Argument `epochs`"),
+    ("transfer_learning", ["fit.unfreeze=0.0"], "fit.unfreeze: Argument `unfreeze`"),
+    ("transfer_learning", ["fit.discriminative_groups=0"],
+     "fit.discriminative_groups: Argument `discriminative_groups`"),
+    ("transfer_learning", ["fit.head_epochs=0", "fit.epochs=0"], "fit.epochs: Argument `epochs`"),
 ])
 def test_config_values_are_checked_before_training(source, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("`", ".")):

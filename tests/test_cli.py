@@ -1,3 +1,4 @@
+import contextlib
 import csv
 import json
 import subprocess
@@ -6,6 +7,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from test_recipes import conv_base, small_data
 
 import keras_recipes
 from keras_recipes import cli
@@ -46,18 +48,59 @@ def test_train_writes_the_full_report_and_prints_a_summary(tmp_path, capsys):
     assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
 
 
+# What the shipped configs need to train here, offline and fast: transfer_learning's tf_flowers
+# comes from tfds's mock data (random images), and its MobileNetV2 is narrow, on small images,
+# with random weights (weights="imagenet" is downloaded).
+OFFLINE = {
+    "transfer_learning": ["--set", "dataset.image_size=[32, 32]", "--set", "model.weights=null",
+                          "--set", "model.base_kwargs={alpha: 0.35}", "--set", "fit.head_epochs=1",
+                          "--set", "fit.unfreeze=block_16_expand"],
+}
+
+
+def _mock_tf_flowers(num_examples=48):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    return tfds.testing.mock_data(num_examples=num_examples)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", keras_recipes.list_recipes())
 def test_every_shipped_config_trains_end_to_end(recipe, tmp_path):
     output = tmp_path / recipe
-    assert cli.main(["train", recipe, "--set", "fit.epochs=2", "--output", str(output)]) == 0
+    argv = ["train", recipe, "--set", "fit.epochs=2", *OFFLINE.get(recipe, []),
+            "--output", str(output)]
+    with _mock_tf_flowers() if recipe == "transfer_learning" else contextlib.nullcontext():
+        assert cli.main(argv) == 0
     metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["test_accuracy"] > 0.5
+    assert metrics["status"] == "completed"
+    if recipe == "transfer_learning":  # random stand-in images: nothing to learn
+        rows = list(csv.DictReader((output / "history.csv").open()))
+        assert [row["phase"] for row in rows] == ["1", "2", "2"]
+        assert sorted(p.name for p in output.iterdir()) == REPORT_FILES
+    else:
+        assert metrics["test_accuracy"] > 0.5
 
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "default_dn"], "'default_dn' is neither a recipe (baseline, default_dnn, "
-     "self_normalizing) nor a YAML file (.yaml/.yml). Did you mean 'default_dnn'?"),
+     "self_normalizing, transfer_learning) nor a YAML file (.yaml/.yml). Did you mean "
+     "'default_dnn'?"),
+    (["train", "transfer_learning", "--set", "fit.head_epoch=1"], "transfer_learning.yaml: "
+     "unknown key `fit.head_epoch`. Valid keys: head_epochs, epochs, batch_size, unfreeze, "
+     "fine_tune_learning_rate, discriminative_factor, discriminative_groups. Did you mean "
+     "'head_epochs'?"),
+    (["train", "transfer_learning", "--set", "fit.unfreeze=-3"], "transfer_learning.yaml: "
+     "fit.unfreeze: Argument `unfreeze` must be a positive integer. Received: unfreeze=-3"),
+    (["train", "transfer_learning", "--set", "fit.epochs=many"], "transfer_learning.yaml: "
+     "fit.epochs: Argument `epochs` must be a non-negative integer. Received: epochs='many'"),
+    (["train", "transfer_learning", "--dataset", "digits"], "transfer_learning.yaml: model: "
+     "Argument `input_shape` must be the shape of one image, e.g. (160, 160, 3), for the "
+     "keras.applications base 'MobileNetV2'. Received: input_shape=(64,) (transfer learning "
+     "from a pretrained image model needs image data)"),
+    (["train", "transfer_learning", "--set", "model.base=absent.keras"],
+     "transfer_learning.yaml: model.base: no such model file: 'absent.keras'"),
+    (["lr-find", "transfer_learning", "--set", "model.bse=ResNet50"],
+     "transfer_learning.yaml: unknown key `model.bse`."),
     (["train", "--set", "fit.epochs=0"],
      "default_dnn.yaml: fit.epochs: Argument `epochs` must be a positive integer. "
      "Received: epochs=0"),
@@ -88,6 +131,14 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys, tmp_path):
     ("recipe: default_dnn\nmodel: {activation: relu6}\n", "model.activation: Argument "
      "`activation` must be one of"),
     ("recipe: default_dnn\nmodel: {units: [\n", "invalid YAML"),
+    ("recipe: transfer_learning\nfit: {unfreez: 0.5}\n", "unknown key `fit.unfreez`. Valid "
+     "keys: head_epochs"),
+    ("recipe: transfer_learning\nfit: {unfreeze: [3]}\n", "fit.unfreeze: Argument `unfreeze` "
+     "must be an int (layers), a float in (0, 1] (fraction of layers), a layer name or \"all\". "
+     "Received: unfreeze=[3]"),
+    ("recipe: transfer_learning\nfit: {fine_tune_learning_rate: high}\n",
+     "fit.fine_tune_learning_rate: Argument `fine_tune_learning_rate` must be a number > 0 or "
+     "None. Received: fine_tune_learning_rate='high'"),
 ])
 def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
     path = tmp_path / "broken.yaml"
@@ -120,7 +171,7 @@ def test_ctrl_c_leaves_a_consistent_folder_marked_interrupted(tmp_path, monkeypa
                 raise KeyboardInterrupt
 
     def fit(self, *args, **kwargs):
-        kwargs["callbacks"] = [Interrupt()]
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), Interrupt()]
         return original_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(keras_recipes.RecipeModel, "fit", fit)
@@ -155,7 +206,10 @@ def test_evaluate_a_model_file_on_another_dataset(tmp_path, capsys):
 
 def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
-    assert "default_dnn" in capsys.readouterr().out
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == keras_recipes.list_recipes()
+    assert "transfer_learning    Transfer learning: a pretrained base, frozen, with a new head; " \
+        "trained with `fine_tune`." in listed
     for command in ("train", "show", "evaluate", "list", "lr-find"):
         assert cli.main([command, "--help"]) == 0
         assert "usage: keras-recipes" in capsys.readouterr().out
@@ -223,3 +277,226 @@ def test_config_backup_dir_inside_the_output_folder_is_used(tmp_path):
                      "--output", str(output)]) == 0
     model = keras.models.load_model(output / "model.keras")
     assert model.backup_dir == str((output / "backup").resolve())
+
+
+# --- transfer_learning: two phases with fine_tune, from the command line -------------------
+
+
+@pytest.fixture
+def base_file(tmp_path):
+    """A small "pretrained" conv base of yours, saved as .keras (for model.base)."""
+    path = tmp_path / "base.keras"
+    conv_base(rescaling=True).save(path)
+    return path
+
+
+@pytest.fixture
+def images_file(tmp_path):
+    """240 8x8 RGB images whose class is their brightest colour channel."""
+    x, y = small_data("transfer_learning", n=240)
+    path = tmp_path / "images.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _transfer(base_file, *settings):
+    return ["train", "transfer_learning", "--set", f"model.base={base_file}",
+            "--set", "fit.unfreeze=3", *(a for s in settings for a in ("--set", s))]
+
+
+def _base_layer_weights(model_or_base, names):
+    base = model_or_base.get_layer("conv_base") if model_or_base.name != "conv_base" else \
+        model_or_base
+    return {name: [keras.ops.convert_to_numpy(w) for w in base.get_layer(name).weights]
+            for name in names}
+
+
+def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
+        tmp_path, capsys, base_file, images_file):
+    output = tmp_path / "run"
+    # (The random stand-in base's features need a higher learning rate for the head than the
+    # default 0.01, which gave 40%, 75% and 92% test accuracy with 3 seeds; 0.1 gave 100%.)
+    argv = _transfer(base_file, "fit.head_epochs=3", "fit.epochs=2", "model.learning_rate=0.1")
+    assert cli.main([*argv, "--dataset", str(images_file), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "Epoch 3/3" in printed and "Epoch 2/2" in printed and "Test accuracy: " in printed
+    assert sorted(p.name for p in output.iterdir()) == REPORT_FILES
+    rows = list(csv.DictReader((output / "history.csv").open()))
+    assert [row["phase"] for row in rows] == ["1", "1", "1", "2", "2"]
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4", "5"] and "val_loss" in rows[0]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 5
+    assert metrics["phase_1_epochs_run"] == 3 and metrics["phase_2_epochs_run"] == 2
+    assert metrics["best_epoch"] in (4, 5)  # the model is what phase 2 left
+    assert metrics["test_accuracy"] > 0.8  # 3 classes: chance is 1/3
+    report = (output / "report.md").read_text()
+    assert "| phase_2_epochs_run | 2 |" in report and "fine_tune_learning_rate" in report
+    # Fine-tuned: the base's top conv layer changed, its BatchNorm and lower layers did not.
+    model = keras.models.load_model(output / "model.keras")
+    names = ("conv_1", "bn_1", "conv_2", "bn_2")
+    trained = _base_layer_weights(model, names)
+    original = _base_layer_weights(keras.models.load_model(base_file), names)
+    changed = {name for name in names
+               if any(not np.array_equal(a, b) for a, b in zip(trained[name], original[name]))}
+    assert changed == {"conv_2"}
+    # The schedule plot shows both phases: two learning-rate curves, one after the other.
+    assert _png_size(output / "schedule.png")[1] >= 500
+    data = keras_recipes.datasets.load(str(images_file), standardize=False, seed=0)
+    evaluated = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+    assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert cli.main(["evaluate", str(output)]) == 0
+    assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsys, base_file):
+    # The shipped config as it is (tf_flowers, fine_tune settings), with a small base of
+    # yours instead of the downloaded MobileNetV2 (trained as is in the slow test above).
+    # With report.lr_find, the LR range test picks the head's rate in phase 1, and phase 2
+    # runs at a tenth of it.
+    output = tmp_path / "run"
+    settings = ["dataset.image_size=[8, 8]", "fit.head_epochs=1", "fit.epochs=1",
+                "report.lr_find=true"]
+    with _mock_tf_flowers():
+        assert cli.main([*_transfer(base_file, *settings), "--output", str(output)]) == 0
+        metrics = json.loads((output / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["epochs_run"] == 2
+        assert metrics["phase_2_epochs_run"] == 1
+        assert "![Learning-rate range test](lr_finder.png)" in (output / "report.md").read_text()
+        phase_2 = keras.models.load_model(output / "model.keras").optimizer._learning_rate
+        assert phase_2.max_learning_rate == pytest.approx(metrics["found_learning_rate"] / 10)
+        capsys.readouterr()
+        assert cli.main(["evaluate", str(output)]) == 0
+        assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+        lr_output = tmp_path / "lrf"
+        assert cli.main(["lr-find", "transfer_learning", "--set", f"model.base={base_file}",
+                         "--set", "dataset.image_size=[8, 8]", "--num-steps", "10",
+                         "--output", str(lr_output)]) == 0
+    assert "Suggested learning rate:" in capsys.readouterr().out
+    assert json.loads((lr_output / "lr_finder.json").read_text())["suggestion"] > 0
+    import yaml
+
+    assert cli.main(["show", "transfer_learning", "--set", "fit.unfreeze=0.5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["fit"]["unfreeze"] == 0.5 and shown["fit"]["head_epochs"] == 5
+    assert shown["model"]["base"] == "MobileNetV2" and shown["dataset"]["name"] == "tf_flowers"
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("fit.unfreeze=conv_9", "transfer_learning.yaml: fit.unfreeze: Argument `unfreeze` must be "
+     "\"all\" or the name of a layer of the base 'conv_base' to unfreeze from. Received: "
+     "unfreeze='conv_9'. Did you mean 'conv_2'?"),
+    ("fit.unfreeze=40", "transfer_learning.yaml: fit.unfreeze: Argument `unfreeze` must be an "
+     "integer in the range [1, 7]. Received: unfreeze=40"),
+    ("fit.fine_tune_learning_rate=0.5", "transfer_learning.yaml: fit.fine_tune_learning_rate: "
+     "Argument `fine_tune_learning_rate` must be lower than the head's learning rate (0.01). "
+     "Received: fine_tune_learning_rate=0.5 (a high rate on the unfrozen base wrecks its "
+     "pretrained features; 10 to 100 times lower is usual)"),
+])
+def test_transfer_settings_refused_by_fine_tune_exit_2_before_training(
+        tmp_path, capsys, base_file, images_file, setting, message):
+    output = tmp_path / "run"
+    argv = [*_transfer(base_file, setting), "--dataset", str(images_file), "--output",
+            str(output)]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"keras-recipes: error: {message}\n"
+    assert "Epoch 1/" not in captured.out and not output.exists()
+
+
+def test_imagenet_weights_offline_exit_1_with_one_line(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    from keras.src.backend import config as keras_config
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)  # as with no network
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras_home"))  # no cache
+    output = tmp_path / "run"
+    with _mock_tf_flowers():
+        assert cli.main(["train", "transfer_learning", "--set", "dataset.image_size=[32, 32]",
+                         "--set", "model.base_kwargs={alpha: 0.35}",
+                         "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not output.exists()
+    assert err.startswith('keras-recipes: error: transfer_learning.yaml: model.weights: '
+                          'weights="imagenet" downloads the ImageNet weights of MobileNetV2, '
+                          "which failed: URL fetch failure on https://")
+    assert err.endswith("Offline, pass the path of a weights file of MobileNetV2(include_top="
+                        "False) as `weights`, or weights=None. (set model.weights to such a "
+                        "path or to null, e.g. --set model.weights=null)\n")
+
+
+def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, capsys,
+                                                                     monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no route to storage.googleapis.com")
+
+    monkeypatch.setattr(tfds, "load", offline)  # what a download without network ends in
+    output = tmp_path / "run"
+    assert cli.main(["train", "transfer_learning", "--output", str(output)]) == 1
+    assert capsys.readouterr().err == (
+        "keras-recipes: error: transfer_learning.yaml: dataset.name: cannot load 'tf_flowers': "
+        "ConnectionError: no route to storage.googleapis.com. A TensorFlow Datasets name is "
+        "downloaded and prepared on first use, which needs the internet; offline, set "
+        "dataset.data_dir to a folder holding the prepared dataset\n")
+    assert not output.exists()
+
+
+def test_ctrl_c_in_phase_2_keeps_both_phases_epochs(tmp_path, monkeypatch, base_file,
+                                                    images_file):
+    original_fit = keras_recipes.RecipeModel.fit
+    calls = []
+
+    class Interrupt(keras.callbacks.Callback):
+        """Ctrl-C in the middle of phase 2's second epoch."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if len(calls) == 2 and self.epoch == 1 and batch == 2:
+                raise KeyboardInterrupt
+
+    def fit(self, *args, **kwargs):
+        calls.append(1)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), Interrupt()]
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras_recipes.RecipeModel, "fit", fit)
+    output = tmp_path / "run"
+    argv = [*_transfer(base_file, "fit.head_epochs=2", "fit.epochs=3"), "--dataset",
+            str(images_file), "--output", str(output)]
+    assert cli.main(argv) == 130
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["epochs_run"] == 3
+    rows = list(csv.DictReader((output / "history.csv").open()))
+    assert [row["phase"] for row in rows] == ["1", "1", "2"]
+    assert all(float(row["loss"]) > 0 for row in rows)
+    reloaded = keras.models.load_model(output / "model.keras")
+    assert int(reloaded.optimizer.iterations) > 0
+
+
+def test_run_report_draws_the_phases_schedules_one_after_the_other():
+    from matplotlib.figure import Figure
+
+    from keras_recipes import report
+
+    first = keras.optimizers.SGD(0.1, momentum=0.9)
+    second = keras.optimizers.SGD(0.01, momentum=0.5)
+    first.iterations.assign(4)
+    second.iterations.assign(3)
+    ax = Figure().subplots()
+    report._plot_schedules([first, second], ax)
+    rate_1, rate_2, boundary = ax.get_lines()
+    twin = ax.figure.axes[1]
+    assert list(rate_1.get_xdata()) == [0, 1, 2, 3] and list(rate_2.get_xdata()) == [4, 5, 6]
+    np.testing.assert_allclose(list(rate_1.get_ydata()) + list(rate_2.get_ydata()),
+                               [0.1] * 4 + [0.01] * 3, rtol=1e-6)
+    np.testing.assert_allclose([y for line in twin.get_lines() for y in line.get_ydata()],
+                               [0.9] * 4 + [0.5] * 3, rtol=1e-6)
+    assert list(boundary.get_xdata()) == [3.5, 3.5]  # where phase 2 starts

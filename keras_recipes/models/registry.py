@@ -1,16 +1,248 @@
-"""A registry of named recipes, driving the CLI and the registry-parametrized tests."""
+"""A registry of named recipes, driving the CLI and the registry-parametrized tests.
+
+Each recipe is registered as a `RecipeSpec`: the factory that builds and
+compiles its model, the function that trains it (`model.fit`, or
+`keras_recipes.fine_tune` for transfer learning, in two phases), and the
+keyword arguments of that function a config's `fit` section may set.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
 
 from keras_recipes import _validation as v
 from keras_recipes.models.default_dnn import build_default_dnn
 from keras_recipes.models.plain_dnn import build_plain_dnn
 from keras_recipes.models.self_normalizing import build_self_normalizing_dnn
+from keras_recipes.models.transfer import fine_tune, transfer_learning_recipe
+
+# Arguments of a factory that come from the data and the run, never from a config.
+DATA_ARGUMENTS = ("input_shape", "num_classes", "seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeSpec:
+    """A registered recipe: how its model is built and how it is trained.
+
+    `keras_recipes.get_recipe(name)` returns `build`; the CLI builds with
+    `build(data.input_shape, data.num_classes, seed=..., **config.model)` and
+    trains with `train(model, (x, y), (x_val, y_val), **config.fit)`.
+
+    Attributes:
+        name: str, the registered name.
+        build: the factory, called as `build(input_shape, num_classes, *,
+            seed=None, **model_kwargs)`; returns a compiled model. Its keyword
+            arguments with defaults are what a config's `model` section may set.
+        train: the training function, called as `train(model, train_data,
+            validation_data=None, *, callbacks=None, verbose="auto",
+            **fit_kwargs)` with `train_data` a tuple `(x, y)`; returns a
+            `keras.callbacks.History`.
+        fit_defaults: dict, the keyword arguments of `train` a config's `fit`
+            section may set, with their defaults.
+        check_fit: callable, `check_fit(fit_kwargs)` validates a complete `fit`
+            section before anything is loaded or built; raises `ValueError` or
+            `TypeError` naming the argument.
+        model_files: tuple of str, the `model` arguments that may name a
+            `.keras` file in a config; the CLI loads it (in safe mode) and
+            passes the model. Defaults to `()`.
+        phases: callable or None, `phases(fit_kwargs)` gives the phase number
+            of each `fit` call `train` makes (`[1, 2]` for `fine_tune`), so
+            that an interrupted run still labels its epochs. `None` for a
+            single `fit` call. Defaults to `None`.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> from keras_recipes.models.registry import get_recipe_spec
+    >>> spec = get_recipe_spec("transfer_learning")
+    >>> spec.build is keras_recipes.get_recipe("transfer_learning")
+    True
+    >>> spec.fit_defaults["head_epochs"], spec.fit_defaults["epochs"]
+    (5, 10)
+    """
+
+    name: str
+    build: Callable
+    train: Callable
+    fit_defaults: Mapping
+    check_fit: Callable
+    model_files: tuple = ()
+    phases: Callable | None = None
+
+    @property
+    def model_defaults(self):
+        """dict, the factory's keyword arguments a config may set, with their defaults."""
+        return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
+                if name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
+
+    @property
+    def summary(self):
+        """str, the first line of the factory's docstring."""
+        return (self.build.__doc__ or "").strip().splitlines()[0]
+
+
+# --- training functions -------------------------------------------------------------------
+
+
+def fit_model(model, train_data, validation_data=None, *, epochs=30, batch_size=32,
+              callbacks=None, verbose="auto"):
+    """Trains a recipe's model with one `model.fit` call.
+
+    The training function of the recipes that train in one go (`baseline`,
+    `default_dnn`, `self_normalizing`); their `RecipeModel.fit` adds the
+    recipe's callbacks (1cycle span, early stopping, stop on NaN).
+
+    Args:
+        model: a compiled `keras.Model`, e.g. from `build_default_dnn`.
+        train_data: tuple `(x, y)` of arrays.
+        validation_data: tuple `(x_val, y_val)` or None. Defaults to `None`.
+        epochs: int >= 1. Defaults to `30`.
+        batch_size: int >= 1. Defaults to `32`.
+        callbacks: list of `keras.callbacks.Callback` or None.
+            Defaults to `None`.
+        verbose: as `fit`'s. Defaults to `"auto"`.
+
+    Returns:
+        The `keras.callbacks.History` of `fit`.
+
+    Example:
+
+    >>> import numpy as np, keras_recipes
+    >>> from keras_recipes.models.registry import fit_model
+    >>> model = keras_recipes.build_default_dnn((4,), 3, num_hidden_layers=1)
+    >>> x, y = np.random.rand(64, 4), np.arange(64) % 3
+    >>> len(fit_model(model, (x, y), epochs=2, verbose=0).epoch)
+    2
+    """
+    x, y = train_data
+    return model.fit(x, y, validation_data=validation_data, epochs=epochs,
+                     batch_size=batch_size, callbacks=callbacks, verbose=verbose)
+
+
+def _check_fit_model(fit):
+    v.check_int("epochs", fit["epochs"], min_value=1)
+    v.check_int("batch_size", fit["batch_size"], min_value=1)
+
+
+# The arguments of `fine_tune` a config may set; the others (data, callbacks,
+# verbose) come from the run, or mirror the model section (see fine_tune_model).
+_FINE_TUNE_FIT_KEYS = ("head_epochs", "epochs", "batch_size", "unfreeze",
+                       "fine_tune_learning_rate", "discriminative_factor",
+                       "discriminative_groups")
+
+
+def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
+                    verbose="auto", **kwargs):
+    """Trains a transfer model with `keras_recipes.fine_tune`: the head, then the base's top.
+
+    The training function of the `transfer_learning` recipe. Phase 2 uses an
+    optimizer like the model's own: the same kind (`fine_tune`'s default), the
+    same `clipnorm`, and a 1cycle exactly when the model's optimizer runs one,
+    so that a config's `model.clipnorm` and `model.one_cycle` hold for both
+    phases. Phase 1 trains with the model's compiled settings
+    (`model.learning_rate`, `"find"` included).
+
+    Args:
+        model: a model built by `build_transfer_model` (or
+            `transfer_learning_recipe`).
+        train_data: tuple `(x, y)` of arrays, or a dataset, as `fine_tune`'s.
+        validation_data: as `fine_tune`'s. Defaults to `None`.
+        callbacks: list of `keras.callbacks.Callback` or None, used in both
+            phases. Defaults to `None`.
+        verbose: as `fit`'s. Defaults to `"auto"`.
+        **kwargs: `head_epochs`, `epochs`, `batch_size`, `unfreeze`,
+            `fine_tune_learning_rate`, `discriminative_factor`,
+            `discriminative_groups`, as in `fine_tune` (`batch_size` defaults
+            to 32 here).
+
+    Returns:
+        The combined `keras.callbacks.History` of both phases, with
+        `history.history["phase"]`.
+
+    Raises:
+        TypeError: for a keyword argument a config may not set.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recipes.models.registry import fine_tune_model
+    >>> from keras_recipes.models.transfer import transfer_learning_recipe
+    >>> model = transfer_learning_recipe((32, 32, 3), 3, weights=None,
+    ...                                  base_kwargs={"alpha": 0.35}, seed=0)
+    >>> x = np.random.randint(0, 256, (64, 32, 32, 3)).astype("float32")
+    >>> y = np.arange(64) % 3
+    >>> history = fine_tune_model(model, (x, y), head_epochs=1, epochs=1,
+    ...                           unfreeze=10, verbose=0)
+    >>> history.history["phase"]
+    [1, 2]
+    """
+    unknown = sorted(set(kwargs) - set(_FINE_TUNE_FIT_KEYS))
+    if unknown:
+        raise TypeError(f"fine_tune_model() got unexpected keyword arguments {unknown}; "
+                        f"it takes {', '.join(_FINE_TUNE_FIT_KEYS)}")
+    from keras_recipes.callbacks.one_cycle_span import one_cycle_schedules
+
+    kwargs = {"batch_size": 32, **kwargs}
+    optimizer = model.optimizer
+    return fine_tune(model, train_data, validation_data,
+                     clipnorm=getattr(optimizer, "clipnorm", None),
+                     one_cycle=bool(one_cycle_schedules(optimizer)),
+                     callbacks=callbacks, verbose=verbose, **kwargs)
+
+
+def _fine_tune_fit_defaults():
+    parameters = inspect.signature(fine_tune).parameters
+    defaults = {key: parameters[key].default for key in _FINE_TUNE_FIT_KEYS}
+    defaults["batch_size"] = 32  # as the other recipes; fine_tune's None means Keras's 32
+    return defaults
+
+
+def _check_fine_tune_fit(fit):
+    """The checks of `fine_tune` that need no model, with its messages."""
+    v.check_int("head_epochs", fit["head_epochs"], min_value=0)
+    v.check_int("epochs", fit["epochs"], min_value=0)
+    if fit["head_epochs"] == 0 and fit["epochs"] == 0:
+        v.fail("epochs", fit["epochs"], "positive when head_epochs=0", hint="(nothing to train)")
+    v.check_int("batch_size", fit["batch_size"], min_value=1)
+    unfreeze = fit["unfreeze"]
+    if isinstance(unfreeze, bool) or not isinstance(unfreeze, (int, float, str)):
+        v.fail("unfreeze", unfreeze,
+               'an int (layers), a float in (0, 1] (fraction of layers), a layer name or "all"',
+               error=TypeError)
+    if isinstance(unfreeze, int):
+        v.check_int("unfreeze", unfreeze, min_value=1)
+    elif isinstance(unfreeze, float):
+        v.check_number("unfreeze", unfreeze, low=0, high=1, low_inclusive=False)
+    v.check_number("fine_tune_learning_rate", fit["fine_tune_learning_rate"], low=0,
+                   low_inclusive=False, allow_none=True)
+    v.check_number("discriminative_factor", fit["discriminative_factor"], low=0, high=1,
+                   low_inclusive=False, high_inclusive=False, allow_none=True)
+    v.check_int("discriminative_groups", fit["discriminative_groups"], min_value=1)
+
+
+def _fine_tune_phases(fit):
+    return [phase for phase, epochs in ((1, fit["head_epochs"]), (2, fit["epochs"])) if epochs]
+
+
+# --- the registry -------------------------------------------------------------------------
+
+_FIT_DEFAULTS = {"epochs": 30, "batch_size": 32}
+
+
+def _one_fit(name, build):
+    return RecipeSpec(name, build, fit_model, _FIT_DEFAULTS, _check_fit_model)
+
 
 _RECIPES = {
-    "baseline": build_plain_dnn,
-    "default_dnn": build_default_dnn,
-    "self_normalizing": build_self_normalizing_dnn,
+    "baseline": _one_fit("baseline", build_plain_dnn),
+    "default_dnn": _one_fit("default_dnn", build_default_dnn),
+    "self_normalizing": _one_fit("self_normalizing", build_self_normalizing_dnn),
+    "transfer_learning": RecipeSpec(
+        "transfer_learning", transfer_learning_recipe, fine_tune_model,
+        _fine_tune_fit_defaults(), _check_fine_tune_fit, model_files=("base",),
+        phases=_fine_tune_phases),
 }
 
 
@@ -24,7 +256,7 @@ def list_recipes():
 
     >>> import keras_recipes
     >>> keras_recipes.list_recipes()
-    ['baseline', 'default_dnn', 'self_normalizing']
+    ['baseline', 'default_dnn', 'self_normalizing', 'transfer_learning']
     """
     return sorted(_RECIPES)
 
@@ -40,11 +272,34 @@ def get_recipe(name):
 
     Raises:
         ValueError: for an unknown name, with the closest valid one.
+        TypeError: for a name that is not a str.
 
     Example:
 
     >>> import keras_recipes
     >>> keras_recipes.get_recipe("default_dnn").__name__
     'build_default_dnn'
+    """
+    return get_recipe_spec(name).build
+
+
+def get_recipe_spec(name):
+    """The `RecipeSpec` registered under `name`: factory, training function, fit settings.
+
+    Args:
+        name: str, a name from `list_recipes()` (case-insensitive).
+
+    Returns:
+        A `RecipeSpec`.
+
+    Raises:
+        ValueError: for an unknown name, with the closest valid one.
+        TypeError: for a name that is not a str.
+
+    Example:
+
+    >>> from keras_recipes.models.registry import get_recipe_spec
+    >>> get_recipe_spec("default_dnn").train.__name__
+    'fit_model'
     """
     return _RECIPES[v.check_choice("name", name, _RECIPES)]
