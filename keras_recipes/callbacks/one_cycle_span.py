@@ -10,11 +10,14 @@ from keras_recipes.schedules.one_cycle import _OneCycleBase
 _MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)  # Keras >= 3.15
 
 
+def is_multi_optimizer(optimizer):
+    """Whether `optimizer` is a `keras.optimizers.MultiOptimizer`."""
+    return _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer)
+
+
 def component_optimizers(optimizer):
     """The optimizers that update variables: those of a `MultiOptimizer`, or `optimizer`."""
-    if _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer):
-        return list(optimizer.optimizers)
-    return [optimizer]
+    return list(optimizer.optimizers) if is_multi_optimizer(optimizer) else [optimizer]
 
 
 def _own_schedules(optimizer):

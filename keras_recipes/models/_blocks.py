@@ -201,9 +201,10 @@ def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     return OPTIMIZERS[optimizer](learning_rate=schedule, **kwargs), total_steps is None
 
 
-def check_common(*, num_hidden_layers, units, dropout_rate, seed, early_stopping_patience):
+def check_common(*, num_hidden_layers, units, dropout_rate, seed, early_stopping_patience,
+                 min_hidden_layers=1):
     """Validates the arguments every recipe factory shares."""
-    v.check_int("num_hidden_layers", num_hidden_layers, min_value=1)
+    v.check_int("num_hidden_layers", num_hidden_layers, min_value=min_hidden_layers)
     v.check_int("units", units, min_value=1)
     v.check_number("dropout_rate", dropout_rate, low=0, high=1, high_inclusive=False)
     v.check_int("seed", seed, min_value=0, allow_none=True)
@@ -255,18 +256,24 @@ def distribution_scope(distribution):
 def check_execution(steps_per_execution, jit_compile, distribution=None):
     """Validates the factories' `steps_per_execution` and `jit_compile`; resolves `"auto"`.
 
+    `steps_per_execution="auto"` is 32, or 1 on PyTorch, whose Keras trainer runs
+    one batch per call, and under a `tf.distribute` strategy, where Keras 3.15's
+    multi-step loop fails ("You must feed a value for placeholder tensor",
+    apparently keras-team/keras#19246).
+
+    `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
+    XLA off for TensorFlow on a machine without an accelerator, where it still
+    makes the recipes' networks faster (benchmarks/RESULTS.md); here it is on
+    there too (Keras itself falls back when a layer does not support it). Under
+    a `tf.distribute` strategy Keras's own choice is kept.
+
     Returns:
-        The `steps_per_execution` to compile with: `"auto"` is 32, or 1 on
-        PyTorch, whose Keras trainer runs one batch per call, and under a
-        `tf.distribute` strategy, where Keras 3.15's multi-step loop fails
-        ("You must feed a value for placeholder tensor", apparently
-        keras-team/keras#19246).
+        `(steps_per_execution, jit_compile)` to compile with.
     """
     backend = keras.backend.backend()
+    tf_strategy = distribution is not None and not _is_keras_distribution(distribution)
     if steps_per_execution == "auto":
-        one_per_call = backend == "torch" or (
-            distribution is not None and not _is_keras_distribution(distribution))
-        steps_per_execution = 1 if one_per_call else STEPS_PER_EXECUTION
+        steps_per_execution = 1 if backend == "torch" or tf_strategy else STEPS_PER_EXECUTION
     else:
         try:
             v.check_int("steps_per_execution", steps_per_execution, min_value=1)
@@ -279,26 +286,9 @@ def check_execution(steps_per_execution, jit_compile, distribution=None):
     if jit_compile != "auto" and not isinstance(jit_compile, bool):
         v.fail("jit_compile", jit_compile, 'True, False or "auto"',
                error=ValueError if isinstance(jit_compile, str) else TypeError)
-    return steps_per_execution
-
-
-def compile_model(model, *, optimizer, loss, metrics, steps_per_execution=1, jit_compile="auto",
-                  distributed=False):
-    """`model.compile` with the recipes' execution settings.
-
-    `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
-    XLA off for TensorFlow on a machine without an accelerator, where it still
-    makes the recipes' networks faster (benchmarks/RESULTS.md); here it is on
-    there too, whenever every layer supports it. Under a `tf.distribute`
-    strategy Keras's own choice is kept.
-    """
-    if jit_compile == "auto" and keras.backend.backend() == "tensorflow" and not distributed:
+    if jit_compile == "auto" and backend == "tensorflow" and not tf_strategy:
         jit_compile = True
-    with warnings.catch_warnings():
-        # A layer XLA cannot compile makes Keras fall back to plain graphs, as "auto" would.
-        warnings.filterwarnings("ignore", message=".*doesn't support `jit_compile=True`")
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                      steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+    return steps_per_execution, jit_compile
 
 
 def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping_patience,
@@ -315,8 +305,7 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
             distribution.
         learning_rate: the factory's `learning_rate`; `"find"` makes the first
             `fit` run the LR range finder.
-        steps_per_execution, jit_compile: as for the factories (see `check_execution`
-            and `compile_model`).
+        steps_per_execution, jit_compile: as for the factories (see `check_execution`).
 
     Returns:
         The compiled `RecipeModel`.
@@ -326,7 +315,8 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
     if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
         v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
     scope = distribution_scope(distribution)
-    steps_per_execution = check_execution(steps_per_execution, jit_compile, distribution)
+    steps_per_execution, jit_compile = check_execution(steps_per_execution, jit_compile,
+                                                       distribution)
     with scope():
         optimizer, auto_one_cycle = make_optimizer()
         inputs, outputs = build_graph()
@@ -334,9 +324,11 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
                             early_stopping_patience=early_stopping_patience,
                             auto_one_cycle=auto_one_cycle, backup_dir=backup_dir,
                             auto_learning_rate=learning_rate == FIND)
-        compile_model(model, optimizer=optimizer, loss=loss, metrics=metrics,
-                      steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-                      distributed=distribution is not None)
+        with warnings.catch_warnings():
+            # A layer XLA cannot compile makes Keras fall back to plain graphs, as "auto" would.
+            warnings.filterwarnings("ignore", message=".*doesn't support `jit_compile=True`")
+            model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                          steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     if _is_keras_distribution(distribution):
         model._distribution_scope = scope
     return model

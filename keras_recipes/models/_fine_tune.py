@@ -11,7 +11,7 @@ import re
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.callbacks.one_cycle_span import component_optimizers
+from keras_recipes.callbacks.one_cycle_span import component_optimizers, is_multi_optimizer
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.schedules.one_cycle import OneCycle
 
@@ -94,13 +94,6 @@ def restore_flags(flags):
 # --- optimizers -------------------------------------------------------------------------
 
 
-def is_multi_optimizer(optimizer):
-    return _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer)
-
-
-inner_optimizers = component_optimizers
-
-
 def optimizer_kind(optimizer):
     """The name in `blocks.OPTIMIZERS` of an optimizer's class, or None."""
     if is_multi_optimizer(optimizer):
@@ -113,7 +106,7 @@ def optimizer_kind(optimizer):
 def peak_learning_rate(optimizer):
     """The highest learning rate an optimizer can run at, or None when unknown."""
     peaks = []
-    for inner in inner_optimizers(optimizer):
+    for inner in component_optimizers(optimizer):
         rate = inner._learning_rate
         if isinstance(rate, OneCycle):
             peaks.append(rate.max_learning_rate)

@@ -205,12 +205,9 @@ def build_transfer_model(
     >>> model.predict(images, verbose=0).shape
     (8, 5)
     """
-    v.check_int("num_hidden_layers", num_hidden_layers, min_value=0)
-    v.check_int("units", units, min_value=1)
-    v.check_number("dropout_rate", dropout_rate, low=0, high=1, high_inclusive=False)
-    v.check_int("seed", seed, min_value=0, allow_none=True)
-    v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
-                allow_none=True)
+    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+                        dropout_rate=dropout_rate, seed=seed,
+                        early_stopping_patience=early_stopping_patience, min_hidden_layers=0)
     task = blocks.resolve_task(task, num_classes, num_outputs)
     activation = v.check_choice("activation", activation, blocks.ACTIVATION_INITIALIZERS)
     pooling = v.check_choice("pooling", pooling, POOLINGS)
