@@ -1,0 +1,242 @@
+"""The one module that touches Keras private attributes or imports `keras.src`.
+
+Everything else in keras_recipes uses public Keras APIs only and calls the functions
+here where no public API exists. Each function says which public API is missing.
+Tested against the released Keras and against the nightly (see `.ci/run`), so that a
+change inside Keras breaks here, in one place, and nowhere else.
+
+Sections: optimizers; layers and models; the graph of a functional model; masks;
+the state of `fit`.
+"""
+
+from __future__ import annotations
+
+import keras
+
+# Masks travel on tensors as a private attribute; Keras exports no accessor.
+from keras.src.backend.common.masking import get_keras_mask, set_keras_mask  # noqa: F401
+
+# `keras.Model` is a factory that returns a `Functional` for inputs/outputs, but
+# the class itself is not exported: without it, a functional model cannot be told
+# from a subclassed one by type.
+from keras.src.models.functional import Functional
+
+__all__ = [
+    "Functional",
+    "clear_initial_epoch",
+    "component_optimizers",
+    "default_optimizer",
+    "flatten_layers",
+    "functional_graph",
+    "get_keras_mask",
+    "graph_nodes",
+    "graph_output_operations",
+    "inbound_nodes",
+    "initial_epoch",
+    "inner_optimizer",
+    "is_graph_model",
+    "is_multi_optimizer",
+    "learning_rate_object",
+    "producer",
+    "run_through_graph",
+    "set_keras_mask",
+    "set_learning_rate_object",
+    "standardize_inputs",
+    "symbolic_build",
+]
+
+# --- optimizers -----------------------------------------------------------------------------
+
+_MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)  # Keras >= 3.15
+
+
+def inner_optimizer(optimizer):
+    """The optimizer that owns the learning rate (unwraps `LossScaleOptimizer`).
+
+    Public: `LossScaleOptimizer.inner_optimizer`; kept here so unwrapping is written once.
+    """
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def is_multi_optimizer(optimizer):
+    """Whether `optimizer` is a `keras.optimizers.MultiOptimizer`."""
+    return _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer)
+
+
+def component_optimizers(optimizer):
+    """The optimizers that update variables: those of a `MultiOptimizer`, or the
+    (unwrapped) `optimizer` itself."""
+    optimizer = inner_optimizer(optimizer)
+    if is_multi_optimizer(optimizer):
+        return [inner_optimizer(o) for o in optimizer.optimizers]
+    return [optimizer]
+
+
+def default_optimizer(optimizer):
+    """A `MultiOptimizer`'s optimizer for the variables it does not map (the head);
+    any other optimizer itself.
+
+    Private: `MultiOptimizer._optimizer_map.default_optimizer`; no public accessor.
+    """
+    optimizer = inner_optimizer(optimizer)
+    if not is_multi_optimizer(optimizer):
+        return optimizer
+    optimizer_map = getattr(optimizer, "_optimizer_map", None)
+    default = getattr(optimizer_map, "default_optimizer", None)
+    return inner_optimizer(default if default is not None else optimizer.optimizers[0])
+
+
+def learning_rate_object(optimizer):
+    """The learning rate as given: a `LearningRateSchedule`, or the variable holding a
+    constant rate.
+
+    Private: `optimizer._learning_rate`. The public `optimizer.learning_rate` evaluates
+    a schedule at the current step, so it cannot say which schedule is attached.
+    """
+    return inner_optimizer(optimizer)._learning_rate
+
+
+def set_learning_rate_object(optimizer, value):
+    """Attaches `value` (a schedule or the saved variable) as the learning rate.
+
+    Private: the public `learning_rate` setter refuses to replace a schedule
+    (and to put one in place of a float rate).
+    """
+    inner_optimizer(optimizer)._learning_rate = value
+
+
+# --- layers and models ----------------------------------------------------------------------
+
+
+def flatten_layers(layer, include_self=True):
+    """`layer` and every layer tracked inside it, parents before children.
+
+    Private: `Layer._flatten_layers`; the public `Model.layers` lists only the top
+    level, and plain layers expose no sublayers at all.
+    """
+    return list(layer._flatten_layers(include_self=include_self, recursive=True))
+
+
+def functional_graph(model):
+    """The `Functional` graph that runs `model`, or None for a subclassed model (or a
+    Sequential model not built on an input shape).
+
+    Private: `Sequential._functional`; Keras exports no way to reach the graph
+    Sequential builds for itself.
+    """
+    if isinstance(model, Functional):
+        return model
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+        return graph if isinstance(graph, Functional) else None
+    return None
+
+
+def is_graph_model(model):
+    """Whether `model` is functional or Sequential: its graph can be read and replayed."""
+    return isinstance(model, (Functional, keras.Sequential))
+
+
+# --- the graph of a functional model --------------------------------------------------------
+
+
+def graph_nodes(model):
+    """The call nodes of `model`'s graph in topological order (inputs first), or None.
+
+    Each node has the public attributes `operation`, `parent_nodes`,
+    `arguments.keras_tensors` (its inputs) and `output_tensors`. Input layers are
+    left out. Returns None when the model has no graph (see `functional_graph`).
+
+    Private: `Functional._nodes_by_depth`; `Functional.operations` lists operations
+    but not the nodes that connect them.
+    """
+    graph = functional_graph(model)
+    if graph is None:
+        return None
+    by_depth = graph._nodes_by_depth
+    nodes = []
+    for depth in sorted(by_depth, reverse=True):
+        for node in by_depth[depth]:
+            if not isinstance(node.operation, keras.layers.InputLayer):
+                nodes.append(node)
+    return nodes
+
+
+def producer(tensor):
+    """The `(operation, node)` that computed a symbolic tensor.
+
+    Private: `KerasTensor._keras_history` and `Operation._inbound_nodes`; no public
+    API maps a symbolic tensor back to what produced it.
+    """
+    operation, node_index, _ = tensor._keras_history
+    return operation, operation._inbound_nodes[node_index]
+
+
+def inbound_nodes(layer):
+    """The nodes at which `layer` was called, in order.
+
+    Private: `Operation._inbound_nodes`.
+    """
+    return list(layer._inbound_nodes)
+
+
+def graph_output_operations(model):
+    """The operations producing `model`'s outputs, in output order (empty if no graph)."""
+    graph = functional_graph(model)
+    if graph is None:
+        return []
+    return [producer(tensor)[0] for tensor in keras.tree.flatten(graph.outputs)]
+
+
+def standardize_inputs(graph, inputs):
+    """`inputs` as the flat list `graph` expects (dicts by name, nested structures).
+
+    Private: `Functional._standardize_inputs`; no public equivalent.
+    """
+    return graph._standardize_inputs(inputs)
+
+
+def run_through_graph(graph, flat_inputs, operation_fn):
+    """Replays `graph` on `flat_inputs`, calling `operation_fn(op)(*args, **kwargs)` in
+    place of each operation.
+
+    Private: `Functional._run_through_graph`; Keras has no public way to run a graph
+    with some operations substituted (cloning rebuilds the layers instead).
+    """
+    return graph._run_through_graph(flat_inputs, operation_fn=operation_fn)
+
+
+# --- the state of `fit` ---------------------------------------------------------------------
+
+
+def initial_epoch(model):
+    """The epoch `BackupAndRestore` resumes at in the current `fit`, or None.
+
+    Private: `Model._initial_epoch`, set by `BackupAndRestore.on_train_begin`.
+    """
+    return getattr(model, "_initial_epoch", None)
+
+
+def clear_initial_epoch(model):
+    """Forgets a resumed epoch after `fit`.
+
+    Works around a Keras 3.15 bug: `BackupAndRestore` leaves `model._initial_epoch`
+    set, so every later `fit` of a resumed model starts at that epoch.
+    """
+    model._initial_epoch = None
+
+
+def symbolic_build(model, batch):
+    """Builds the model, its compiled loss/metrics and optimizer variables as the first
+    `fit` would, on one batch of data.
+
+    Private: `Trainer._symbolic_build`; the public `model.build` builds neither the
+    optimizer nor the compiled metrics.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=batch)
+    elif not model.optimizer.built:  # pragma: no cover - older Keras
+        model.optimizer.build(model.trainable_variables)
