@@ -102,16 +102,24 @@ class RecipeModel(keras.Model):
     passed to `fit`, that `fit` runs one batch per call, so every callback
     sees every batch; the next `fit` without one is fast again.
 
-    - `keras.callbacks.BackupAndRestore(backup_dir)` first, when the model has a
-      `backup_dir`: a run killed mid-epoch and started again with the same
-      `fit` call resumes from the last finished epoch, with the same weights,
-      optimizer state and 1cycle position.
+    - `keras.callbacks.BackupAndRestore(backup_dir)` after your callbacks and
+      before the recipe's, when the model has a `backup_dir`: a run killed
+      mid-epoch and started again with the same `fit` call resumes from the
+      last finished epoch, with the same weights, optimizer state and 1cycle
+      position. Your callbacks see each epoch's end before it is backed up, so
+      a record they keep of the epochs (a `CSVLogger`, say) is never behind the
+      backup: at worst it holds the one epoch that the resumed run repeats.
 
     With `auto_learning_rate` (a factory's `learning_rate="find"`), the first
     `fit` first runs `keras_recipes.find_learning_rate` on its own training data
     (the model is left untouched by it) and uses the suggestion as the peak of
     the 1cycle (or as the constant learning rate); the finder's result is kept
     in `model.learning_rate_finder_result`.
+
+    `model.early_stopping` is the `EarlyStopping` of the latest `fit` (the
+    recipe's or your own), or None: after `fit`, when its `best_weights` is not
+    None, the model holds the weights of its `best_epoch` (counted from 0, as
+    `fit` counts epochs); otherwise those of the last epoch.
 
     A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
     `BackupAndRestore`, `TerminateOnNaN` or `StopOnNaN` replaces the recipe's.
@@ -149,6 +157,7 @@ class RecipeModel(keras.Model):
         self.early_stopping_patience = early_stopping_patience
         self.auto_one_cycle = auto_one_cycle
         self.backup_dir = None if backup_dir is None else str(backup_dir)
+        self.early_stopping = None  # the EarlyStopping of the latest fit
         # A keras.distribution distribution (JAX) must be active while data is
         # sharded, so fit/evaluate/predict re-enter it; not saved with the model.
         self._distribution_scope = contextlib.nullcontext
@@ -174,6 +183,8 @@ class RecipeModel(keras.Model):
             epochs=params["epochs"],
         )
         params.pop("self")
+        self.early_stopping = next((c for c in params["callbacks"]
+                                    if isinstance(c, keras.callbacks.EarlyStopping)), None)
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
@@ -242,8 +253,10 @@ class RecipeModel(keras.Model):
             return any(isinstance(c, kind) for c in callbacks)
 
         if self.backup_dir is not None and not has(keras.callbacks.BackupAndRestore):
-            # First, so that the state is restored before the 1cycle span is computed.
-            callbacks.insert(0, keras.callbacks.BackupAndRestore(self.backup_dir))
+            # Before the recipe's callbacks, so that the state is restored before the 1cycle
+            # span is computed; after the user's, so that what they record of an epoch is
+            # written before the epoch is backed up (a resumed run finds no gap in it).
+            callbacks.append(keras.callbacks.BackupAndRestore(self.backup_dir))
         if self.auto_one_cycle and not has(OneCycleSpan):
             callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
         if (

@@ -317,7 +317,8 @@ def fine_tune(
     the lower `fine_tune_learning_rate` (on a new 1cycle by default) and trains
     for `epochs` more. Each phase is one `fit` call, with the model's recipe
     callbacks (1cycle span, early stopping when there is validation data,
-    stop on NaN) and your `callbacks`.
+    stop on NaN) and your `callbacks`; while it trains, `model.fine_tune_phase`
+    is its number (1 or 2), for callbacks that tell the phases apart.
 
     With `discriminative_factor`, phase 2 uses discriminative learning rates
     (as in ULMFiT / fastai): the head trains at `fine_tune_learning_rate`, and
@@ -591,21 +592,26 @@ def _fit_phase(model, auto, *, phase, fit_data, validation_data, epochs, steps_p
                callbacks, verbose, backup):
     callbacks = list(callbacks)
     logged = {}
-    if backup is not None:  # first, so that the state is restored before the 1cycle span
+    if backup is not None:
+        # Before the 1cycle span, so that the state is restored before the span is computed;
+        # after the user's callbacks, so that what they record of an epoch is written before
+        # the epoch is backed up.
         logged = backup.logged_epochs(phase)
-        callbacks = backup.callbacks(phase) + callbacks
+        callbacks = callbacks + backup.callbacks(phase)
     if auto:
         callbacks.append(OneCycleSpan())
     # Keras's BackupAndRestore sets `_initial_epoch` and nothing resets it: the
     # next `fit` of the model would start at that epoch too (phase 2 after a
     # resumed phase 1 would skip epochs).
     model._initial_epoch = None
+    model.fine_tune_phase = phase  # which phase this `fit` is, for the callbacks
     try:
         history = model.fit(**fit_data, validation_data=validation_data, epochs=epochs,
                             steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                             verbose=verbose)
     finally:
         model._initial_epoch = None
+        model.fine_tune_phase = None
     return ft.with_logged_epochs(history, logged)
 
 
