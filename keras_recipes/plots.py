@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_recipes import _validation
 from keras_recipes.optimizers.scheduled import raw_hyperparameter
 
 
@@ -30,7 +31,7 @@ def _history_dict(history):
     return history
 
 
-def plot_learning_curves(history, metric="loss", ax=None):
+def plot_learning_curves(history, metric="loss", ax=None, kept_epoch=None):
     """Plots a metric per epoch for training and validation.
 
     Args:
@@ -38,6 +39,9 @@ def plot_learning_curves(history, metric="loss", ax=None):
         metric: str, the metric to plot (`"loss"`, `"accuracy"`, ...).
             Defaults to `"loss"`.
         ax: matplotlib Axes or None. Defaults to `None` (a new figure).
+        kept_epoch: int or None, an epoch (counted from 1) to mark with a
+            dotted line: the one whose weights the model kept, e.g. the epoch
+            early stopping restored. Defaults to `None` (none marked).
 
     Returns:
         The matplotlib Axes.
@@ -48,17 +52,23 @@ def plot_learning_curves(history, metric="loss", ax=None):
     Example:
 
     >>> import keras_recipes.plots as plots
-    >>> ax = plots.plot_learning_curves({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]})
+    >>> ax = plots.plot_learning_curves({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]},
+    ...                                 kept_epoch=2)
     """
     history = _history_dict(history)
     if metric not in history:
         raise ValueError(f"Argument `metric` must be one of {sorted(history)}. "
                          f"Received: metric={metric!r}")
+    _validation.check_int("kept_epoch", kept_epoch, min_value=1, max_value=len(history[metric]),
+                          allow_none=True)
     ax = _axes(ax)
     epochs = np.arange(1, len(history[metric]) + 1)
     ax.plot(epochs, history[metric], label=f"train {metric}")
     if f"val_{metric}" in history:
         ax.plot(epochs, history[f"val_{metric}"], label=f"validation {metric}")
+    if kept_epoch is not None:
+        ax.axvline(kept_epoch, color="tab:green", linestyle=":", linewidth=1.5,
+                   label=f"weights kept (epoch {kept_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.legend()

@@ -35,6 +35,28 @@ def history_csv(history):
     return buffer.getvalue()
 
 
+def history_from_csv(text):
+    """The per-epoch history in the CSV text `history_csv` wrote, or None if it is not one.
+
+    Empty cells are None; the `epoch` column (1, 2, ...) is checked and left out.
+    """
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+        header, rows = rows[0], rows[1:]
+        if header[:1] != ["epoch"] or [row[0] for row in rows] != [
+                str(epoch) for epoch in range(1, len(rows) + 1)]:
+            return None
+        history = {key: [] for key in header[1:]}
+        for row in rows:
+            for key, cell in zip(header[1:], row[1:], strict=True):
+                value = None if cell == "" else float(cell)
+                history[key].append(int(value) if key == "phase" and value is not None
+                                    else value)
+        return history
+    except (IndexError, ValueError):
+        return None
+
+
 def write_run_report(output, *, model, history, metrics, settings, extra_figures=(),
                      optimizers=None):
     """Writes a run's files to `output`, each atomically.
@@ -44,7 +66,11 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
     `schedule.png` (the learning rate and momentum actually applied), the PNGs
     of `extra_figures`, and `report.md`, which shows them together. A history
     with a `"phase"` entry (from `fine_tune`) gets the phase boundaries drawn
-    on the learning curves.
+    on the learning curves. When `metrics` has a `kept_epoch` (the epoch whose
+    weights the model holds, counted from 1) it is marked on the learning
+    curves and said in `report.md`, with `kept_by` (`"early_stopping"` or
+    `"last_epoch"`); a `resumed_at_epoch` says that an interrupted run was
+    resumed there.
 
     Args:
         output: str or Path, the folder.
@@ -78,7 +104,8 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
         metric_names = [m for m in ("loss", "accuracy", "mae") if m in history]
         axes = figure.subplots(1, len(metric_names), squeeze=False)[0]
         for ax, metric in zip(axes, metric_names):
-            plots.plot_learning_curves(history, metric, ax=ax)
+            plots.plot_learning_curves(history, metric, ax=ax,
+                                       kept_epoch=metrics.get("kept_epoch"))
             _mark_phases(ax, history.get("phase"))
         figure.set_size_inches(5 * len(metric_names), 4)
         _save_figure(figure, output / "learning_curves.png")
@@ -99,13 +126,42 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
     lines = [f"# Run report: {settings.get('recipe', 'run')}", ""]
     lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {key} | {_format(value)} |" for key, value in metrics.items()]
-    lines += ["", "Files: `model.keras`, `history.csv`, `config.yaml`, `metrics.json`.", ""]
+    lines += [""] + _run_notes(metrics)
+    lines += ["Files: `model.keras`, `history.csv`, `config.yaml`, `metrics.json`.", ""]
     for file_name, title in figures:
         lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
     lines += ["## Settings", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).rstrip(),
               "```", ""]
     _io.write_text(output / "report.md", "\n".join(lines))
     return output / "report.md"
+
+
+def _run_notes(metrics):
+    """Sentences of `report.md` on which weights were kept and on a resumed run."""
+    notes = []
+    kept = metrics.get("kept_epoch")
+    if kept is not None:
+        how = {"early_stopping": "restored by early stopping, the epoch with the lowest "
+               "`val_loss` it watched",
+               "last_epoch": "the last epoch: early stopping restored none"}.get(
+                   metrics.get("kept_by"), metrics.get("kept_by"))
+        figures = ", ".join(f"{key[len('kept_'):]} {_format(value)}" for key, value in
+                            metrics.items() if key.startswith("kept_") and key != "kept_by"
+                            and key != "kept_epoch")
+        notes.append(f"The saved model holds the weights of epoch {kept} ({how})"
+                     + (f": {figures}." if figures else "."))
+        lowest = metrics.get("lowest_val_loss_epoch")
+        if lowest is not None and lowest != kept:
+            value = _format(metrics["lowest_val_loss"])
+            notes.append(f"The lowest `val_loss` of the run, {value}, was at epoch {lowest}; "
+                         "those weights were not kept.")
+    resumed = metrics.get("resumed_at_epoch")
+    if resumed is not None:
+        notes.append(f"This run was interrupted and resumed at epoch {resumed} from its backup: "
+                     f"epochs 1-{resumed - 1} come from the run before the interruption."
+                     if resumed > 1 else "This run was interrupted and resumed from its backup "
+                     "at epoch 1.")
+    return [" ".join(notes), ""] if notes else []
 
 
 def _mark_phases(ax, phases):
