@@ -224,17 +224,14 @@ def _train(args):
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
           f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
 
-    recorder = _recorder()
+    recorder = _recorder(output, spec.phases(config.fit) if spec.phases else None)
     status, started = "completed", time.perf_counter()
     try:
-        returned = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                              callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2,
-                              **config.fit)
-        history = dict(returned.history)
+        spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                   callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2, **config.fit)
     except KeyboardInterrupt:
         status = "interrupted"
         print("\nInterrupted: saving what finished.", file=sys.stderr)
-        history = recorder.history(spec.phases(config.fit) if spec.phases else None)
     except Exception as error:  # a failure of training itself, not of the arguments
         if (isinstance(error, (ValueError, TypeError)) and not recorder.started
                 and _names_a_key(error, config.fit)):
@@ -245,12 +242,14 @@ def _train(args):
               file=sys.stderr)
         return EXIT_FAILURE
     seconds = time.perf_counter() - started
+    history = recorder.history()  # the whole run's, the epochs before a resume included
 
     metrics = {"status": status}
     if status == "completed":
         test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
-    metrics.update(_training_metrics(history, seconds))
+    metrics.update(_training_metrics(history, seconds, recorder.kept_weights(),
+                                     recorder.resumed_at))
     if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
         metrics["status"] = status = "diverged"
     extra_figures = []
@@ -277,44 +276,120 @@ def _names_a_key(error, settings):
     return bool(match) and match.group(1) in settings
 
 
-def _recorder():
-    """A callback keeping each `fit` call's optimizer and finished epochs.
+def _recorder(output, phases=None):
+    """A callback keeping the run's record: each finished epoch, on disk as training goes.
 
-    The training function may call `fit` more than once (`fine_tune`: two
-    phases); when Ctrl-C stops it, this is what finished, across the calls.
+    At each epoch end `history.csv` in `output` is rewritten (atomically) with
+    every epoch finished so far, so a killed run loses at most the epoch in
+    flight. The training function may call `fit` more than once (`fine_tune`:
+    two phases, `phases` the phase of each call when nothing is resumed).
+
+    A run resumed from its backup (`BackupAndRestore` starts the first `fit` at
+    a later epoch, or `fine_tune` skips a finished phase 1) continues the
+    record found in `history.csv`, reconciled by epoch number: the epochs
+    before the one it resumes at are kept, a later one (recorded before the
+    kill and not yet backed up, so trained again) is replaced. The recorder
+    comes before the backup among the callbacks, so the record is never
+    behind it; an epoch missing from the record anyway is left blank.
     """
     import keras
+
+    from keras_recipes import _io, report
+
+    path = pathlib.Path(output) / "history.csv"
+    plan = list(phases) if phases else [None]
+
+    def order(phase):
+        return plan.index(phase) if phase in plan else len(plan)
+
+    def earlier_rows():
+        """The `(phase, epoch in the phase, logs)` of the record on disk."""
+        history = report.history_from_csv(path.read_text()) if path.is_file() else None
+        if not history:
+            return []
+        phase_column = history.pop("phase", None)
+        count = len(next(iter(history.values()), []))
+        rows, seen = [], {}
+        for i in range(count):
+            phase = phase_column[i] if phase_column and plan[0] is not None else plan[0]
+            seen[phase] = seen.get(phase, -1) + 1
+            rows.append((phase, seen[phase], {key: values[i] for key, values in history.items()
+                                              if values[i] is not None}))
+        return rows
 
     class Recorder(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.started = False
-            self.optimizers, self.epochs = [], []
+            self.optimizers, self.calls, self.rows = [], [], []
+            self.resumed_at = None  # the epoch (from 1) this process resumed the run at
 
         def on_train_begin(self, logs=None):
+            phase = getattr(self.model, "fine_tune_phase", None)
+            if phase is None:
+                phase = plan[min(len(self.calls), len(plan) - 1)]
+            self.calls.append({"phase": phase, "ended": False, "first_epoch": None,
+                               "early_stopping": getattr(self.model, "early_stopping", None)})
             self.started = True
             self.optimizers.append(self.model.optimizer)
-            self.epochs.append([])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            call = self.calls[-1]
+            if call["first_epoch"] is None:
+                call["first_epoch"] = epoch
+                self._continue_at(call["phase"], epoch, first_call=len(self.calls) == 1)
+
+        def _continue_at(self, phase, epoch, first_call):
+            """Keeps the recorded epochs before `epoch` of `phase`, the first one run now."""
+            rows = self.rows
+            if first_call:
+                if not (epoch > 0 or order(phase) > 0):
+                    return  # trained from the start: an earlier record is not this run's
+                rows = earlier_rows()
+            kept = [row for row in rows
+                    if order(row[0]) < order(phase) or (row[0] == phase and row[1] < epoch)]
+            done = sum(1 for row in kept if row[0] == phase)
+            kept += [(phase, i, {}) for i in range(done, epoch)]  # not recorded: blank
+            self.rows = kept
+            if first_call:
+                self.resumed_at = len(kept) + 1
 
         def on_epoch_end(self, epoch, logs=None):
-            self.epochs[-1].append(dict(logs or {}))
+            values = {key: float(value) for key, value in (logs or {}).items()}
+            self.rows.append((self.calls[-1]["phase"], epoch, values))
+            _io.write_text(path, report.history_csv(self.history()))
 
-        def history(self, phases=None):
-            """The per-epoch history; `phases` labels each `fit` call's epochs."""
+        def on_train_end(self, logs=None):
+            call = self.calls[-1]
+            if call["first_epoch"] is None and self.params.get("epochs"):
+                # Resumed after its last epoch was backed up: no epoch left to run.
+                call["first_epoch"] = self.params["epochs"]
+                self._continue_at(call["phase"], call["first_epoch"],
+                                  first_call=len(self.calls) == 1)
+            call["ended"] = True
+
+        def history(self):
+            """The per-epoch history of the whole run; phased runs get a `"phase"` entry."""
             keys = []
-            for logs in (logs for call in self.epochs for logs in call):
-                keys += [key for key in logs if key not in keys]
-            history = {key: [] for key in keys}
-            if phases is not None:
-                history["phase"] = []
-            for call, epochs in enumerate(self.epochs):
-                for logs in epochs:
-                    for key in keys:
-                        value = logs.get(key)
-                        history[key].append(None if value is None else float(value))
-                    if phases is not None:
-                        history["phase"].append(phases[call])
+            for _, _, values in self.rows:
+                keys += [key for key in values if key not in keys]
+            history = {key: [values.get(key) for _, _, values in self.rows] for key in keys}
+            if plan[0] is not None:
+                history["phase"] = [phase for phase, _, _ in self.rows]
             return history
+
+        def kept_weights(self):
+            """`(epoch from 1, "early_stopping" | "last_epoch")`: whose weights the model
+            holds once training has ended normally; None otherwise."""
+            if not self.calls or not self.calls[-1]["ended"] or not self.rows:
+                return None
+            call = self.calls[-1]
+            stopping = call["early_stopping"]
+            if (stopping is not None and stopping.restore_best_weights
+                    and stopping.best_weights is not None):
+                before = sum(1 for row in self.rows if order(row[0]) < order(call["phase"]))
+                return before + stopping.best_epoch + 1, "early_stopping"
+            return len(self.rows), "last_epoch"
 
     return Recorder()
 
@@ -375,22 +450,35 @@ def _floats(metrics):
     return [value for value in metrics.values() if isinstance(value, float)]
 
 
-def _training_metrics(history, seconds):
-    metrics = {"epochs_run": len(history.get("loss", [])), "train_seconds": round(seconds, 2)}
+def _training_metrics(history, seconds, kept=None, resumed_at=None):
+    """The run's figures: epochs, those of the kept weights' epoch, the lowest `val_loss`.
+
+    Args:
+        history: dict of per-epoch lists of the whole run (None where not recorded).
+        seconds: float, the training time of this process.
+        kept: `(epoch from 1, how)` of the weights the model holds, or None.
+        resumed_at: int or None, the epoch (from 1) a resumed run started again at.
+    """
+    count = len(next((values for key, values in history.items() if key != "phase"), []))
+    metrics = {"epochs_run": count, "train_seconds": round(seconds, 2)}
     phases = history.get("phase")
-    epochs = range(len(history.get("loss", [])))
     if phases:
         for phase in sorted(set(phases)):
             metrics[f"phase_{phase}_epochs_run"] = phases.count(phase)
-        # The model is what the last phase left (its early stopping's best weights).
-        epochs = [i for i, phase in enumerate(phases) if phase == phases[-1]]
-    val_loss = history.get("val_loss")
-    if val_loss and epochs:
-        best = min(epochs, key=lambda i: (math.isnan(val_loss[i]), val_loss[i]))
-        metrics["best_epoch"] = best + 1
-        metrics["best_val_loss"] = float(val_loss[best])
-        if "val_accuracy" in history:
-            metrics["best_val_accuracy"] = float(history["val_accuracy"][best])
+    if resumed_at is not None:
+        metrics["resumed_at_epoch"] = resumed_at
+    if kept is not None:
+        epoch, how = kept
+        metrics["kept_epoch"], metrics["kept_by"] = epoch, how
+        for key, values in history.items():
+            if key != "phase" and values[epoch - 1] is not None:
+                metrics[f"kept_{key}"] = float(values[epoch - 1])
+    val_loss = [(i, value) for i, value in enumerate(history.get("val_loss") or [])
+                if value is not None]
+    if val_loss:
+        lowest, value = min(val_loss, key=lambda item: (math.isnan(item[1]), item[1]))
+        metrics["lowest_val_loss_epoch"] = lowest + 1
+        metrics["lowest_val_loss"] = float(value)
     return metrics
 
 
@@ -400,6 +488,10 @@ def _print_summary(metrics, output):
     for key, value in metrics.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {key:<{width}}  {shown}")
+    if "kept_epoch" in metrics:
+        how = {"early_stopping": "restored by early stopping",
+               "last_epoch": "the last epoch"}.get(metrics["kept_by"], metrics["kept_by"])
+        print(f"Saved model: the weights of epoch {metrics['kept_epoch']} ({how})")
     if "test_accuracy" in metrics:
         print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
     print(f"Report: {output / 'report.md'}")

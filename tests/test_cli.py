@@ -32,16 +32,26 @@ def test_train_writes_the_full_report_and_prints_a_summary(tmp_path, capsys):
     assert [row["epoch"] for row in rows] == ["1", "2", "3"] and "val_loss" in rows[0]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 3
-    assert 1 <= metrics["best_epoch"] <= 3
+    # Early stopping (watching from epoch 2 with the 1cycle) restored the weights of an epoch:
+    # the figures reported are that epoch's, those of the saved model.
+    assert metrics["kept_by"] == "early_stopping" and 2 <= metrics["kept_epoch"] <= 3
+    kept_row = rows[metrics["kept_epoch"] - 1]
+    assert metrics["kept_val_loss"] == pytest.approx(float(kept_row["val_loss"]))
+    assert f"Saved model: the weights of epoch {metrics['kept_epoch']} (restored by early " \
+        "stopping)" in printed
     for png in ("learning_curves.png", "schedule.png"):
         height, width = _png_size(output / png)
         assert height >= 300 and width >= 500
     report = (output / "report.md").read_text()
     assert "![Learning curves](learning_curves.png)" in report and "| test_accuracy |" in report
+    assert f"The saved model holds the weights of epoch {metrics['kept_epoch']}" in report
     model = keras.models.load_model(output / "model.keras")
     data = keras_recipes.datasets.load("digits", seed=0)
     evaluated = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
     assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    validation = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)
+    assert validation["loss"] == pytest.approx(metrics["kept_val_loss"], rel=1e-4)
+    assert validation["accuracy"] == pytest.approx(metrics["kept_val_accuracy"], abs=1e-6)
     assert not list(output.glob(".*"))  # no temporary files left behind
 
     assert cli.main(["evaluate", str(output)]) == 0
@@ -204,6 +214,37 @@ def test_evaluate_a_model_file_on_another_dataset(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "absent.keras")]) == 2
 
 
+def _recorded_fit(tmp_path, **model_kwargs):
+    x, y = small_data(n=96)
+    model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=1, units=8, seed=0,
+                                            **model_kwargs)
+    recorder = cli._recorder(tmp_path)
+    model.fit(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=4, batch_size=16,
+              callbacks=[recorder], verbose=0)
+    return model, recorder
+
+
+def test_kept_weights_are_those_early_stopping_restored(tmp_path):
+    model, recorder = _recorded_fit(tmp_path)
+    stopping = model.early_stopping
+    assert stopping.start_from_epoch == 2 and stopping.best_weights is not None
+    assert recorder.kept_weights() == (stopping.best_epoch + 1, "early_stopping")
+    _, recorder = _recorded_fit(tmp_path, early_stopping_patience=None)
+    assert recorder.kept_weights() == (4, "last_epoch")
+
+
+def test_metrics_report_the_kept_epoch_and_label_the_lowest_val_loss():
+    # Early stopping watched epochs 4-6 only (a 1cycle's second half) and restored epoch 5;
+    # the lowest val_loss, at epoch 2, is not what the saved model holds.
+    history = {"loss": [0.9, 0.5, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.5, 0.1, 0.9, 0.3, 0.2, 0.25],
+               "val_accuracy": [0.6, 0.9, 0.5, 0.8, 0.85, 0.84]}
+    metrics = cli._training_metrics(history, 1.0, (5, "early_stopping"))
+    assert metrics == {"epochs_run": 6, "train_seconds": 1.0, "kept_epoch": 5,
+                       "kept_by": "early_stopping", "kept_loss": 0.2, "kept_val_loss": 0.2,
+                       "kept_val_accuracy": 0.85, "lowest_val_loss_epoch": 2,
+                       "lowest_val_loss": 0.1}
+
+
 def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
@@ -327,7 +368,9 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 5
     assert metrics["phase_1_epochs_run"] == 3 and metrics["phase_2_epochs_run"] == 2
-    assert metrics["best_epoch"] in (4, 5)  # the model is what phase 2 left
+    # The model is what phase 2 left: its early stopping (watching phase 2's second epoch)
+    # restored epoch 5, the run's fifth.
+    assert metrics["kept_epoch"] == 5 and metrics["kept_by"] == "early_stopping"
     assert metrics["test_accuracy"] > 0.8  # 3 classes: chance is 1/3
     report = (output / "report.md").read_text()
     assert "| phase_2_epochs_run | 2 |" in report and "fine_tune_learning_rate" in report
