@@ -498,30 +498,54 @@ def _print_summary(metrics, output):
 
 
 def _evaluate(args):
+    """Evaluates a run's model (or any .keras file) on a test split, saying which split."""
     import keras
     import yaml
 
     from keras_recipes.config import ConfigError
 
     path = pathlib.Path(args.model)
-    run_settings = {}
+    run = path
     if path.is_dir():
-        if (path / "config.yaml").is_file():
-            run_settings = yaml.safe_load((path / "config.yaml").read_text()) or {}
         path = path / "model.keras"
+    elif (path.parent / "config.yaml").is_file() and (path.parent / "metrics.json").is_file():
+        run = path.parent  # the model.keras of a run folder: that run's data and split
     if not path.is_file():
         raise ConfigError(f"{args.model}: no such model file (expected a .keras file or a run "
                           "folder with model.keras)")
+    if path.suffix.lower() != ".keras":
+        raise ConfigError(f"{args.model}: not a Keras model (expected a .keras file or a run "
+                          "folder with model.keras)")
+    run_settings = {}
+    if (run / "config.yaml").is_file():
+        try:
+            run_settings = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{run / 'config.yaml'}: not a run's config: "
+                              f"{str(error).splitlines()[0]}") from None
+        if not isinstance(run_settings, dict):
+            raise ConfigError(f"{run / 'config.yaml'}: not a run's config")
     dataset = dict(run_settings.get("dataset") or {"name": "digits"})
     if args.dataset is not None:
         dataset = {"name": args.dataset}
-    seed = args.seed if args.seed is not None else run_settings.get("seed", 0)
+    if args.seed is not None:
+        seed, origin = args.seed, "--seed"
+    elif "seed" in run_settings:
+        seed, origin = run_settings["seed"], f"the run's, from {run / 'config.yaml'}"
+    else:
+        seed, origin = 0, "the default: no run config.yaml beside the model"
     data = _load_data(dataset, seed)
     import keras_recipes  # noqa: F401  (registers the recipe classes for loading)
 
-    model = keras.models.load_model(path, safe_mode=True)
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise ConfigError(f"{args.model}: cannot load {str(path)!r}: {type(error).__name__}: "
+                          f"{first_line}") from None
     results = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
-    print(f"Evaluated {path} on the {data.name} test split ({len(data.x_test)} samples)")
+    print(f"Evaluated {path} on the {data.name} test split ({len(data.x_test)} samples, "
+          f"split seed {seed}: {origin})")
     for key, value in results.items():
         print(f"  test_{key}  {float(value):.4f}")
     return EXIT_OK

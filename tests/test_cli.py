@@ -245,6 +245,45 @@ def test_metrics_report_the_kept_epoch_and_label_the_lowest_val_loss():
                        "lowest_val_loss": 0.1}
 
 
+def test_evaluate_a_runs_model_file_uses_the_runs_split(tmp_path, capsys):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--seed", "1", "--set", "fit.epochs=1", "--set",
+                     "model.num_hidden_layers=1", "--output", str(output)]) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    capsys.readouterr()
+    printed = {}
+    for target in (output, output / "model.keras"):
+        assert cli.main(["evaluate", str(target)]) == 0
+        printed[target] = capsys.readouterr().out.splitlines()
+    for lines in printed.values():
+        assert lines[0].endswith(f"on the digits test split (359 samples, split seed 1: the "
+                                 f"run's, from {output / 'config.yaml'})")
+        assert f"  test_accuracy  {metrics['test_accuracy']:.4f}" in lines
+    assert printed[output][1:] == printed[output / "model.keras"][1:]
+    assert cli.main(["evaluate", str(output / "model.keras"), "--seed", "0"]) == 0
+    assert "split seed 0: --seed)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "learning_curves.png", "broken.keras"])
+def test_evaluate_a_file_that_is_not_a_model_exits_2_with_one_line(tmp_path, capsys, name):
+    path = tmp_path / name
+    if name.endswith(".png"):
+        from matplotlib.figure import Figure
+
+        figure = Figure()
+        figure.subplots().plot([1, 2])
+        figure.savefig(path)
+    else:
+        path.write_text("recipe: default_dnn\n")
+    assert cli.main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {path}: ")
+    if name.endswith(".keras"):
+        assert f"cannot load '{path}'" in err
+    else:
+        assert "not a Keras model (expected a .keras file or a run folder" in err
+
+
 def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
