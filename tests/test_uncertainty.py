@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_recipes import _keras_internals as ki
 from keras_recipes.layers import MCAlphaDropout, MCDropout
 from keras_recipes.uncertainty import (
     MCDropoutPredictor,
@@ -48,7 +49,7 @@ def bn_dropout_model(rate=0.3, num_classes=3, seed=0, dropout=layers.Dropout):
 
 def _set_bn_statistics(model, seed=0):
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
+    for layer in ki.flatten_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             n = layer.moving_mean.shape[0]
             layer.moving_mean.assign(rng.normal(0.5, 0.3, n).astype("float32"))
@@ -368,7 +369,7 @@ def test_original_model_untouched(tmp_path):
     predicted = model.predict(x, verbose=0)
     dropout_states = [keras.ops.convert_to_numpy(layer.seed_generator.state)
                       for layer in model.layers if isinstance(layer, layers.Dropout)]
-    nodes = {layer.name: len(layer._inbound_nodes) for layer in model.layers}
+    nodes = {layer.name: len(ki.inbound_nodes(layer)) for layer in model.layers}
     config = model.get_config()
     MCDropoutPredictor(model, num_samples=20, seed=0).predict(x)
     MCDropoutPredictor(model, num_samples=20, seed=0, share_masks=False).predict(x)
@@ -377,7 +378,7 @@ def test_original_model_untouched(tmp_path):
              for layer in model.layers if isinstance(layer, layers.Dropout)]
     for a, b in zip(dropout_states, after):
         np.testing.assert_array_equal(a, b)
-    assert {layer.name: len(layer._inbound_nodes) for layer in model.layers} == nodes
+    assert {layer.name: len(ki.inbound_nodes(layer)) for layer in model.layers} == nodes
     assert model.get_config() == config
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
