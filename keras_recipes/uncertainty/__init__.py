@@ -1,17 +1,20 @@
 """Monte-Carlo Dropout predictions and calibration helpers.
 
-`MCDropoutPredictor` turns any trained Functional or Sequential model with
-`Dropout` / `AlphaDropout` layers into a Monte-Carlo Dropout predictor
-(Gal & Ghahramani, 2016) without retraining it and without touching it:
+`MCDropoutPredictor` turns any trained Keras model with `Dropout` /
+`AlphaDropout` layers (Functional, Sequential or subclassed) into a Monte-Carlo
+Dropout predictor (Gal & Ghahramani, 2016) without retraining it and without
+touching it:
 
 - Only the dropout layers are stochastic. The chapter's trick
   `model(x, training=True)` also switches BatchNormalization to training mode,
   which normalises each batch with its own statistics (a batch of one collapses
   to BatchNorm's offset) and overwrites the moving statistics of the model.
-- The layers that come before the first dropout layer are deterministic, so they
-  run once per input; only the rest of the network is sampled, `num_samples`
-  times per input, as one large batch inside one compiled function. Inputs are
-  processed in chunks of `batch_size`, which bounds memory.
+- In a Functional or Sequential model, the layers that come before the first
+  dropout layer are deterministic, so they run once per input; only the rest of
+  the network is sampled, `num_samples` times per input, as one large batch
+  inside one compiled function. A subclassed model runs whole on the repeated
+  inputs, in inference mode, with only its dropout layers made to sample. Inputs
+  are processed in chunks of `batch_size`, which bounds memory.
 
 `expected_calibration_error` and `reliability_diagram` show whether MC averaging
 made the predicted probabilities better calibrated.
@@ -19,7 +22,7 @@ made the predicted probabilities better calibrated.
 Modules: `predictor` (`MCDropoutPredictor`, `MCDropoutResult`), `statistics`
 (`mc_statistics`), `calibration` (`expected_calibration_error`,
 `reliability_diagram`, `ReliabilityDiagram`); internal: `_sampler` (the compiled
-sampler), `_analysis` (a model's dropout layers and output activation), `_inputs`.
+samplers), `_analysis` (a model's dropout layers and output activation), `_inputs`.
 """
 
 from keras_recipes.uncertainty.calibration import (

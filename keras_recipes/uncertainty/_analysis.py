@@ -16,6 +16,7 @@ __all__ = [
     "find_dropout_layers",
     "graph_models_containing",
     "output_activation",
+    "tracked_dropout_layers",
 ]
 
 # The layers Monte-Carlo Dropout samples (subclasses included).
@@ -61,6 +62,16 @@ def find_dropout_layers(model):
 
     visit(model)
     return found, opaque
+
+
+def tracked_dropout_layers(model):
+    """Every dropout layer tracked anywhere inside `model`, in tracking order.
+
+    For a model whose call cannot be read (a subclassed model), the dropout layers
+    are its tracked sublayers, not nodes of a graph.
+    """
+    return [layer for layer in ki.flatten_layers(model, include_self=False)
+            if isinstance(layer, DROPOUT_TYPES)]
 
 
 def _contains_any(model, ids):

@@ -21,7 +21,10 @@ def standardize_x(model, x):
                error=TypeError)
     if is_dataset(x):
         return x, None
-    inputs = ki.functional_graph(model).inputs
+    graph = ki.functional_graph(model)
+    if graph is None:  # a subclassed model: its input shapes are not declared
+        return _standardize_unknown(x)
+    inputs = graph.inputs
     if isinstance(x, dict):
         names = [t.name for t in inputs]
         missing = [n for n in names if n not in x]
@@ -50,15 +53,32 @@ def standardize_x(model, x):
         ):
             v.fail(name, f"<array of shape {array.shape}>",
                    f"an array of shape {described} to match the model's input")
-        if array.shape[0] == 0:
-            v.fail(name, f"<array of shape {array.shape}>", "a non-empty array")
-        if num_rows is not None and array.shape[0] != num_rows:
-            v.fail(name, f"<array of shape {array.shape}>",
-                   f"{num_rows} rows like the other inputs")
-        num_rows = array.shape[0]
-        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-            v.fail(name, "<array with NaN or Inf>", "finite values")
+        num_rows = _check_rows(name, array, num_rows)
     return data, num_rows
+
+
+def _check_rows(name, array, num_rows):
+    """Checks that `array` has rows (as many as `num_rows`, if given), all finite."""
+    if array.ndim == 0 or array.shape[0] == 0:
+        v.fail(name, f"<array of shape {array.shape}>", "a non-empty array")
+    if num_rows is not None and array.shape[0] != num_rows:
+        v.fail(name, f"<array of shape {array.shape}>", f"{num_rows} rows like the other inputs")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        v.fail(name, "<array with NaN or Inf>", "finite values")
+    return array.shape[0]
+
+
+def _standardize_unknown(x):
+    """`x` for a model without declared inputs: arrays with equal, non-zero rows."""
+    arrays = keras.tree.map_structure(np.asarray, x)
+    num_rows = None
+    for index, array in enumerate(keras.tree.flatten(arrays)):
+        name = "x" if not isinstance(x, (list, tuple, dict)) else f"x[{index}]"
+        num_rows = _check_rows(name, array, num_rows)
+    if num_rows is None:
+        v.fail("x", x, "the model's input: an array, a list or dict of arrays, or a dataset",
+               error=TypeError)
+    return arrays, num_rows
 
 
 def pad_rows(array, count):

@@ -1,15 +1,24 @@
-"""The compiled sampler: a model's graph replayed with its dropout layers on.
+"""The compiled samplers: a model run with only its dropout layers sampling.
 
-`GraphSampler` is a `keras.Model` around the user's model that calls the model's
-own layers, never changes them: non-dropout layers with `training=False`, dropout
-layers through seeded copies that sample. The layers before the first dropout
-layer run once per input; from there on every tensor is tiled `num_samples`
-times, so that all samples of a chunk are one batch of one compiled call. Its
-outputs are the Monte-Carlo statistics (`mc_statistics`).
+Both are `keras.Model`s around the user's model, compiled for `predict`, whose
+outputs are the Monte-Carlo statistics (`mc_statistics`); the dropout layers
+sample through seeded copies, so that the random state of the user's layers is
+left alone.
+
+- `GraphSampler` (Functional and Sequential models, the fast path) replays the
+  model's graph, calling its own layers, never changing them: non-dropout layers
+  with `training=False`, dropout layers through the copies. The layers before the
+  first dropout layer run once per input; from there on every tensor is tiled
+  `num_samples` times, so that all samples of a chunk are one batch of one call.
+- `DropoutSampler` (any model, subclassed included) calls the model with
+  `training=False` on its inputs tiled `num_samples` times, while the `call` of
+  each dropout layer is replaced, for the duration of that call, by one that
+  samples; BatchNormalization and every other layer stay in inference mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -21,7 +30,9 @@ from keras_recipes.layers import MCAlphaDropout, MCDropout
 from keras_recipes.uncertainty.statistics import mc_statistics
 
 __all__ = [
+    "DropoutSampler",
     "GraphSampler",
+    "classifier_kind",
     "compile_sampler",
     "make_clones",
     "sample_dropout",
@@ -216,7 +227,31 @@ class _Run:
         return call_deterministic
 
 
-class GraphSampler(keras.Model):
+class _Sampler(keras.Model):
+    """What both samplers hold: the target, the seeded dropout copies, the options."""
+
+    def __init__(self, target, clones, num_samples, kind, from_logits, return_samples,
+                 share_masks):
+        super().__init__(name="mc_dropout_sampler")
+        self.target = target
+        self.mc_layers = list(clones)
+        self.num_samples = num_samples
+        self.kind = kind
+        self.from_logits = from_logits
+        self.return_samples = return_samples
+        self.share_masks = share_masks
+        self.built = True
+
+    def deterministic(self):
+        """Whether nothing is random (every rate is 0): one pass, copied, so std is 0."""
+        return all(float(layer.rate) == 0.0 for layer in self.mc_layers)
+
+    def statistics(self, y):
+        """The outputs for samples `y` of shape `(batch, num_samples, ...)`."""
+        return statistics_output(y, self.kind, self.from_logits, self.return_samples)
+
+
+class GraphSampler(_Sampler):
     """Runs a graph model with its dropout layers on; outputs MC statistics.
 
     The target's layers are called, never changed: non-dropout layers with
@@ -234,21 +269,13 @@ class GraphSampler(keras.Model):
 
     def __init__(self, target, clones, clone_ids, inline_ids, num_samples, kind,
                  from_logits, return_samples, share_masks):
-        super().__init__(name="mc_dropout_sampler")
-        self.target = target
-        self.mc_layers = list(clones)
+        super().__init__(target, clones, num_samples, kind, from_logits, return_samples,
+                         share_masks)
         self.clone_index = {layer_id: i for i, layer_id in enumerate(clone_ids)}
         self.inline_ids = set(inline_ids)
-        self.num_samples = num_samples
-        self.kind = kind
-        self.from_logits = from_logits
-        self.return_samples = return_samples
-        self.share_masks = share_masks
-        self.built = True
 
     def call(self, inputs):
-        if all(float(layer.rate) == 0.0 for layer in self.mc_layers):
-            # Nothing is random: one pass, copied, so that std is exactly 0.
+        if self.deterministic():
             y = _Run(self, num_samples=1).run_model(self.target, inputs, top_level=True)
             y = ops.repeat(ops.expand_dims(y, 1), self.num_samples, axis=1)
         else:
@@ -256,14 +283,113 @@ class GraphSampler(keras.Model):
             y = run.tile(run.run_model(self.target, inputs, top_level=True))
             shape = ops.shape(y)
             y = ops.reshape(y, (-1, self.num_samples) + tuple(shape[1:]))
-        return statistics_output(y, self.kind, self.from_logits, self.return_samples)
+        return self.statistics(y)
 
 
 def statistics_output(y, kind, from_logits, return_samples):
-    """The sampler's outputs for samples `y` of shape `(batch, num_samples, ...)`."""
+    """The sampler's outputs for samples `y` of shape `(batch, num_samples, ...)`.
+
+    `kind` is as in `mc_statistics`, or `"classifier"`: sigmoid for one output
+    unit, else softmax (for a model whose output shape is known only now).
+    """
+    if kind == "classifier":
+        kind = classifier_kind(y.shape[-1] if len(y.shape) > 2 else None)
     out = mc_statistics(y, kind, from_logits)
     if return_samples:
         out["samples"] = out.pop("probabilities", ops.cast(y, "float32"))
     else:
         out.pop("probabilities", None)
     return out
+
+
+def classifier_kind(units):
+    """`"sigmoid"` for a classifier with one output unit, else `"softmax"`."""
+    return "sigmoid" if units == 1 else "softmax"
+
+
+class _Sampling:
+    """The `call`s that make a model's dropout layers sample (not a tracked layer)."""
+
+    def __init__(self, layers, clones, num_samples, share_masks):
+        self.layers = list(layers)
+        self.clones = list(clones)
+        self.num_samples = num_samples
+        self.share_masks = share_masks
+
+    def sampling_call(self, layer, clone):
+        """A `call` for `layer` that always samples, from `clone`'s generator."""
+        native = type(layer) in _NATIVE_DROPOUT
+
+        def call(inputs, *args, training=None, **kwargs):
+            if native and not args and not kwargs:
+                generator = getattr(clone, "seed_generator", None)
+                return sample_dropout(layer, generator, inputs, self.num_samples,
+                                      self.share_masks)
+            # an unknown subclass: its own call, forced into training mode
+            return clone(inputs, *args, training=True, **kwargs)
+
+        return call
+
+    @contextlib.contextmanager
+    def active(self):
+        """Swaps in the sampling calls; restores each layer exactly, whatever happens."""
+        saved = []
+        try:
+            for layer, clone in zip(self.layers, self.clones):
+                saved.append((layer, layer.__dict__.get("call")))
+                layer.call = self.sampling_call(layer, clone)
+            yield
+        finally:
+            for layer, previous in reversed(saved):
+                if previous is None:
+                    del layer.call
+                else:
+                    layer.call = previous
+
+
+class DropoutSampler(_Sampler):
+    """Runs any model with only its dropout layers sampling; outputs MC statistics.
+
+    The model is called with `training=False` on its inputs tiled `num_samples`
+    times, while each selected dropout layer's `call` samples (`sample_dropout`,
+    from a seeded copy's generator). BatchNormalization stays in inference mode
+    and its moving statistics are not updated; the model is left as it was.
+
+    Args:
+        target: a built `keras.Model` (subclassed or not) with a single output.
+        layers: the target's dropout layers to sample.
+        clones: their copies (`make_clones`), in the same order.
+        num_samples, kind, from_logits, return_samples, share_masks: as in
+            `GraphSampler` (`kind` may be `"classifier"`, see `statistics_output`).
+    """
+
+    def __init__(self, target, layers, clones, num_samples, kind, from_logits,
+                 return_samples, share_masks):
+        super().__init__(target, clones, num_samples, kind, from_logits, return_samples,
+                         share_masks)
+        self.sampling = _Sampling(layers, clones, num_samples, share_masks)
+
+    def call(self, inputs):
+        num_samples = self.num_samples
+        if self.deterministic():
+            y = self._single_output(self.target(inputs, training=False))
+            y = ops.repeat(ops.expand_dims(y, 1), num_samples, axis=1)
+        else:
+            tiled = keras.tree.map_structure(
+                lambda t: ops.repeat(t, num_samples, axis=0) if ops.is_tensor(t) else t,
+                inputs)
+            with self.sampling.active():
+                y = self._single_output(self.target(tiled, training=False))
+            shape = ops.shape(y)
+            y = ops.reshape(y, (-1, num_samples) + tuple(shape[1:]))
+        return self.statistics(y)
+
+    def _single_output(self, outputs):
+        flat = keras.tree.flatten(outputs)
+        if len(flat) != 1:
+            raise ValueError(
+                "Argument `model` must be a model with a single output. Received: "
+                f"model='{self.target.name}' (it returns {len(flat)} tensors). Predict "
+                "one output at a time, for instance with a model that returns only it."
+            )
+        return flat[0]

@@ -1,8 +1,9 @@
 """`MCDropoutPredictor`: Monte-Carlo Dropout predictions from a trained model.
 
-`MCDropoutPredictor` turns any trained Functional or Sequential model with
-`Dropout` / `AlphaDropout` layers into a Monte-Carlo Dropout predictor
-(Gal & Ghahramani, 2016) without retraining it and without touching it;
+`MCDropoutPredictor` turns any trained Keras model with `Dropout` /
+`AlphaDropout` layers (Functional, Sequential or subclassed) into a Monte-Carlo
+Dropout predictor (Gal & Ghahramani, 2016) without retraining it and without
+touching it;
 `MCDropoutResult` holds the statistics of one `predict` call.
 """
 
@@ -95,31 +96,44 @@ class MCDropoutPredictor:
     such as `SpatialDropout2D` and `keras_recipes.layers.MCDropout`) and
     everything else in inference mode, and summarises them: `mean` and `std`,
     plus predictive `entropy` and `mutual_information` for classifiers. It works
-    on Sequential and Functional models, nested models included (a transfer model
-    whose frozen base is called with `training=False`), without retraining and
-    without changing the model: its weights, BatchNorm moving statistics and the
-    random state of its dropout layers are left as they were.
+    on Sequential, Functional and subclassed models, nested models included (a
+    transfer model whose frozen base is called with `training=False`), without
+    retraining and without changing the model: its weights, BatchNorm moving
+    statistics and the random state of its dropout layers are left as they were.
 
-    How it is fast: the layers before the first dropout layer are deterministic,
-    so they run once per input; only the rest of the graph runs on the inputs
-    repeated `num_samples` times, as one large batch inside one compiled
-    function (`keras.Model.predict`, so on any backend). Inputs are processed
-    `batch_size` at a time, so at most `batch_size * num_samples` rows are in
-    flight. Keras ships no MC-Dropout predictor; the chapter's loop
+    How it is fast: for a Functional or Sequential model, the layers before the
+    first dropout layer are deterministic, so they run once per input; only the
+    rest of the graph runs on the inputs repeated `num_samples` times, as one
+    large batch inside one compiled function (`keras.Model.predict`, so on any
+    backend). Inputs are processed `batch_size` at a time, so at most
+    `batch_size * num_samples` rows are in flight. Keras ships no MC-Dropout
+    predictor; the chapter's loop
     `np.stack([model(x, training=True) for _ in range(100)])` also switches
     BatchNorm to training mode, which normalises each batch with its own
     statistics and overwrites the moving statistics.
 
+    A subclassed model's `call()` cannot be read, so the whole model runs on the
+    repeated inputs (no shared prefix), with `training=False`, while its dropout
+    layers (every `Dropout`, `AlphaDropout` or `GaussianDropout` layer tracked in
+    it, at any depth, `MultiHeadAttention`'s included) sample: during the
+    compiled call their `call` is replaced by one that samples, then restored.
+    As for any model, BatchNorm stays in inference mode and nothing in the model
+    changes. With `task="auto"` a subclassed model counts as a classifier when
+    its last tracked layer (the last one assigned in `__init__`) ends in a
+    softmax or sigmoid; pass `task` if that layer is not the output layer.
+
     Limits: the model must have a single output; `GaussianNoise` is not
-    sampled (it is additive noise, not dropout); dropout inside a subclassed
-    layer (for example `MultiHeadAttention(dropout=0.1)`) or the `dropout=`
-    arguments of recurrent layers cannot be switched on alone: a model with such
-    active dropout gets an error unless `dropout_layers` names the layers to
-    sample.
+    sampled (it is additive noise, not dropout); the `dropout=` arguments of
+    recurrent layers are not sampled; in a Functional or Sequential model,
+    dropout inside a subclassed layer (for example
+    `MultiHeadAttention(dropout=0.1)`) cannot be switched on alone: a model with
+    such active dropout gets an error unless `dropout_layers` names the layers
+    to sample.
 
     Args:
-        model: a built `keras.Model` (Functional or Sequential) with at least
-            one `Dropout`, `AlphaDropout` or `GaussianDropout` layer.
+        model: a built `keras.Model` (Functional, Sequential or subclassed)
+            with at least one `Dropout`, `AlphaDropout` or `GaussianDropout`
+            layer.
         num_samples: int >= 2, Monte-Carlo samples per input. Defaults to `100`.
         seed: int or None. With an int, every `predict` call with the same
             inputs returns the same result (also across predictors); with
@@ -157,8 +171,8 @@ class MCDropoutPredictor:
         An `MCDropoutPredictor`; call `predict(x)` or `predict_classes(x)`.
 
     Raises:
-        TypeError: if `model` is not a Functional or Sequential `keras.Model`,
-            or an argument has the wrong type.
+        TypeError: if `model` is not a `keras.Model`, or an argument has the
+            wrong type.
         ValueError: if the model has no dropout layer, has several outputs, is
             not built, or an argument is out of range.
 
@@ -205,7 +219,11 @@ class MCDropoutPredictor:
         self.jit_compile = jit_compile
         self.model = model
 
-        found, opaque = _analysis.find_dropout_layers(model)
+        self._graph = ki.functional_graph(model)
+        if self._graph is not None:
+            found, opaque = _analysis.find_dropout_layers(model)
+        else:  # a subclassed model: all its dropout layers can be made to sample
+            found, opaque = _analysis.tracked_dropout_layers(model), []
         if not found:
             hidden = (
                 f" Its active dropout is inside subclassed layer(s) "
@@ -231,21 +249,16 @@ class MCDropoutPredictor:
     @staticmethod
     def _check_model(model):
         if not isinstance(model, keras.Model):
-            v.fail("model", model, "a keras.Model (Functional or Sequential)", error=TypeError)
+            v.fail("model", model, "a keras.Model", error=TypeError)
         graph = ki.functional_graph(model)
         if isinstance(model, keras.Sequential) and (not model.built or graph is None):
             v.fail("model", model.name, "a built model",
                    hint="Give the Sequential model an Input, or call it on data, first")
-        if graph is None and not isinstance(model, keras.Sequential):
-            v.fail(
-                "model",
-                model.name,
-                "a Functional or Sequential keras.Model",
-                hint=f"(received a subclassed {type(model).__name__}, whose call() cannot be "
-                "inspected). Rebuild it with the functional API, or use "
-                "keras_recipes.layers.MCDropout in it and average repeated model.predict calls",
-                error=TypeError,
-            )
+        if graph is None:  # subclassed: the single output is checked when it is sampled
+            if not model.built:
+                v.fail("model", model.name, "a built model",
+                       hint="Call the model on a batch of data, or train it, first")
+            return
         if len(graph.outputs) != 1:
             v.fail(
                 "model",
@@ -305,19 +318,25 @@ class MCDropoutPredictor:
         return "regression", "regression"
 
     def _classifier_kind(self):
-        """`"sigmoid"` for a classifier with one output unit, else `"softmax"`."""
-        units = ki.functional_graph(self.model).outputs[0].shape[-1]
-        return "sigmoid" if units == 1 else "softmax"
+        """`"sigmoid"` or `"softmax"`; `"classifier"` while the output units are unknown."""
+        if self._graph is None:  # a subclassed model: decided on its first output
+            return "classifier"
+        return _sampler.classifier_kind(self._graph.outputs[0].shape[-1])
 
     def _sampler_for(self, return_samples):
         sampler = self._samplers.get(return_samples)
         if sampler is None:
             clones = _sampler.make_clones(self._selected)
-            clone_ids = [id(layer) for layer in self._selected]
-            inline_ids = _analysis.graph_models_containing(self.model, self._selected)
-            sampler = _sampler.GraphSampler(
-                self.model, clones, clone_ids, inline_ids, self.num_samples, self._kind,
-                self.from_logits, return_samples, self.share_masks)
+            if self._graph is None:
+                sampler = _sampler.DropoutSampler(
+                    self.model, self._selected, clones, self.num_samples, self._kind,
+                    self.from_logits, return_samples, self.share_masks)
+            else:
+                clone_ids = [id(layer) for layer in self._selected]
+                inline_ids = _analysis.graph_models_containing(self.model, self._selected)
+                sampler = _sampler.GraphSampler(
+                    self.model, clones, clone_ids, inline_ids, self.num_samples, self._kind,
+                    self.from_logits, return_samples, self.share_masks)
             _sampler.compile_sampler(sampler, self.jit_compile)
             self._samplers[return_samples] = sampler
         return sampler
@@ -382,6 +401,9 @@ class MCDropoutPredictor:
         return self.predict(x).predict_classes()
 
     def _result(self, out):
+        if self._kind == "classifier":  # a subclassed model's output, now known
+            mean = out["mean"]
+            self._kind = _sampler.classifier_kind(mean.shape[-1] if mean.ndim > 1 else None)
         entropy = out.get("entropy")
         mutual_information = out.get("mutual_information")
         if self._kind == "sigmoid" and entropy is not None and entropy.shape[-1] == 1:
