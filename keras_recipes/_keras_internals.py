@@ -26,6 +26,7 @@ __all__ = [
     "clear_initial_epoch",
     "component_optimizers",
     "default_optimizer",
+    "dropout_noise_shape",
     "flatten_layers",
     "functional_graph",
     "get_keras_mask",
@@ -43,6 +44,7 @@ __all__ = [
     "set_learning_rate_object",
     "standardize_inputs",
     "symbolic_build",
+    "takes_training_argument",
 ]
 
 # --- optimizers -----------------------------------------------------------------------------
@@ -137,6 +139,28 @@ def functional_graph(model):
 def is_graph_model(model):
     """Whether `model` is functional or Sequential: its graph can be read and replayed."""
     return isinstance(model, (Functional, keras.Sequential))
+
+
+def takes_training_argument(operation):
+    """Whether calling `operation` accepts a `training` argument (False for plain ops).
+
+    Private: `Layer._call_context_args`; Keras exports no way to ask which call-context
+    arguments (`training`, ...) a layer's `call` takes.
+    """
+    return "training" in getattr(operation, "_call_context_args", ())
+
+
+def dropout_noise_shape(layer, inputs):
+    """The `noise_shape` that dropout `layer` uses on `inputs` (None: one draw per unit).
+
+    Private: `SpatialDropout1D/2D/3D._get_noise_shape`; those layers compute their
+    noise shape from the input at call time and expose no public accessor. Other
+    dropout layers return their public `noise_shape`.
+    """
+    get_noise_shape = getattr(layer, "_get_noise_shape", None)
+    if get_noise_shape is not None:
+        return get_noise_shape(inputs)
+    return getattr(layer, "noise_shape", None)
 
 
 # --- the graph of a functional model --------------------------------------------------------

@@ -16,7 +16,9 @@ import keras
 
 from keras_recipes import _validation as v
 
-ON_UNSUPPORTED = ("raise", "skip")
+__all__ = ["apply_max_norm"]
+
+_ON_UNSUPPORTED = ("raise", "skip")
 
 
 # --------------------------------------------------------------------------- #
@@ -107,43 +109,45 @@ def _children(layer):
     return None
 
 
-def _walk(layer, out):
-    """All leaf layers under `layer`, containers expanded, without duplicates."""
-    children = _children(layer)
-    if children is None:
-        if all(existing is not layer for existing in out):
-            out.append(layer)
-        return out
-    for child in children:
-        _walk(child, out)
-    return out
+def _tree(layer, frozen=False):
+    """`(layer, is_container, frozen)` for `layer` and every layer under it, parents first.
 
+    Containers (see `_children`) are expanded; every other layer is a leaf, even
+    one with sublayers of its own: an LSTM's cell is constrained through the LSTM,
+    and a custom layer is constrained as a whole or not at all. `frozen` says
+    whether the layer or a container above it is not trainable.
 
-def _container_names(layer, out):
-    children = _children(layer)
-    if children is not None:
-        out.append(layer.name)
-        for child in children:
-            _container_names(child, out)
-    return out
-
-
-def _is_frozen(layer, frozen_ids):
-    return not layer.trainable or id(layer) in frozen_ids
-
-
-def _frozen_ids(layer, frozen=False, out=None):
-    """Ids of leaf layers under a non-trainable container."""
-    out = set() if out is None else out
+    This is not a walk of the model's graph: a constraint belongs to every layer
+    that owns a kernel, whether or not it is a node of a graph (the two layers of a
+    `Bidirectional`, the layers of a subclassed model), and neither order nor
+    connections matter. It uses public attributes only.
+    """
     frozen = frozen or not layer.trainable
     children = _children(layer)
-    if children is None:
-        if frozen:
-            out.add(id(layer))
-        return out
-    for child in children:
-        _frozen_ids(child, frozen, out)
+    yield layer, children is not None, frozen
+    for child in children or ():
+        yield from _tree(child, frozen)
+
+
+def _leaves(layer):
+    """All leaf layers under `layer`, containers expanded, without duplicates."""
+    out = []
+    for node, is_container, _ in _tree(layer):
+        if not is_container and all(existing is not node for existing in out):
+            out.append(node)
     return out
+
+
+def _containers(layer, name=None):
+    """The containers under `layer` (itself included), or those called `name`."""
+    return [node for node, is_container, _ in _tree(layer)
+            if is_container and (name is None or node.name == name)]
+
+
+def _frozen_ids(layer):
+    """Ids of leaf layers that are frozen or under a non-trainable container."""
+    return {id(node) for node, is_container, frozen in _tree(layer)
+            if frozen and not is_container}
 
 
 # --------------------------------------------------------------------------- #
@@ -227,14 +231,14 @@ def apply_max_norm(
         v.fail("model", model, "a keras.Model or keras.layers.Layer", error=TypeError)
     max_value = v.check_number("max_value", max_value, low=0, low_inclusive=False)
     v.check_bool("trainable_only", trainable_only)
-    on_unsupported = v.check_choice("on_unsupported", on_unsupported, ON_UNSUPPORTED)
-    leaves = _walk(model, [])
+    on_unsupported = v.check_choice("on_unsupported", on_unsupported, _ON_UNSUPPORTED)
+    leaves = _leaves(model)
     excluded_ids = _excluded_ids(model, leaves, exclude)
     frozen_ids = _frozen_ids(model)
 
     planned = []
     for layer in leaves:
-        if id(layer) in excluded_ids or (trainable_only and _is_frozen(layer, frozen_ids)):
+        if id(layer) in excluded_ids or (trainable_only and id(layer) in frozen_ids):
             continue
         specs = _weight_specs(layer)
         if specs is None:
@@ -275,12 +279,15 @@ def apply_max_norm(
 
 
 def _variable(owner, name):
-    """The built kernel variable `name` of `owner`, or None before build."""
+    """The built kernel variable `name` of `owner`, or None before build.
+
+    The public attribute is the variable itself for every layer `_weight_specs`
+    accepts (LoRA-enabled and quantized layers, whose `kernel` is computed, are
+    refused there).
+    """
     if not owner.built:
         return None
-    value = getattr(owner, f"_{name}", None)
-    if not isinstance(value, keras.Variable):
-        value = getattr(owner, name, None)
+    value = getattr(owner, name, None)
     return value if isinstance(value, keras.Variable) else None
 
 
@@ -292,9 +299,7 @@ def _excluded_ids(model, leaves, exclude):
     by_name = {}
     for layer in leaves:
         by_name.setdefault(layer.name, []).append(layer)
-    containers = {}
-    for name in _container_names(model, []):
-        containers.setdefault(name, name)
+    containers = {container.name for container in _containers(model)}
     ids = set()
     valid = sorted(set(by_name) | set(containers))
     for name in exclude:
@@ -307,18 +312,6 @@ def _excluded_ids(model, leaves, exclude):
         for layer in by_name.get(name, []):
             ids.add(id(layer))
         if name in containers:
-            for container in _find_containers(model, name):
-                ids.update(id(leaf) for leaf in _walk(container, []))
+            for container in _containers(model, name):
+                ids.update(id(leaf) for leaf in _leaves(container))
     return ids
-
-
-def _find_containers(layer, name, out=None):
-    out = [] if out is None else out
-    children = _children(layer)
-    if children is None:
-        return out
-    if layer.name == name:
-        out.append(layer)
-    for child in children:
-        _find_containers(child, name, out)
-    return out

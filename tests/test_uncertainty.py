@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_recipes import _keras_internals as ki
 from keras_recipes.layers import MCAlphaDropout, MCDropout
 from keras_recipes.uncertainty import (
     MCDropoutPredictor,
@@ -48,7 +49,7 @@ def bn_dropout_model(rate=0.3, num_classes=3, seed=0, dropout=layers.Dropout):
 
 def _set_bn_statistics(model, seed=0):
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
+    for layer in ki.flatten_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             n = layer.moving_mean.shape[0]
             layer.moving_mean.assign(rng.normal(0.5, 0.3, n).astype("float32"))
@@ -368,7 +369,7 @@ def test_original_model_untouched(tmp_path):
     predicted = model.predict(x, verbose=0)
     dropout_states = [keras.ops.convert_to_numpy(layer.seed_generator.state)
                       for layer in model.layers if isinstance(layer, layers.Dropout)]
-    nodes = {layer.name: len(layer._inbound_nodes) for layer in model.layers}
+    nodes = {layer.name: len(ki.inbound_nodes(layer)) for layer in model.layers}
     config = model.get_config()
     MCDropoutPredictor(model, num_samples=20, seed=0).predict(x)
     MCDropoutPredictor(model, num_samples=20, seed=0, share_masks=False).predict(x)
@@ -377,7 +378,7 @@ def test_original_model_untouched(tmp_path):
              for layer in model.layers if isinstance(layer, layers.Dropout)]
     for a, b in zip(dropout_states, after):
         np.testing.assert_array_equal(a, b)
-    assert {layer.name: len(layer._inbound_nodes) for layer in model.layers} == nodes
+    assert {layer.name: len(ki.inbound_nodes(layer)) for layer in model.layers} == nodes
     assert model.get_config() == config
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -613,29 +614,133 @@ def test_dropout_hidden_in_subclassed_layer():
     assert predictor.predict(np.zeros((2, 4, 8), "float32")).mean.shape == (2, 4, 1)
 
 
-def test_subclassed_model_rejected():
-    class Custom(keras.Model):
+# --------------------------------------------------------------------------- #
+# Subclassed models: only the dropout layers sample
+# --------------------------------------------------------------------------- #
+class SubclassedNet(keras.Model):
+    """Dense -> BN -> ELU -> dropout -> Dense(softmax), with a `call` that passes
+    `training` on explicitly, as subclassed models usually do."""
+
+    def __init__(self, dropout=layers.Dropout, rate=0.3, units=3, activation="softmax",
+                 **kwargs):
+        super().__init__(**kwargs)
+        init = keras.initializers.GlorotNormal
+        self.dense = layers.Dense(16, kernel_initializer=init(0))
+        self.bn = layers.BatchNormalization()
+        self.drop = dropout(rate, seed=1)
+        self.head = layers.Dense(units, activation=activation, kernel_initializer=init(1))
+
+    def call(self, x, training=None):
+        h = keras.ops.elu(self.bn(self.dense(x), training=training))
+        return self.head(self.drop(h, training=training))
+
+
+def subclassed_model(**kwargs):
+    model = SubclassedNet(name="net", **kwargs)
+    model(_x(2))
+    _set_bn_statistics(model)
+    return model
+
+
+def subclassed_reference(model, x, num_samples, **kwargs):
+    """The chapter's loop on a copy whose Dropout is MCDropout (always on), BatchNorm
+    in inference mode: one forward pass per sample."""
+    copy = SubclassedNet(dropout=MCDropout, **kwargs)
+    copy(_x(2))
+    copy.set_weights(model.get_weights())
+    return np.stack([_np(copy(x, training=False)) for _ in range(num_samples)])
+
+
+@pytest.mark.parametrize("share_masks", [True, False])
+def test_subclassed_model_agrees_with_reference_loop(share_masks):
+    model = subclassed_model()
+    x = _x(6) * 2 + 1  # far from the moving statistics: batch statistics would differ
+    predictor = MCDropoutPredictor(model, num_samples=300, seed=0, share_masks=share_masks)
+    assert predictor.task == "classification" and predictor.dropout_layers == [model.drop.name]
+    result = predictor.predict(x, return_samples=True)
+    z = _assert_agree(result.samples, subclassed_reference(model, x, 300))
+    assert z.mean() < 1.5
+    np.testing.assert_allclose(result.mean, result.samples.mean(0), atol=1e-6)
+    np.testing.assert_allclose(result.std, result.samples.std(0), atol=1e-5)
+    assert result.entropy.shape == (6,) and np.all(result.mutual_information >= 0)
+    np.testing.assert_allclose(result.mean.sum(-1), 1, atol=1e-5)
+
+
+def test_subclassed_model_untouched_and_batchnorm_in_inference_mode():
+    model = subclassed_model()
+    x = _x(8) * 3 + 2
+    before = _state(model)  # moving mean and variance included
+    predicted = _np(model.predict(x, verbose=0))
+    moving = [_np(model.bn.moving_mean), _np(model.bn.moving_variance)]
+    seed_state = _np(model.drop.seed_generator.state)
+    predictor = MCDropoutPredictor(model, num_samples=40, seed=3)
+    batch = predictor.predict(x)
+    single = predictor.predict(x[:1])
+    for a, b in zip(before, _state(model)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(moving[0], _np(model.bn.moving_mean))
+    np.testing.assert_array_equal(moving[1], _np(model.bn.moving_variance))
+    np.testing.assert_array_equal(predicted, _np(model.predict(x, verbose=0)))
+    np.testing.assert_array_equal(seed_state, _np(model.drop.seed_generator.state))
+    assert "call" not in vars(model.drop)  # the sampling call was removed again
+    # BatchNorm in inference mode: one input alone gets the statistics it gets in a
+    # batch (with shared masks the two calls draw the same masks).
+    np.testing.assert_allclose(single.mean[0], batch.mean[0], atol=1e-5)
+    # with the rate at 0, exactly the model's prediction
+    still = subclassed_model(rate=0.0)
+    result = MCDropoutPredictor(still, num_samples=5).predict(x)
+    np.testing.assert_array_equal(result.mean, _np(still.predict(x, verbose=0)))
+    assert np.all(result.std == 0)
+
+
+def test_subclassed_model_logits_nested_dropout_and_errors():
+    model = subclassed_model(units=1, activation=None)
+    predictor = MCDropoutPredictor(model, num_samples=20, seed=0, from_logits=True)
+    result = predictor.predict(_x(5))
+    assert result.task == "classification" and result.entropy.shape == (5,)
+    assert np.all((result.mean > 0) & (result.mean < 1))
+    assert predictor.predict_classes(_x(5)).shape == (5,)
+
+    class Attention(keras.Model):  # dropout only inside MultiHeadAttention
         def __init__(self):
-            super().__init__()
-            self.dense = layers.Dense(2)
-            self.drop = layers.Dropout(0.5)
+            super().__init__(name="attention")
+            self.mha = layers.MultiHeadAttention(2, 4, dropout=0.5)
+            self.head = layers.Dense(1)
 
         def call(self, x):
-            return self.dense(self.drop(x))
+            return self.head(self.mha(x, x))
 
-    model = Custom()
-    model(np.zeros((1, 3), "float32"))
-    with pytest.raises(TypeError, match=re.escape(
-            "Argument `model` must be a Functional or Sequential keras.Model. "
-            "Received: model='custom' (received a subclassed Custom")):
-        MCDropoutPredictor(model)
+    attention = Attention()
+    tokens = np.random.default_rng(0).normal(size=(3, 4, 8)).astype("float32")
+    attention(tokens)
+    result = MCDropoutPredictor(attention, num_samples=20, seed=0).predict(tokens)
+    assert result.task == "regression" and np.all(result.std > 0)
+
+    class TwoOutputs(keras.Model):
+        def __init__(self):
+            super().__init__(name="two_outputs")
+            self.drop = layers.Dropout(0.2)
+
+        def call(self, x):
+            return self.drop(x), x
+
+    two = TwoOutputs()
+    two(_x(2))
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `model` must be a model with a single output. "
+            "Received: model='two_outputs' (it returns 2 tensors)")):
+        MCDropoutPredictor(two, num_samples=2).predict(_x(2))
+    assert "call" not in vars(two.drop)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `model` must be a built model. Received: model='net'")):
+        MCDropoutPredictor(SubclassedNet(name="net"))
 
 
 def test_bad_arguments():
     model = bn_dropout_model()
     cases = [
-        (TypeError, "Argument `model` must be a keras.Model (Functional or Sequential). "
-                    "Received: model='m'", dict(model="m")),
+        (TypeError, "Argument `model` must be a keras.Model. Received: model='m'",
+         dict(model="m")),
         (ValueError, "Argument `num_samples` must be an integer >= 2. Received: num_samples=1",
          dict(num_samples=1)),
         (TypeError, "Argument `num_samples` must be an integer >= 2. Received: num_samples=2.5",

@@ -6,6 +6,8 @@ import keras
 
 from keras_recipes import _validation as v
 
+__all__ = ["MCAlphaDropout", "MCDropout"]
+
 _PACKAGE = "keras_recipes"
 
 
