@@ -54,6 +54,13 @@ class RecipeWrapper(RecipeTraining, keras.Model):
         super().__init__(**kwargs)
         self.inner_model = inner_model
 
+    def fit(self, x=None, *args, **kwargs):
+        shape = getattr(x, "shape", None)
+        if not self.built and shape is not None:
+            # Built before `fit`, so that `BackupAndRestore` can restore into its variables.
+            self.build((None, *tuple(shape)[1:]))
+        return super().fit(x, *args, **kwargs)
+
     def build(self, input_shape):
         if not self.inner_model.built:
             # Calling the model on a symbolic batch creates its variables.
