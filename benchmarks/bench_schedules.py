@@ -54,9 +54,13 @@ def main(argv=None):
                         help="where to write the markdown section")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per schedule")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--max-train-samples", type=int, default=None,
+                        help="train on the first N images only (a shorter run)")
     args = parser.parse_args(argv)
     (x, y), (x_val, y_val), (x_test, y_test) = load_mnist()
     x, x_val, x_test = x / 255.0, x_val / 255.0, x_test / 255.0
+    if args.max_train_samples:
+        x, y = x[:args.max_train_samples], y[:args.max_train_samples]
     epochs, seeds = (args.epochs, args.seeds) if not args.quick else (2, 1)
     if args.quick:
         x, y, x_val, y_val = x[:2000], y[:2000], x_val[:500], y_val[:500]
@@ -70,7 +74,9 @@ def main(argv=None):
             results[label].append(row)
             print(label, seed, row, flush=True)
 
-    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "") + (
+        f" --epochs {args.epochs} --seeds {args.seeds}" if not args.quick else "") + (
+        f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
     lines = header("Schedules: 1cycle against ReduceLROnPlateau", command)
     lines += [f"`build_default_dnn` (3 hidden layers of 100, BatchNorm, ELU, Nadam), {len(x)} "
               f"training / {len(x_val)} validation / {len(x_test)} test MNIST images (pixels / "
