@@ -38,10 +38,10 @@ def variants(layers, x_train):
     return {
         "plain": lambda: keras_recipes.build_plain_dnn(shape, 10, learning_rate=1e-3, **common),
         "He + ELU + Nadam": lambda: keras_recipes.build_default_dnn(
-            shape, 10, batch_norm=False, one_cycle=False, learning_rate=1e-3,
+            shape, 10, batch_norm=False, schedule="constant", learning_rate=1e-3,
             early_stopping_patience=None, **common),
         "+ BatchNorm": lambda: keras_recipes.build_default_dnn(
-            shape, 10, one_cycle=False, learning_rate=1e-3, early_stopping_patience=None,
+            shape, 10, schedule="constant", learning_rate=1e-3, early_stopping_patience=None,
             **common),
         "+ 1cycle": lambda: keras_recipes.build_default_dnn(
             shape, 10, early_stopping_patience=None, **common),

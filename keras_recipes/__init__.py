@@ -20,6 +20,7 @@ from keras_recipes.models import (  # noqa: E402
     build_default_dnn,
     build_plain_dnn,
     build_self_normalizing_dnn,
+    compile_recipe,
 )
 from keras_recipes.models.registry import (  # noqa: E402
     RecipeSpec,
@@ -49,6 +50,7 @@ __all__ = [
     "build_default_dnn",
     "build_plain_dnn",
     "build_self_normalizing_dnn",
+    "compile_recipe",
     "build_transfer_model",
     "fine_tune",
     "get_recipe",

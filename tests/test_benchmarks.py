@@ -21,12 +21,14 @@ def test_benchmarks_quick_mode_writes_every_section(tmp_path):
     for title in ("Quality: the chapter's exercise on MNIST", "Speed: recipes against plain Keras",
                   "Transfer learning (`build_transfer_model` + `fine_tune`)",
                   "MC Dropout: `MCDropoutPredictor` vs the chapter's loop",
-                  "LR range finder (`find_learning_rate`)"):
+                  "LR range finder (`find_learning_rate`)",
+                  "Schedules: 1cycle against ReduceLROnPlateau"):
         assert f"## {title}" in results
     assert "| + 1cycle |" in results and "| import keras_recipes |" in results
+    assert "| one_cycle |" in results and "| plateau 1e-2 |" in results
     for goal in ("Goal (in-graph 1cycle <= 1.05x a constant rate)",
                  "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)",
                  "- Goals: >= 2.5x on (a)", "- Adam: goal (within 3x of the grid best)"):
         assert goal in results
     assert sorted(path.name for path in (tmp_path / "results").iterdir()) == [
-        "chapter.md", "lr_finder.md", "mc_dropout.md", "speed.md", "transfer.md"]
+        "chapter.md", "lr_finder.md", "mc_dropout.md", "schedules.md", "speed.md", "transfer.md"]

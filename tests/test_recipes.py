@@ -50,6 +50,73 @@ SMALL = {
 SMALL_FIT = {"transfer_learning": dict(head_epochs=1, epochs=1, unfreeze=3)}
 
 
+@keras.saving.register_keras_serializable(package="keras_recipes_tests")
+class SubclassedNet(keras.Model):
+    """A subclassed model of "yours": Dense -> ReLU -> [Dropout] -> softmax."""
+
+    def __init__(self, num_classes=3, units=8, dropout_rate=0.0, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.units, self.dropout_rate, self.seed = (
+            num_classes, units, dropout_rate, seed)
+        self.hidden = keras.layers.Dense(
+            units, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed))
+        self.dropout = keras.layers.Dropout(dropout_rate, seed=seed + 1000)
+        self.output_layer = keras.layers.Dense(
+            num_classes, activation="softmax",
+            kernel_initializer=keras.initializers.GlorotUniform(seed + 1))
+
+    def call(self, inputs, training=None):
+        return self.output_layer(self.dropout(self.hidden(inputs), training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "units": self.units,
+                "dropout_rate": self.dropout_rate, "seed": self.seed}
+
+
+def own_cnn(num_classes, dropout_rate=0.0, seed=0):
+    """A functional CNN of "yours" on 8x8x1 images."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False,
+                            kernel_initializer=keras.initializers.HeNormal(seed))(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if dropout_rate:
+        x = keras.layers.Dropout(dropout_rate, seed=seed + 1000)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed + 1))(x)
+    return keras.Model(inputs, outputs, name="own_cnn")
+
+
+def own_rnn(num_classes, dropout_rate=0.0, seed=0):
+    """A Sequential GRU of "yours" on sequences of 6 steps of 4 features."""
+    return keras.Sequential([
+        keras.Input((6, 4)),
+        keras.layers.GRU(4, kernel_initializer=keras.initializers.GlorotUniform(seed),
+                         # (Keras 3.15's seeded Orthogonal draws differently each time.)
+                         recurrent_initializer=keras.initializers.GlorotUniform(seed + 2)),
+        *([keras.layers.Dropout(dropout_rate, seed=seed + 1000)] if dropout_rate else []),
+        keras.layers.Dense(num_classes, activation="softmax",
+                           kernel_initializer=keras.initializers.GlorotUniform(seed + 1)),
+    ], name="own_rnn")
+
+
+def own_subclassed(num_classes, dropout_rate=0.0, seed=0):
+    return SubclassedNet(num_classes, dropout_rate=dropout_rate, seed=seed, name="own_sub")
+
+
+# Models of "yours" given to `compile_recipe`: each kind gets the recipe behaviour tests the
+# factories get (parametrized over MODEL_KINDS). Shape of one sample, the model, and the
+# arguments of compile_recipe (the chapter's clipnorm for the RNN; the factories' peak
+# learning rate, so that these tiny models learn, and overfit, within a few epochs).
+OWN_MODELS = {
+    "own_cnn": ((8, 8, 1), own_cnn, {"learning_rate": 1e-2}),
+    "own_rnn": ((6, 4), own_rnn, {"learning_rate": 1e-2, "clipnorm": 1.0}),
+    "own_subclassed": ((12,), own_subclassed, {"learning_rate": 1e-2}),
+}
+MODEL_KINDS = RECIPES + list(OWN_MODELS)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return keras_recipes.datasets.load("digits")
@@ -58,6 +125,12 @@ def digits():
 def small_data(name="default_dnn", n=192, classes=3, seed=0):
     """Inputs for recipe `name` (vectors or images) and labels that depend on them."""
     rng = np.random.default_rng(seed)
+    if name in OWN_MODELS:
+        # Labels from the mean of three slices of the inputs, whatever their shape.
+        x = rng.normal(size=(n, *OWN_MODELS[name][0])).astype("float32")
+        flat = x.reshape(n, -1)
+        slices = np.array_split(flat[:, : flat.shape[1] // classes * classes], classes, axis=1)
+        return x, np.stack([s.mean(axis=1) for s in slices], 1).argmax(axis=1).astype("int64")
     shape = SMALL[name][0]
     if len(shape) == 1:
         x = rng.normal(size=(n, *shape)).astype("float32")
@@ -70,13 +143,24 @@ def small_data(name="default_dnn", n=192, classes=3, seed=0):
 
 
 def small_model(name, num_classes=3, **kwargs):
-    """A small model of recipe `name` (its SMALL configuration, updated with `kwargs`)."""
+    """A small model of recipe `name` (its SMALL configuration, updated with `kwargs`), or
+    one of OWN_MODELS compiled with `compile_recipe(**kwargs)` (`dropout_rate` goes to
+    the model)."""
+    if name in OWN_MODELS:
+        _, build, compile_kwargs = OWN_MODELS[name]
+        model = build(num_classes, dropout_rate=kwargs.pop("dropout_rate", 0.0), seed=0)
+        return keras_recipes.compile_recipe(
+            model, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+            **{**compile_kwargs, **kwargs})
     shape, small = SMALL[name]
     return keras_recipes.get_recipe(name)(shape, num_classes, seed=0, **{**small(), **kwargs})
 
 
 
 def _accepts(name, argument):
+    if name in OWN_MODELS:
+        return argument == "dropout_rate" or \
+            argument in inspect.signature(keras_recipes.compile_recipe).parameters
     return argument in inspect.signature(keras_recipes.get_recipe(name)).parameters
 
 
@@ -132,7 +216,7 @@ def test_recipe_trains_with_its_training_function(name):
         assert history.history["phase"] == [p for p, call in zip(phases, seen) for _ in call]
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
     x, y = small_data(name)
     model = _cycled(name)
@@ -153,31 +237,42 @@ def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
     assert (lr_schedule.total_steps, lr_schedule.start_step) == (2 * 3, steps)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_cycle_is_applied_inside_the_compiled_step(name):
-    # The learning rate read by each batch is the schedule's value at that step:
-    # recorded from the optimizer after every batch, by a callback that only reads.
+    # The learning rate and beta_1 read by each batch are the schedules' values at that
+    # step: recorded from the optimizer after every batch, by a callback that only reads.
     x, y = small_data(name)
     model = _cycled(name)
     seen = []
 
     class Record(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            seen.append(int(self.model.optimizer.iterations))
+            optimizer = self.model.optimizer
+            seen.append((int(optimizer.iterations), float(optimizer.learning_rate),
+                         float(optimizer.beta_1)))
 
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[Record()])
-    assert seen == list(range(1, 13))
+    steps, learning_rates, momenta = map(list, zip(*seen))
+    assert steps == list(range(1, 13))
+    peak = model.optimizer._learning_rate.max_learning_rate
+    expected_lr = OneCycle(max_learning_rate=peak, total_steps=12)
+    expected_beta = OneCycleMomentum(total_steps=12)
+    assert learning_rates == pytest.approx([float(expected_lr(s)) for s in steps], rel=1e-5)
+    assert momenta == pytest.approx([float(expected_beta(s)) for s in steps], rel=1e-5)
+    # Momentum cycles against the learning rate: lowest where the learning rate peaks.
+    assert np.argmax(learning_rates) == np.argmin(momenta)
     # Identical training with a constant learning rate gives other weights.
-    other = small_model(name, one_cycle=False)
+    other = small_model(name, schedule="constant")
     other.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
     model2 = small_model(name)
     model2.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
-    # (The output layer: every recipe trains it; a transfer model's base is frozen.)
-    kernels = [keras.ops.convert_to_numpy(m.get_layer("output").kernel) for m in (other, model2)]
-    assert np.abs(kernels[0] - kernels[1]).max() > 1e-4
+    # (Every trainable weight: a transfer model's base is frozen, its head trained.)
+    differences = [np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b)).max()
+                   for a, b in zip(other.trainable_weights, model2.trainable_weights)]
+    assert max(differences) > 1e-4
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_adds_no_per_batch_callback(name):
     model = small_model(name)
     callbacks = model.recipe_callbacks([], has_validation=True)
@@ -190,7 +285,7 @@ def test_recipe_adds_no_per_batch_callback(name):
             assert getattr(type(callback), hook) is getattr(base, hook), (callback, hook)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, tmp_path):
     x, y = small_data(name)
     straight = small_model(name)
@@ -207,7 +302,10 @@ def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, t
     path = tmp_path / "mid_cycle.keras"
     interrupted.save(path)
     reloaded = keras.models.load_model(path)  # no custom_objects
-    assert type(reloaded) is keras_recipes.RecipeModel
+    assert type(reloaded) is type(interrupted)
+    assert isinstance(reloaded, keras_recipes.models.RecipeModel if name not in OWN_MODELS
+                      or OWN_MODELS[name][1] is not own_subclassed
+                      else keras_recipes.models.RecipeWrapper)
     assert int(reloaded.optimizer.iterations) == 12
     assert keras.optimizers.serialize(reloaded.optimizer) == \
         keras.optimizers.serialize(interrupted.optimizer)
@@ -222,7 +320,7 @@ def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, t
         np.testing.assert_allclose(resumed, reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run(name):
     model = small_model(name, early_stopping_patience=10)
     assert not any(isinstance(c, keras.callbacks.EarlyStopping)
@@ -246,7 +344,7 @@ def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run
     assert epochs_seen == [0, 1]
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_early_stopping_restores_the_best_weights(name):
     x, y = small_data(name)
     x_val, y_val = small_data(name, seed=5)
@@ -268,7 +366,7 @@ def test_recipe_early_stopping_restores_the_best_weights(name):
         np.testing.assert_array_equal(restored, kept)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_stops_on_nan_loss(name):
     x, y = small_data(name)
     weights = np.ones(len(x), "float32")
@@ -279,7 +377,7 @@ def test_recipe_stops_on_nan_loss(name):
     assert len(history.epoch) == 1 and np.isnan(history.history["loss"][-1])
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_is_reproducible_with_a_seed(name):
     x, y = small_data(name)
     weights = []

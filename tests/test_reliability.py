@@ -1,6 +1,5 @@
 """Interrupted training loses nothing; what the package imports stays lazy."""
 
-import inspect
 import os
 import subprocess
 import sys
@@ -8,7 +7,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-from test_recipes import small_data, small_model  # each recipe's small inputs and model
+from test_recipes import (  # each recipe's (and own model's) small inputs and model
+    MODEL_KINDS,
+    _accepts,
+    small_data,
+    small_model,
+)
 
 import keras_recipes
 
@@ -34,13 +38,12 @@ class Crash(keras.callbacks.Callback):
             raise RuntimeError("induced crash")
 
 
-@pytest.mark.parametrize("name", keras_recipes.list_recipes())
+@pytest.mark.parametrize("name", MODEL_KINDS)
 def test_a_run_killed_mid_epoch_resumes_to_the_same_final_state(name, tmp_path):
-    parameters = inspect.signature(keras_recipes.get_recipe(name)).parameters
-    if "backup_dir" not in parameters:
+    if not _accepts(name, "backup_dir"):
         pytest.skip(f"the {name} recipe takes no backup_dir")
     x, y = small_data(name)
-    extra = {"dropout_rate": 0.2} if "dropout_rate" in parameters else {}
+    extra = {"dropout_rate": 0.2} if _accepts(name, "dropout_rate") else {}
 
     def run(backup_dir=None, callbacks=()):
         model = small_model(name, backup_dir=backup_dir, **extra)

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import keras
 
+# Unwrapping a `LossScaleOptimizer` (a mixed_float16 policy) included, so that the 1cycle
+# of a mixed-precision model is stretched too.
+from keras_recipes._keras_internals import component_optimizers, is_multi_optimizer  # noqa: F401
 from keras_recipes.optimizers.scheduled import raw_hyperparameter
 from keras_recipes.schedules.one_cycle import _OneCycleBase
-
-_MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)  # Keras >= 3.15
-
-
-def is_multi_optimizer(optimizer):
-    """Whether `optimizer` is a `keras.optimizers.MultiOptimizer`."""
-    return _MultiOptimizer is not None and isinstance(optimizer, _MultiOptimizer)
-
-
-def component_optimizers(optimizer):
-    """The optimizers that update variables: those of a `MultiOptimizer`, or `optimizer`."""
-    return list(optimizer.optimizers) if is_multi_optimizer(optimizer) else [optimizer]
 
 
 def _own_schedules(optimizer):

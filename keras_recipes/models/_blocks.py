@@ -8,8 +8,8 @@ import warnings
 
 import keras
 
+from keras_recipes import _keras_internals, datasets
 from keras_recipes import _validation as v
-from keras_recipes import datasets
 from keras_recipes import optimizers as recipe_optimizers
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
@@ -34,6 +34,12 @@ OPTIMIZERS = {
 }
 
 TASKS = ("auto", "multiclass", "binary", "regression")
+
+# The learning-rate schedules a recipe can run: the 1cycle over learning rate and
+# momentum, performance scheduling (ReduceLROnPlateau) or a constant rate; "auto"
+# is the 1cycle for an optimizer name and the optimizer as given for an instance.
+SCHEDULES = ("auto", "one_cycle", "plateau", "constant")
+
 
 # Batches per compiled call for `steps_per_execution="auto"`: one Python round trip
 # per 32 steps instead of per step (see benchmarks/RESULTS.md, recipe fit throughput).
@@ -144,6 +150,45 @@ def normalization_layer(normalization_data=None, mean=None, variance=None, *, in
     return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
 
 
+def resolve_schedule(schedule, one_cycle, optimizer):
+    """Validates `schedule` (and its deprecated alias `one_cycle`); resolves `"auto"`.
+
+    `one_cycle=True` means `schedule="one_cycle"` and `one_cycle=False` means
+    `schedule="constant"`; it is kept for compatibility (with a
+    `DeprecationWarning`) and may not contradict `schedule`.
+
+    Returns:
+        `"one_cycle"`, `"plateau"` or `"constant"`.
+    """
+    schedule = v.check_choice("schedule", schedule, SCHEDULES)
+    if one_cycle != "auto":
+        v.check_bool("one_cycle", one_cycle)
+        warnings.warn('`one_cycle` is deprecated: pass schedule="one_cycle" (for True) or '
+                      'schedule="constant" (for False)', DeprecationWarning, stacklevel=3)
+        implied = "one_cycle" if one_cycle else "constant"
+        if schedule not in ("auto", implied):
+            v.fail("one_cycle", one_cycle, f"left out when `schedule={schedule!r}`",
+                   hint="(`one_cycle` is the deprecated form of `schedule`)")
+        schedule = implied
+    is_instance = isinstance(optimizer, keras.optimizers.Optimizer)
+    if schedule == "auto":
+        return "constant" if is_instance else "one_cycle"
+    if is_instance and schedule == "one_cycle":
+        if one_cycle is True:
+            v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
+                   hint="Pass an optimizer name to get the recipe's 1cycle")
+        v.fail("schedule", schedule, '"constant", "plateau" or "auto" when `optimizer` is an '
+               "instance", hint="Pass an optimizer name to get the recipe's 1cycle")
+    if is_instance and schedule == "plateau" and isinstance(
+            _keras_internals.learning_rate_object(optimizer),
+            keras.optimizers.schedules.LearningRateSchedule):
+        v.fail("schedule", schedule, '"constant" or "auto" for an optimizer whose learning '
+               "rate is a schedule",
+               hint="(ReduceLROnPlateau can only change a float learning rate; create the "
+                    "optimizer with `learning_rate=<float>`)")
+    return schedule
+
+
 def check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     """Validates the optimizer arguments of a factory without creating anything.
 
@@ -173,8 +218,11 @@ def check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
     return optimizer, one_cycle
 
 
-def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
+def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm,
+                    **optimizer_kwargs):
     """Validates and creates the optimizer of a factory.
+
+    `optimizer_kwargs` are more arguments of a named optimizer (`use_ema`, ...).
 
     Returns:
         `(optimizer, auto_one_cycle)`: the optimizer to compile with, and whether
@@ -184,7 +232,9 @@ def build_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm):
                                            clipnorm)
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer, False
-    kwargs = {"clipnorm": clipnorm} if clipnorm is not None else {}
+    kwargs = dict(optimizer_kwargs)
+    if clipnorm is not None:
+        kwargs["clipnorm"] = clipnorm
     momentum_name = "momentum" if optimizer == "sgd" else "beta_1"
     if not one_cycle:
         if optimizer == "sgd":
@@ -292,26 +342,61 @@ def check_execution(steps_per_execution, jit_compile, distribution=None):
 
 
 def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping_patience,
-             backup_dir=None, distribution=None, learning_rate=None,
+             backup_dir=None, distribution=None, learning_rate=None, schedule=None,
              steps_per_execution="auto", jit_compile="auto"):
     """Creates, inside the distribution's scope, the optimizer, the graph and the model.
 
     Args:
         build_graph: function returning `(inputs, outputs)`.
-        make_optimizer: function returning `(optimizer, auto_one_cycle)`.
-        name, loss, metrics, early_stopping_patience, backup_dir: as for `RecipeModel`
-            and `compile`.
-        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
-            distribution.
-        learning_rate: the factory's `learning_rate`; `"find"` makes the first
-            `fit` run the LR range finder.
-        steps_per_execution, jit_compile: as for the factories (see `check_execution`).
+        make_optimizer, loss, metrics, early_stopping_patience, backup_dir,
+            distribution, learning_rate, schedule, steps_per_execution,
+            jit_compile: as for `compile_with_recipe`.
+        name: str, the model's name.
 
     Returns:
         The compiled `RecipeModel`.
     """
     from keras_recipes.models._recipe_model import RecipeModel
 
+    def make_model(**settings):
+        inputs, outputs = build_graph()
+        return RecipeModel(inputs, outputs, name=name, **settings)
+
+    return compile_with_recipe(
+        make_model, make_optimizer, loss=loss, metrics=metrics,
+        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
+        distribution=distribution, learning_rate=learning_rate, schedule=schedule,
+        steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+
+
+def compile_with_recipe(make_model, make_optimizer, *, loss, metrics, early_stopping_patience,
+                        backup_dir=None, distribution=None, learning_rate=None, schedule=None,
+                        steps_per_execution="auto", jit_compile="auto", **compile_kwargs):
+    """The compile path every recipe shares: factories and `compile_recipe`.
+
+    Inside the distribution's scope, creates the optimizer, then the model with
+    its recipe settings, and compiles it with the execution defaults.
+
+    Args:
+        make_model: function taking the `RecipeModel` settings as keyword
+            arguments (`early_stopping_patience`, `auto_one_cycle`, `backup_dir`,
+            `auto_learning_rate`, `reduce_lr_on_plateau`) and returning the
+            model to compile.
+        make_optimizer: function returning `(optimizer, auto_one_cycle)`.
+        loss, metrics: as for `compile`.
+        early_stopping_patience, backup_dir: as for `RecipeModel`.
+        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
+            distribution.
+        learning_rate: the recipe's `learning_rate`; `"find"` makes the first
+            `fit` run the LR range finder.
+        schedule: str or None, the resolved schedule (`resolve_schedule`);
+            `"plateau"` makes `fit` add `ReduceLROnPlateau`.
+        steps_per_execution, jit_compile: as for the factories (see `check_execution`).
+        **compile_kwargs: more arguments of `compile` (`loss_weights`, ...).
+
+    Returns:
+        The compiled model.
+    """
     if backup_dir is not None and not isinstance(backup_dir, (str, os.PathLike)):
         v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
     scope = distribution_scope(distribution)
@@ -319,16 +404,16 @@ def assemble(build_graph, make_optimizer, *, name, loss, metrics, early_stopping
                                                        distribution)
     with scope():
         optimizer, auto_one_cycle = make_optimizer()
-        inputs, outputs = build_graph()
-        model = RecipeModel(inputs, outputs, name=name,
-                            early_stopping_patience=early_stopping_patience,
-                            auto_one_cycle=auto_one_cycle, backup_dir=backup_dir,
-                            auto_learning_rate=learning_rate == FIND)
+        model = make_model(early_stopping_patience=early_stopping_patience,
+                           auto_one_cycle=auto_one_cycle, backup_dir=backup_dir,
+                           auto_learning_rate=learning_rate == FIND,
+                           reduce_lr_on_plateau=schedule == "plateau")
         with warnings.catch_warnings():
             # A layer XLA cannot compile makes Keras fall back to plain graphs, as "auto" would.
             warnings.filterwarnings("ignore", message=".*doesn't support `jit_compile=True`")
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                          steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+                          steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+                          **compile_kwargs)
     if _is_keras_distribution(distribution):
         model._distribution_scope = scope
     return model

@@ -9,6 +9,7 @@ import inspect
 
 import keras
 
+from keras_recipes import _keras_internals
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
 from keras_recipes.callbacks.stop_on_nan import StopOnNaN
 from keras_recipes.models._fit_checks import check_fit_data
@@ -25,6 +26,32 @@ def set_peak_learning_rate(optimizer, learning_rate):
         schedule.__dict__.update(OneCycle.from_config(config).__dict__)
     else:
         optimizer.learning_rate = float(learning_rate)
+
+
+# `schedule="plateau"`: the chapter's performance scheduling, as in its example.
+PLATEAU_FACTOR = 0.5
+PLATEAU_PATIENCE = 5
+
+
+def check_plateau_callbacks(optimizer, callbacks):
+    """Refuses a `ReduceLROnPlateau` for an optimizer whose learning rate is a schedule.
+
+    Keras would fail only at the first reduction, with a TypeError from inside the
+    optimizer's `learning_rate` setter.
+    """
+    if optimizer is None or not any(isinstance(c, keras.callbacks.ReduceLROnPlateau)
+                                    for c in callbacks):
+        return
+    for inner in _keras_internals.component_optimizers(optimizer):
+        schedule = _keras_internals.learning_rate_object(inner)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            raise ValueError(
+                "`keras.callbacks.ReduceLROnPlateau` cannot be used with this model: its "
+                f"optimizer's learning rate follows a schedule ({type(schedule).__name__}), "
+                "which ReduceLROnPlateau cannot lower (Keras would fail with a TypeError at its "
+                'first reduction). Build the model with schedule="plateau" (the recipe then '
+                "adds ReduceLROnPlateau itself, on a constant learning rate), or leave the "
+                "callback out.")
 
 
 _SEED_KEY = "seed_generator_state_"
@@ -76,82 +103,18 @@ def _in_distribution(method):
     return wrapper
 
 
-@keras.saving.register_keras_serializable(package="keras_recipes")
-class RecipeModel(keras.Model):
-    """A functional `keras.Model` whose `fit` adds the recipe's callbacks.
+class RecipeTraining:
+    """The recipe's `fit` and settings, shared by `RecipeModel` (the factories' functional
+    models) and `RecipeWrapper` (`compile_recipe` on a subclassed model); see `RecipeModel`.
 
-    `model.fit(x, y, epochs=E, validation_data=...)` alone runs the recipe:
-
-    - the 1cycle schedules (learning rate and momentum) are stretched over exactly
-      the steps of that `fit` call (when the model was built with `total_steps=None`);
-    - `keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)`
-      when validation data is given and the model has an early-stopping patience.
-      With a 1cycle it watches only the second half of the epochs: the validation
-      loss is expected to rise while the learning rate is high and to recover as
-      it anneals, and stopping before that loses accuracy (on digits, mean test
-      accuracy over 5 seeds: 96.4% watching from the start, 97.3% from halfway,
-      97.4% without early stopping);
-    - `keras_recipes.callbacks.StopOnNaN()`, which stops after an epoch with a
-      NaN or infinite loss (Keras's `TerminateOnNaN` checks every batch and so
-      synchronises every step).
-
-    The factories compile with several batches per compiled call
-    (`steps_per_execution`), which makes per-batch callbacks see only every
-    32nd batch in plain Keras. Here, while a callback that acts on single
-    batches (one overriding `on_train_batch_end`, say, or a `TensorBoard`) is
-    passed to `fit`, that `fit` runs one batch per call, so every callback
-    sees every batch; the next `fit` without one is fast again.
-
-    - `keras.callbacks.BackupAndRestore(backup_dir)` after your callbacks and
-      before the recipe's, when the model has a `backup_dir`: a run killed
-      mid-epoch and started again with the same `fit` call resumes from the
-      last finished epoch, with the same weights, optimizer state and 1cycle
-      position. Your callbacks see each epoch's end before it is backed up, so
-      a record they keep of the epochs (a `CSVLogger`, say) is never behind the
-      backup: at worst it holds the one epoch that the resumed run repeats.
-
-    With `auto_learning_rate` (a factory's `learning_rate="find"`), the first
-    `fit` first runs `keras_recipes.find_learning_rate` on its own training data
-    (the model is left untouched by it) and uses the suggestion as the peak of
-    the 1cycle (or as the constant learning rate); the finder's result is kept
-    in `model.learning_rate_finder_result`.
-
-    `model.early_stopping` is the `EarlyStopping` of the latest `fit` (the
-    recipe's or your own), or None: after `fit`, when its `best_weights` is not
-    None, the model holds the weights of its `best_epoch` (counted from 0, as
-    `fit` counts epochs); otherwise those of the last epoch.
-
-    A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
-    `BackupAndRestore`, `TerminateOnNaN` or `StopOnNaN` replaces the recipe's.
-
-    Saving (`model.save`, `save_weights`, and so `BackupAndRestore`) also keeps
-    the random-seed state of the dropout layers, which Keras leaves out: a
-    restored model then draws the same dropout masks as the run it came from,
-    so resumed training ends where uninterrupted training does. Everything else is Keras's
-    `Model`: it saves to `.keras` and reloads without `custom_objects` once
-    `keras_recipes` is imported.
-
-    Args:
-        inputs, outputs, name: as for a functional `keras.Model`.
-        early_stopping_patience: int or None, the patience of the recipe's
-            early stopping; `None` disables it. Defaults to `None`.
-        auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
-            schedules over its steps. Defaults to `False`.
-        backup_dir: str or None, folder for `BackupAndRestore`. Defaults to `None`.
-        auto_learning_rate: bool, whether the next `fit` finds the learning
-            rate first. Defaults to `False`.
-
-    Example:
-
-    >>> import keras_recipes
-    >>> model = keras_recipes.build_default_dnn((64,), num_classes=10)
-    >>> type(model).__name__
-    'RecipeModel'
+    Mixed in before `keras.Model`.
     """
 
     def __init__(self, *args, early_stopping_patience=None, auto_one_cycle=False,
-                 backup_dir=None, auto_learning_rate=False, **kwargs):
+                 backup_dir=None, auto_learning_rate=False, reduce_lr_on_plateau=False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.reduce_lr_on_plateau = reduce_lr_on_plateau
         self.auto_learning_rate = auto_learning_rate
         self.learning_rate_finder_result = None
         self.early_stopping_patience = early_stopping_patience
@@ -185,6 +148,7 @@ class RecipeModel(keras.Model):
         params.pop("self")
         self.early_stopping = next((c for c in params["callbacks"]
                                     if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        check_plateau_callbacks(self.optimizer, params["callbacks"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
@@ -259,6 +223,10 @@ class RecipeModel(keras.Model):
             callbacks.append(keras.callbacks.BackupAndRestore(self.backup_dir))
         if self.auto_one_cycle and not has(OneCycleSpan):
             callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
+        if self.reduce_lr_on_plateau and not has(keras.callbacks.ReduceLROnPlateau):
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss" if has_validation else "loss", factor=PLATEAU_FACTOR,
+                patience=PLATEAU_PATIENCE))
         if (
             has_validation
             and self.early_stopping_patience is not None
@@ -303,6 +271,7 @@ class RecipeModel(keras.Model):
             auto_one_cycle=self.auto_one_cycle,
             backup_dir=self.backup_dir,
             auto_learning_rate=self.auto_learning_rate,
+            reduce_lr_on_plateau=self.reduce_lr_on_plateau,
         )
         return config
 
@@ -314,8 +283,91 @@ class RecipeModel(keras.Model):
             "auto_one_cycle": config.pop("auto_one_cycle", False),
             "backup_dir": config.pop("backup_dir", None),
             "auto_learning_rate": config.pop("auto_learning_rate", False),
+            "reduce_lr_on_plateau": config.pop("reduce_lr_on_plateau", False),
         }
         model = super().from_config(config, custom_objects=custom_objects)
         for key, value in recipe_settings.items():
             setattr(model, key, value)
         return model
+
+
+@keras.saving.register_keras_serializable(package="keras_recipes")
+class RecipeModel(RecipeTraining, keras.Model):
+    """A functional `keras.Model` whose `fit` adds the recipe's callbacks.
+
+    `model.fit(x, y, epochs=E, validation_data=...)` alone runs the recipe:
+
+    - the 1cycle schedules (learning rate and momentum) are stretched over exactly
+      the steps of that `fit` call (when the model was built with `total_steps=None`);
+    - `keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True)`
+      when validation data is given and the model has an early-stopping patience.
+      With a 1cycle it watches only the second half of the epochs: the validation
+      loss is expected to rise while the learning rate is high and to recover as
+      it anneals, and stopping before that loses accuracy (on digits, mean test
+      accuracy over 5 seeds: 96.4% watching from the start, 97.3% from halfway,
+      97.4% without early stopping);
+    - `keras_recipes.callbacks.StopOnNaN()`, which stops after an epoch with a
+      NaN or infinite loss (Keras's `TerminateOnNaN` checks every batch and so
+      synchronises every step).
+    - `keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)` on the
+      validation loss (the training loss without validation data) when the model
+      was built with `schedule="plateau"`: the chapter's performance scheduling,
+      on a constant learning rate. A `ReduceLROnPlateau` of yours with an
+      optimizer on a schedule (the 1cycle) is refused with a clear message.
+
+    The factories compile with several batches per compiled call
+    (`steps_per_execution`), which makes per-batch callbacks see only every
+    32nd batch in plain Keras. Here, while a callback that acts on single
+    batches (one overriding `on_train_batch_end`, say, or a `TensorBoard`) is
+    passed to `fit`, that `fit` runs one batch per call, so every callback
+    sees every batch; the next `fit` without one is fast again.
+
+    - `keras.callbacks.BackupAndRestore(backup_dir)` after your callbacks and
+      before the recipe's, when the model has a `backup_dir`: a run killed
+      mid-epoch and started again with the same `fit` call resumes from the
+      last finished epoch, with the same weights, optimizer state and 1cycle
+      position. Your callbacks see each epoch's end before it is backed up, so
+      a record they keep of the epochs (a `CSVLogger`, say) is never behind the
+      backup: at worst it holds the one epoch that the resumed run repeats.
+
+    With `auto_learning_rate` (a factory's `learning_rate="find"`), the first
+    `fit` first runs `keras_recipes.find_learning_rate` on its own training data
+    (the model is left untouched by it) and uses the suggestion as the peak of
+    the 1cycle (or as the constant learning rate); the finder's result is kept
+    in `model.learning_rate_finder_result`.
+
+    `model.early_stopping` is the `EarlyStopping` of the latest `fit` (the
+    recipe's or your own), or None: after `fit`, when its `best_weights` is not
+    None, the model holds the weights of its `best_epoch` (counted from 0, as
+    `fit` counts epochs); otherwise those of the last epoch.
+
+    A user's own `callbacks=[...]` run beside them; a user's own `EarlyStopping`,
+    `BackupAndRestore`, `ReduceLROnPlateau`, `TerminateOnNaN` or `StopOnNaN`
+    replaces the recipe's.
+
+    Saving (`model.save`, `save_weights`, and so `BackupAndRestore`) also keeps
+    the random-seed state of the dropout layers, which Keras leaves out: a
+    restored model then draws the same dropout masks as the run it came from,
+    so resumed training ends where uninterrupted training does. Everything else is Keras's
+    `Model`: it saves to `.keras` and reloads without `custom_objects` once
+    `keras_recipes` is imported.
+
+    Args:
+        inputs, outputs, name: as for a functional `keras.Model`.
+        early_stopping_patience: int or None, the patience of the recipe's
+            early stopping; `None` disables it. Defaults to `None`.
+        auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
+            schedules over its steps. Defaults to `False`.
+        backup_dir: str or None, folder for `BackupAndRestore`. Defaults to `None`.
+        auto_learning_rate: bool, whether the next `fit` finds the learning
+            rate first. Defaults to `False`.
+        reduce_lr_on_plateau: bool, whether `fit` adds the recipe's
+            `ReduceLROnPlateau`. Defaults to `False`.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> model = keras_recipes.build_default_dnn((64,), num_classes=10)
+    >>> type(model).__name__
+    'RecipeModel'
+    """

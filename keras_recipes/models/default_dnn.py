@@ -26,6 +26,7 @@ def build_default_dnn(
     max_norm=None,
     optimizer="nadam",
     learning_rate=1e-2,
+    schedule="auto",
     one_cycle="auto",
     total_steps=None,
     clipnorm=None,
@@ -83,9 +84,16 @@ def build_default_dnn(
             `keras_recipes.find_learning_rate` on its own training data and
             uses the suggestion (kept in `model.learning_rate_finder_result`).
             Defaults to `1e-2`.
-        one_cycle: bool or `"auto"`, whether to use the 1cycle schedules;
-            `"auto"` means yes for an optimizer name, no for an instance.
-            Defaults to `"auto"`.
+        schedule: str, how the learning rate changes: `"one_cycle"` (the
+            1cycle over learning rate and momentum, at most `learning_rate`),
+            `"plateau"` (performance scheduling: a constant `learning_rate`
+            halved by `keras.callbacks.ReduceLROnPlateau` after 5 epochs
+            without a better validation loss), `"constant"`, or `"auto"`:
+            `"one_cycle"` for an optimizer name, the optimizer as given
+            (`"constant"`) for an instance. Defaults to `"auto"`.
+        one_cycle: bool or `"auto"`, deprecated: `True` is
+            `schedule="one_cycle"`, `False` is `schedule="constant"` (with a
+            `DeprecationWarning`). Defaults to `"auto"` (use `schedule`).
         total_steps: int or None, the length of the 1cycle in optimizer steps;
             `None` lets each `fit` call set it to its own steps.
             Defaults to `None`.
@@ -143,7 +151,9 @@ def build_default_dnn(
     v.check_number("l1", l1, low=0)
     v.check_number("l2", l2, low=0)
     v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
-    blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
+    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
+    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+                           clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
     initializer_name = blocks.ACTIVATION_INITIALIZERS[activation]
     output_layer_args = (task, num_classes, num_outputs)
@@ -176,11 +186,11 @@ def build_default_dnn(
 
     model = blocks.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
-                                       clipnorm),
+        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+                                       total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution, learning_rate=learning_rate,
+        distribution=distribution, learning_rate=learning_rate, schedule=schedule,
         steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )
     if max_norm:

@@ -18,6 +18,7 @@ def build_plain_dnn(
     num_hidden_layers=3,
     units=100,
     learning_rate=1e-3,
+    schedule="constant",
     early_stopping_patience=None,
     backup_dir=None,
     distribution=None,
@@ -41,7 +42,12 @@ def build_plain_dnn(
         num_outputs: int, regression targets. Defaults to `1`.
         num_hidden_layers: int. Defaults to `3`.
         units: int. Defaults to `100`.
-        learning_rate: float, Adam's constant learning rate. Defaults to `1e-3`.
+        learning_rate: float, Adam's constant learning rate (the peak of the
+            1cycle with `schedule="one_cycle"`). Defaults to `1e-3`.
+        schedule: str, `"constant"`, `"plateau"` (halved by
+            `ReduceLROnPlateau` when the validation loss stalls), `"one_cycle"`
+            or `"auto"` (the 1cycle), as in `build_default_dnn`. Defaults to
+            `"constant"`: the baseline has no schedule.
         early_stopping_patience: int or None. Defaults to `None` (off).
         backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
         distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
@@ -68,6 +74,7 @@ def build_plain_dnn(
                         seed=seed, early_stopping_patience=early_stopping_patience)
     task = blocks.resolve_task(task, num_classes, num_outputs)
     v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
+    schedule = blocks.resolve_schedule(schedule, "auto", "adam")
     input_shape = v.check_shape("input_shape", input_shape)
     loss, metrics = blocks.task_loss(task)
 
@@ -82,10 +89,15 @@ def build_plain_dnn(
             )(x)
         return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
+    def make_optimizer():
+        if schedule == "one_cycle":
+            return blocks.build_optimizer("adam", learning_rate, True, None, None)
+        return keras.optimizers.Adam(learning_rate), False
+
     return blocks.assemble(
-        graph, lambda: (keras.optimizers.Adam(learning_rate), False),
+        graph, make_optimizer,
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution,
+        distribution=distribution, schedule=schedule,
         steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )

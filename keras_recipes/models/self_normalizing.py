@@ -61,6 +61,7 @@ def build_self_normalizing_dnn(
     input_variance=None,
     optimizer="nadam",
     learning_rate=1e-3,
+    schedule="auto",
     one_cycle="auto",
     total_steps=None,
     clipnorm=None,
@@ -114,7 +115,10 @@ def build_self_normalizing_dnn(
         learning_rate: float or `"find"`, peak learning rate, as in
             `build_default_dnn`. Defaults to `1e-3` (on digits, 20 layers: 96.9%
             test accuracy against 95.3% at 3e-3 and 93.9% at 3e-4).
-        one_cycle: bool or `"auto"`. Defaults to `"auto"`.
+        schedule: str, `"auto"`, `"one_cycle"`, `"plateau"` or `"constant"`,
+            as in `build_default_dnn`. Defaults to `"auto"`.
+        one_cycle: bool or `"auto"`, deprecated alias of `schedule`, as in
+            `build_default_dnn`. Defaults to `"auto"`.
         total_steps: int or None. Defaults to `None` (set by each `fit`).
         clipnorm: float or None. Defaults to `None`.
         early_stopping_patience: int or None. Defaults to `10`.
@@ -159,7 +163,9 @@ def build_self_normalizing_dnn(
                         dropout_rate=dropout_rate, seed=seed,
                         early_stopping_patience=early_stopping_patience)
     task = blocks.resolve_task(task, num_classes, num_outputs)
-    blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
+    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
+    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+                           clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
     loss, metrics = blocks.task_loss(task)
 
@@ -186,10 +192,10 @@ def build_self_normalizing_dnn(
 
     return blocks.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
-                                       clipnorm),
+        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+                                       total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution, learning_rate=learning_rate,
+        distribution=distribution, learning_rate=learning_rate, schedule=schedule,
         steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )

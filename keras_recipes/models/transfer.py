@@ -38,6 +38,7 @@ def build_transfer_model(
     activation="relu",
     optimizer="adam",
     learning_rate=1e-2,
+    schedule="auto",
     one_cycle="auto",
     total_steps=None,
     clipnorm=None,
@@ -155,8 +156,11 @@ def build_transfer_model(
             default is higher than Keras's usual 1e-3 (on the MNIST transfer
             benchmark, 10 head epochs at 1e-3 left the head at 32% test
             accuracy, at 1e-2 at 74%). Defaults to `1e-2`.
-        one_cycle: bool or `"auto"`, as in `build_default_dnn`.
-            Defaults to `"auto"`.
+        schedule: str, `"auto"`, `"one_cycle"`, `"plateau"` or `"constant"`,
+            as in `build_default_dnn`; `fine_tune_model` keeps the choice for
+            phase 2. Defaults to `"auto"`.
+        one_cycle: bool or `"auto"`, deprecated alias of `schedule`, as in
+            `build_default_dnn`. Defaults to `"auto"`.
         total_steps: int or None, as in `build_default_dnn`. Defaults to `None`.
         clipnorm: float or None, clip each gradient to this norm.
             Defaults to `None`.
@@ -212,7 +216,9 @@ def build_transfer_model(
     activation = v.check_choice("activation", activation, blocks.ACTIVATION_INITIALIZERS)
     pooling = v.check_choice("pooling", pooling, POOLINGS)
     weights = tb.check_weights(weights)
-    blocks.check_optimizer(optimizer, learning_rate, one_cycle, total_steps, clipnorm)
+    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
+    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+                           clipnorm)
     ft.check_backup_dir(backup_dir)
     # Checked before the base is built; the base's variables belong to the
     # distribution as much as the head's.
@@ -274,10 +280,11 @@ def build_transfer_model(
     loss, metrics = blocks.task_loss(task)
     return blocks.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, one_cycle, total_steps,
-                                       clipnorm),
+        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+                                       total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, learning_rate=learning_rate,
+        schedule=schedule,
         backup_dir=backup_dir, distribution=distribution,
         steps_per_execution=steps_per_execution, jit_compile=jit_compile,
     )

@@ -1,0 +1,229 @@
+"""compile_recipe: the recipe on a model of yours, and the `schedule=` choice of every recipe.
+
+The recipe's behaviours (1cycle span and values, early stopping, NaN stop, save/reload,
+kill-and-resume) are tested for each kind of model of yours alongside the factories, in
+test_recipes.py and test_reliability.py (parametrized over MODEL_KINDS).
+"""
+
+import re
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from test_recipes import OWN_MODELS, own_cnn, own_rnn, own_subclassed, small_data, small_model
+
+import keras_recipes
+from keras_recipes.config import load_config
+from keras_recipes.models import RecipeModel, RecipeWrapper
+from keras_recipes.models.registry import get_recipe_spec
+
+LOSS = "sparse_categorical_crossentropy"
+
+
+def test_a_graph_model_becomes_a_recipe_model_on_the_same_layers():
+    for build in (own_cnn, own_rnn):
+        yours = build(3)
+        model = keras_recipes.compile_recipe(yours, loss=LOSS)
+        assert type(model) is RecipeModel and model.compiled and not yours.compiled
+        assert [id(layer) for layer in model.layers] == [id(layer) for layer in yours.layers] \
+            or [id(layer) for layer in model.layers[1:]] == [id(layer) for layer in yours.layers]
+        x, y = small_data(build.__name__, n=64)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        # Training the recipe's model trained yours: they share every weight.
+        np.testing.assert_allclose(yours.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_a_subclassed_or_unbuilt_model_is_wrapped_and_trains_in_place(tmp_path):
+    x, y = small_data("own_subclassed", n=64)
+    for yours in (own_subclassed(3), keras.Sequential([keras.layers.Dense(3, "softmax")])):
+        model = keras_recipes.compile_recipe(yours, loss=LOSS, metrics=["accuracy"])
+        assert type(model) is RecipeWrapper and model.inner_model is yours
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+        assert model.optimizer._learning_rate.total_steps == 4
+        np.testing.assert_allclose(yours.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6, atol=1e-6)
+        model.save(tmp_path / "m.keras")
+        reloaded = keras.models.load_model(tmp_path / "m.keras")  # no custom_objects
+        assert type(reloaded) is RecipeWrapper and type(reloaded.inner_model) is type(yours)
+        assert reloaded.auto_one_cycle and reloaded.early_stopping_patience == 10
+        np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_learning_rate_find_runs_the_finder_on_a_model_of_yours():
+    x, y = small_data("own_subclassed", n=128)
+    model = small_model("own_subclassed", learning_rate="find")
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    suggestion = model.learning_rate_finder_result.suggestion
+    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion)
+    assert not model.auto_learning_rate
+
+
+class _OwnStep(keras.Model):
+    def train_step(self, data):  # pragma: no cover - never run
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("model, kwargs, error, message", [
+    (3, {}, TypeError, "Argument `model` must be a keras.Model (Sequential, functional or "
+     "subclassed). Received: model=3"),
+    (_OwnStep(), {}, ValueError, "Argument `model` must be a model that uses Keras's train "
+     "step. Received: model=<_OwnStep with its own train_step>"),
+    # The factories' checks, with the factories' messages:
+    (None, dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', "
+     "'adam', 'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (None, dict(learning_rate=-1), ValueError, "Argument `learning_rate` must be a number > 0. "
+     "Received: learning_rate=-1"),
+    (None, dict(learning_rate="auto"), ValueError, "Argument `learning_rate` must be a number "
+     "> 0 or \"find\""),
+    (None, dict(schedule="cosine"), ValueError, "Argument `schedule` must be one of 'auto', "
+     "'one_cycle', 'plateau', 'constant'. Received: schedule='cosine'"),
+    (None, dict(clipnorm=0), ValueError, "Argument `clipnorm` must be a number > 0 or None"),
+    (None, dict(total_steps=0), ValueError, "Argument `total_steps` must be a positive integer "
+     "or None. Received: total_steps=0"),
+    (None, dict(early_stopping_patience=-1), ValueError, "Argument `early_stopping_patience` "
+     "must be a non-negative integer or None"),
+    (None, dict(backup_dir=3), TypeError, "Argument `backup_dir` must be None or a folder path"),
+    (None, dict(steps_per_execution=0), ValueError, "Argument `steps_per_execution` must be a "
+     "positive integer or \"auto\""),
+    (None, dict(optimizer=keras.optimizers.Adam(), schedule="one_cycle"), ValueError,
+     "Argument `schedule` must be \"constant\", \"plateau\" or \"auto\" when `optimizer` is an "
+     "instance"),
+    (None, dict(optimizer_kwargs={"beta_1": 0.8}), ValueError, "Argument `optimizer_kwargs` "
+     "must be free of `beta_1`. Received: optimizer_kwargs={'beta_1': 0.8} (the recipe's "
+     "1cycle sets it)"),
+    (None, dict(optimizer_kwargs=[("use_ema", True)]), TypeError,
+     "Argument `optimizer_kwargs` must be a dict of optimizer arguments or None"),
+    (None, dict(optimizer_kwargs={"gradient_accumulation_steps": 2}), ValueError,
+     "must be free of `gradient_accumulation_steps` with schedule=\"one_cycle\""),
+])
+def test_compile_recipe_rejects_bad_arguments_as_the_factories_do(model, kwargs, error,
+                                                                   message):
+    model = own_cnn(3) if model is None else model
+    with pytest.raises(error, match=re.escape(message)):
+        keras_recipes.compile_recipe(model, loss=LOSS, **kwargs)
+
+
+# --- schedule= ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["default_dnn", "baseline", *OWN_MODELS])
+def test_plateau_halves_the_learning_rate_when_the_validation_loss_stalls(name):
+    x, y = small_data(name, n=64)
+    x_val, y_val = small_data(name, n=64, seed=5)
+    y_val = (y_val + 1) % 3  # labels the model cannot learn: the validation loss never improves
+    # (A high learning rate for a model of yours, so that it fits the training labels
+    # within a few epochs and the validation loss soon rises.)
+    extra = {"learning_rate": 3e-2} if name in OWN_MODELS else {}
+    rates = {}
+    for schedule in ("plateau", "constant"):
+        model = small_model(name, schedule=schedule, early_stopping_patience=None, **extra)
+        assert model.reduce_lr_on_plateau is (schedule == "plateau")
+        start = float(model.optimizer.learning_rate)
+        model.fit(x, y, epochs=12, batch_size=32, validation_data=(x_val, y_val), verbose=0)
+        rates[schedule] = float(model.optimizer.learning_rate) / start
+    # ReduceLROnPlateau(factor=0.5, patience=5): halved after 5 epochs without improvement.
+    assert rates["plateau"] == pytest.approx(0.5) or rates["plateau"] == pytest.approx(0.25)
+    assert rates["constant"] == pytest.approx(1.0)
+
+
+def test_plateau_is_on_a_float_learning_rate_and_watches_the_training_loss_without_validation():
+    model = small_model("default_dnn", schedule="plateau")
+    assert not model.auto_one_cycle and isinstance(
+        model.optimizer._learning_rate, keras.Variable)
+    [plateau] = [c for c in model.recipe_callbacks([], has_validation=True)
+                 if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
+    assert (plateau.monitor, plateau.factor, plateau.patience) == ("val_loss", 0.5, 5)
+    [plateau] = [c for c in model.recipe_callbacks([]) if
+                 isinstance(c, keras.callbacks.ReduceLROnPlateau)]
+    assert plateau.monitor == "loss"
+    mine = keras.callbacks.ReduceLROnPlateau(patience=2)
+    assert [c for c in model.recipe_callbacks([mine])
+            if isinstance(c, keras.callbacks.ReduceLROnPlateau)] == [mine]
+
+
+@pytest.mark.parametrize("name", ["default_dnn", "own_cnn"])
+def test_reduce_lr_on_plateau_with_the_1cycle_is_refused_with_a_clear_message(name):
+    x, y = small_data(name, n=64)
+    model = small_model(name)
+    with pytest.raises(ValueError, match=re.escape(
+            "`keras.callbacks.ReduceLROnPlateau` cannot be used with this model: its optimizer's "
+            "learning rate follows a schedule (OneCycle), which ReduceLROnPlateau cannot lower "
+            "(Keras would fail with a TypeError at its first reduction). Build the model with "
+            'schedule="plateau"')):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[keras.callbacks.ReduceLROnPlateau()])
+    scheduled = keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.9))
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `schedule` must be \"constant\" or \"auto\" for an optimizer whose learning "
+            "rate is a schedule")):
+        keras_recipes.compile_recipe(own_cnn(3), loss=LOSS, optimizer=scheduled,
+                                     schedule="plateau")
+
+
+def test_one_cycle_is_a_deprecated_alias_of_schedule():
+    with pytest.warns(DeprecationWarning, match="`one_cycle` is deprecated"):
+        model = keras_recipes.build_default_dnn((4,), 3, one_cycle=False)
+    assert not model.auto_one_cycle and not model.reduce_lr_on_plateau
+    with pytest.warns(DeprecationWarning):
+        assert keras_recipes.build_default_dnn((4,), 3, one_cycle=True,
+                                               schedule="one_cycle").auto_one_cycle
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default says nothing
+        assert keras_recipes.build_default_dnn((4,), 3).auto_one_cycle
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=re.escape(
+            "Argument `one_cycle` must be left out when `schedule='plateau'`. Received: "
+            "one_cycle=True (`one_cycle` is the deprecated form of `schedule`)")):
+        keras_recipes.build_default_dnn((4,), 3, one_cycle=True, schedule="plateau")
+
+
+@pytest.mark.parametrize("recipe", keras_recipes.list_recipes())
+def test_every_recipe_and_config_takes_schedule(recipe):
+    config = load_config(recipe, ["model.schedule=plateau"])
+    assert config.model["schedule"] == "plateau"
+    shipped = load_config(recipe).model["schedule"]
+    assert shipped in ("one_cycle", "constant")
+    spec = get_recipe_spec(recipe)
+    assert "schedule" in spec.model_defaults
+
+
+# --- the Keras features people combine it with ----------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_model_runs_the_whole_1cycle(policy):
+    x, y = small_data("own_cnn", n=64)
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        model = small_model("own_cnn")
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    history = model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    schedule = keras_recipes._keras_internals.learning_rate_object(model.optimizer)
+    assert (schedule.total_steps, schedule.start_step) == (4, 0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        schedule.final_learning_rate, rel=1e-4)
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+
+
+def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path):
+    x, y = small_data("own_subclassed", n=64)
+    model = small_model("own_subclassed", optimizer_kwargs={"use_ema": True, "ema_momentum": 0.5})
+    assert model.optimizer.use_ema
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert model.optimizer._learning_rate.total_steps == 4
+    ema = [keras.ops.convert_to_numpy(v) for v in model.optimizer._model_variables_moving_average]
+    for weight, average in zip(model.trainable_weights, ema):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), average, rtol=1e-6)
+    model.save(tmp_path / "ema.keras")
+    assert keras.models.load_model(tmp_path / "ema.keras").optimizer.use_ema
+
+
+def test_gradient_accumulation_works_with_plateau_and_constant():
+    x, y = small_data("own_cnn", n=64)
+    model = small_model("own_cnn", schedule="plateau",
+                        optimizer_kwargs={"gradient_accumulation_steps": 2})
+    model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0)
+    assert int(model.optimizer.iterations) == 3  # 6 batches, one update per 2
