@@ -5,7 +5,10 @@ users get one uniform message shape::
 
     Argument `pct_start` must be in the range (0, 1). Received: pct_start=1.5
 
-`ValueError` is raised for bad values and `TypeError` for bad types.
+`ValueError` is raised for bad values and `TypeError` for bad types. Each error
+carries the argument it is about: `error.argument` (its name) and `error.value`
+(what was received), read with `argument_of`, so that callers (the config layer,
+the CLI) can say which setting was wrong without parsing the message.
 """
 
 from __future__ import annotations
@@ -15,6 +18,20 @@ import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
+
+__all__ = [
+    "Described",
+    "argument_of",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "check_seed",
+    "check_shape",
+    "check_verbose",
+    "did_you_mean",
+    "fail",
+]
 
 
 class Described(str):
@@ -29,11 +46,33 @@ def _received(name: str, value: Any) -> str:
 
 
 def fail(name: str, value: Any, expected: str, hint: str = "", error=ValueError):
-    """Raises `error` with the standard message shape."""
+    """Raises `error` with the standard message shape, carrying `name` and `value`.
+
+    The exception is a plain instance of `error` (`ValueError` or `TypeError`:
+    what users catch and what the CLI names in its messages) with two more
+    attributes: `argument`, the argument's name, and `value`, the received value.
+
+    A `hint` (how to fix it) follows the message: after a space when it starts
+    with "(" or ".", directly when it starts with "," (", which could not be
+    loaded: ..."), and after ". " otherwise.
+    """
     message = f"Argument `{name}` must be {expected}. {_received(name, value)}"
     if hint:
-        message += f". {hint}" if not hint.startswith(("(", ".")) else f" {hint}"
-    raise error(message)
+        if hint.startswith(","):
+            message += hint
+        elif hint.startswith(("(", ".")):
+            message += f" {hint}"
+        else:
+            message += f". {hint}"
+    exception = error(message)
+    exception.argument = name
+    exception.value = value
+    raise exception
+
+
+def argument_of(error: BaseException) -> str | None:
+    """The name of the argument an error raised by `fail` is about, else None."""
+    return getattr(error, "argument", None)
 
 
 def _is_real(value: Any) -> bool:
@@ -68,6 +107,33 @@ def check_int(
         max_value is not None and value > max_value
     ):
         fail(name, value, _describe_int(min_value, max_value, allow_none))
+    return int(value)
+
+
+def check_seed(value: Any, *, allow_none: bool = True, name: str = "seed") -> int | None:
+    """Checks a random seed: a non-negative integer, or None where that is allowed.
+
+    The one rule for every `seed` of the package: NumPy's generators
+    (`np.random.default_rng`, which shuffles and splits data) and
+    `keras.utils.set_random_seed` refuse negative seeds, so a negative seed is
+    refused at the entry for all of them, not deep inside for some.
+    """
+    return check_int(name, value, min_value=0, allow_none=allow_none)
+
+
+def check_verbose(value: Any, name: str = "verbose") -> int:
+    """Checks a `verbose` argument as Keras's `fit` takes it: 0, 1, 2 or "auto".
+
+    For a function that prints a summary rather than a progress bar, 1 and 2
+    both print it (2 is what Keras users pass for "one line per epoch") and
+    `"auto"` means 1, as in Keras. Returns the int (`"auto"` resolved to 1).
+    """
+    if isinstance(value, str) and value == "auto":
+        return 1
+    if not (_is_integer(value) and value in (0, 1, 2)):
+        wrong_type = not (_is_integer(value) or isinstance(value, str))
+        fail(name, value, '0 (silent), 1, 2 or "auto"',
+             error=TypeError if wrong_type else ValueError)
     return int(value)
 
 

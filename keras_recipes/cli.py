@@ -19,6 +19,8 @@ import pathlib
 import sys
 import time
 
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -130,7 +132,7 @@ def _show(args):
 
 def _build(config):
     """Loads the data and builds the model; argument errors name the config key."""
-    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.config import ConfigError, _explain
     from keras_recipes.models.registry import get_recipe_spec
 
     spec = get_recipe_spec(config.recipe)
@@ -139,7 +141,7 @@ def _build(config):
     try:
         model = spec.build(data.input_shape, data.num_classes, seed=config.seed, **model_kwargs)
     except (ValueError, TypeError) as error:
-        raise ConfigError(explain(error, config, "model")) from None
+        raise ConfigError(_explain(error, config, "model")) from None
     except ConnectionError as error:  # weights="imagenet" offline
         raise _RunError(f"{config.source}: model.weights: {error} (set model.weights to such "
                         "a path or to null, e.g. --set model.weights=null)") from None
@@ -173,17 +175,15 @@ def _load_model_files(config, spec):
 
 def _load_data(dataset, seed, source=None):
     """`datasets.load(**dataset, seed=seed)`; errors become one-line CLI errors."""
-    from keras_recipes import datasets
+    from keras_recipes import _validation, datasets
     from keras_recipes.config import ConfigError
 
     where = f"{source}: " if source else ""
     try:
         return datasets.load(**dataset, seed=seed)
     except (ValueError, TypeError) as error:
-        import re
-
-        match = re.search(r"Argument `(\w+)`", str(error))
-        key = f".{match.group(1)}" if match and match.group(1) in dataset else ""
+        key = _validation.argument_of(error)
+        key = f".{key}" if key in dataset else ""
         raise ConfigError(f"{where}dataset{key}: {error}") from None
     except ImportError as error:
         if "keras-recipes[" in str(error):  # ours: names the extra to install
@@ -208,7 +208,7 @@ def _train(args):
     import keras
 
     from keras_recipes import report
-    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.config import ConfigError, _explain
     from keras_recipes.models.registry import get_recipe_spec
 
     config = _config(args)
@@ -237,7 +237,7 @@ def _train(args):
                 and _names_a_key(error, config.fit)):
             # Checked at the entry of the training function against the model
             # (a layer name to unfreeze, a learning rate that is not lower, ...).
-            raise ConfigError(explain(error, config, "fit")) from None
+            raise ConfigError(_explain(error, config, "fit")) from None
         print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return EXIT_FAILURE
@@ -270,10 +270,9 @@ def _train(args):
 
 
 def _names_a_key(error, settings):
-    import re
+    from keras_recipes import _validation
 
-    match = re.search(r"Argument `(\w+)`", str(error))
-    return bool(match) and match.group(1) in settings
+    return _validation.argument_of(error) in settings
 
 
 def _recorder(output, phases=None):

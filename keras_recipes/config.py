@@ -31,8 +31,10 @@ from keras_recipes import _validation as v
 from keras_recipes import datasets
 from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
-SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
-REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0}
+__all__ = ["ConfigError", "RunConfig", "load_config", "packaged_config_path"]
+
+_SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
+_REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0}
 
 
 class ConfigError(ValueError):
@@ -106,7 +108,7 @@ def load_config(source="default_dnn", overrides=()):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of sections "
-                          f"({', '.join(SECTIONS)}), got {type(raw).__name__}")
+                          f"({', '.join(_SECTIONS)}), got {type(raw).__name__}")
     raw = copy.deepcopy(raw)
     for override in overrides:
         _apply_override(raw, override, yaml)
@@ -180,7 +182,7 @@ def _section(raw, where, name):
 
 
 def _validate(raw, where):
-    _check_keys(where, "", raw, SECTIONS)
+    _check_keys(where, "", raw, _SECTIONS)
     recipe = raw.get("recipe", "default_dnn")
     try:
         spec = get_recipe_spec(recipe)
@@ -188,8 +190,7 @@ def _validate(raw, where):
         raise ConfigError(f"{where}: recipe: {error}") from None
     recipe = spec.name
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{where}: seed: expected a non-negative integer, got {seed!r}")
+    _wrap(where, "seed", v.check_seed, seed, allow_none=False)
 
     model_defaults = spec.model_defaults
     dataset_defaults = _defaults(datasets.load, skip=("seed",))
@@ -198,7 +199,7 @@ def _validate(raw, where):
     _check_keys(where, "model", model, model_defaults)
     _check_keys(where, "dataset", dataset, dataset_defaults)
     _check_keys(where, "fit", fit, spec.fit_defaults)
-    _check_keys(where, "report", report, REPORT_DEFAULTS)
+    _check_keys(where, "report", report, _REPORT_DEFAULTS)
     fit = {**spec.fit_defaults, **fit}
     try:
         spec.check_fit(fit)
@@ -212,7 +213,7 @@ def _validate(raw, where):
     return RunConfig(
         source=where, recipe=recipe, seed=seed,
         dataset={**dataset_defaults, **dataset}, model={**model_defaults, **model},
-        fit=fit, report={**REPORT_DEFAULTS, **report},
+        fit=fit, report={**_REPORT_DEFAULTS, **report},
     )
 
 
@@ -222,10 +223,10 @@ def _defaults(function, skip):
 
 
 def _where_in_section(where, section, settings, error):
-    """`<file>: <section>.<key>: <error>` for an error naming a key of the section."""
-    match = re.search(r"Argument `(\w+)`", str(error))
-    if match and match.group(1) in settings:
-        return f"{where}: {section}.{match.group(1)}: {error}"
+    """`<file>: <section>.<key>: <error>` for an error about a key of the section."""
+    key = v.argument_of(error)
+    if key in settings:
+        return f"{where}: {section}.{key}: {error}"
     return f"{where}: {section}: {error}"
 
 
@@ -236,12 +237,12 @@ def _wrap(where, key, check, *args, **kwargs):
         raise ConfigError(f"{where}: {key}: {error}") from None
 
 
-def explain(error, config, section):
+def _explain(error, config, section):
     """Prefixes an argument error raised while using a config section with its file and key.
 
-    Factories, training functions and `datasets.load` name the argument in
-    their messages (``Argument `units` must be ...``), which is the key within
-    `section`.
+    Factories, training functions and `datasets.load` raise their argument
+    errors with `_validation.fail`, which puts the argument's name on the error
+    (`error.argument`); that name is the key within `section`.
 
     Args:
         error: the `ValueError` or `TypeError` raised.

@@ -19,8 +19,10 @@ import numpy as np
 
 from keras_recipes import _validation as v
 
-BUNDLED = ("digits",)
-FILE_SUFFIXES = (".npz", ".csv")
+__all__ = ["DatasetSplits", "load", "standardization_statistics"]
+
+_BUNDLED = ("digits",)
+_FILE_SUFFIXES = (".npz", ".csv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,7 @@ class DatasetSplits:
 
     @property
     def input_shape(self):
+        """tuple, the shape of one sample, e.g. `(64,)` or `(28, 28, 1)`."""
         return tuple(self.x_train.shape[1:])
 
 
@@ -107,7 +110,7 @@ def load(
                    low_inclusive=False, high_inclusive=False)
     v.check_number("test_split", test_split, low=0, high=1, low_inclusive=False,
                    high_inclusive=False)
-    v.check_int("seed", seed, min_value=0)
+    v.check_seed(seed, allow_none=False)
     v.check_bool("standardize", standardize)
     v.check_int("max_train_samples", max_train_samples, min_value=1, allow_none=True)
     if image_size is not None:
@@ -116,9 +119,9 @@ def load(
             v.fail("image_size", image_size, "None or a pair of positive integers, e.g. [96, 96]")
 
     name = str(name)
-    if pathlib.Path(name).suffix.lower() in FILE_SUFFIXES:
+    if pathlib.Path(name).suffix.lower() in _FILE_SUFFIXES:
         parts = _load_file(name)
-    elif name.lower() in BUNDLED:
+    elif name.lower() in _BUNDLED:
         name = name.lower()
         parts = {"train": _load_digits()}
     else:
@@ -203,7 +206,7 @@ def _as_supervised(x, y, where):
 
 
 def _load_tfds(name, data_dir, image_size):
-    bundled_hint = v.did_you_mean(name.lower(), {n: n for n in BUNDLED})
+    bundled_hint = v.did_you_mean(name.lower(), {n: n for n in _BUNDLED})
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -279,6 +282,14 @@ def standardization_statistics(data):
 
     Returns:
         `(mean, variance)`, float32 arrays of shape `(num_features,)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recipes.datasets import standardization_statistics
+    >>> mean, variance = standardization_statistics(np.array([[0.0, 5.0], [2.0, 5.0]]))
+    >>> mean.tolist(), variance.tolist()
+    ([1.0, 5.0], [1.0, 1.0])
     """
     mean = data.mean(axis=0, dtype="float64")
     variance = data.var(axis=0, dtype="float64")

@@ -6,11 +6,14 @@ mistake the entry point can see must never surface as a traceback from deep
 inside Keras or NumPy.
 """
 
+import re
+
 import numpy as np
 import pytest
 
 import keras_recipes
-from keras_recipes import datasets, optimizers, plots
+from keras_recipes import _validation, datasets, optimizers, plots
+from keras_recipes._validation import argument_of
 from keras_recipes.callbacks import TrainingMonitor
 from keras_recipes.config import ConfigError, load_config
 from keras_recipes.models.registry import get_recipe_spec
@@ -256,9 +259,14 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("call, error, argument, received, expected",
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_wrong_call_gets_a_clear_error(call, error, argument, received, expected):
+# Raised with a hand-written message rather than `_validation.fail`, so without the
+# `argument` attribute (keras_recipes/plots.py; to be converted by its owner).
+NOT_CARRYING_THE_ARGUMENT = {"plot metric", "plot history type"}
+
+
+@pytest.mark.parametrize("case, call, error, argument, received, expected", CASES,
+                         ids=[case[0] for case in CASES])
+def test_wrong_call_gets_a_clear_error(case, call, error, argument, received, expected):
     with pytest.raises(error) as info:
         call()
     message = str(info.value)
@@ -267,6 +275,10 @@ def test_wrong_call_gets_a_clear_error(call, error, argument, received, expected
     assert expected and expected in message, message
     # Raised at our entry point, not from inside Keras or NumPy.
     assert "keras_recipes" in info.traceback[-1].path.as_posix(), info.traceback[-1].path
+    # The error carries its argument, for the config layer and the CLI.
+    assert type(info.value) in (ValueError, TypeError)
+    if case not in NOT_CARRYING_THE_ARGUMENT:
+        assert argument_of(info.value) == argument
 
 
 def test_there_are_at_least_60_wrong_calls():
@@ -287,3 +299,62 @@ def test_there_are_at_least_60_wrong_calls():
 def test_config_values_are_checked_before_training(source, overrides, message):
     with pytest.raises(ConfigError, match=message.replace("`", ".")):
         load_config(source, overrides)
+
+
+def test_errors_carry_the_argument_and_the_received_value():
+    with pytest.raises(ValueError) as info:
+        _validation.check_int("units", 0, min_value=1)
+    assert type(info.value) is ValueError  # what users catch, and what the CLI names
+    assert (info.value.argument, info.value.value) == ("units", 0)
+    assert str(info.value) == "Argument `units` must be a positive integer. Received: units=0"
+    with pytest.raises(TypeError) as info:
+        _validation.check_bool("standardize", "yes")
+    assert type(info.value) is TypeError and argument_of(info.value) == "standardize"
+    assert argument_of(ValueError("Argument `units` must be ...")) is None  # never parsed
+
+
+@pytest.mark.parametrize("hint, ending", [
+    ("Pass a number", "Received: x=0. Pass a number"),
+    ("(nothing to train)", "Received: x=0 (nothing to train)"),
+    (", which could not be loaded: no file", "Received: x=0, which could not be loaded: no file"),
+])
+def test_hints_follow_the_received_value(hint, ending):
+    with pytest.raises(ValueError, match=re.escape(ending) + "$"):
+        _validation.fail("x", 0, "positive", hint=hint)
+
+
+@pytest.mark.parametrize("value, allow_none, error, expected", [
+    (-1, True, ValueError, "a non-negative integer or None"),
+    (1.5, True, TypeError, "a non-negative integer or None"),
+    (True, True, TypeError, "a non-negative integer or None"),
+    ("0", False, TypeError, "a non-negative integer"),
+    (None, False, TypeError, "a non-negative integer"),
+])
+def test_one_seed_check(value, allow_none, error, expected):
+    with pytest.raises(error) as info:
+        _validation.check_seed(value, allow_none=allow_none)
+    assert str(info.value) == f"Argument `seed` must be {expected}. Received: seed={value!r}"
+    assert argument_of(info.value) == "seed"
+
+
+def test_seeds_that_pass():
+    assert _validation.check_seed(None) is None
+    assert _validation.check_seed(0, allow_none=False) == 0
+    assert _validation.check_seed(np.int64(7)) == 7
+    assert type(_validation.check_seed(np.int64(7))) is int
+
+
+@pytest.mark.parametrize("value, resolved", [(0, 0), (1, 1), (2, 2), ("auto", 1),
+                                             (np.int64(1), 1)])
+def test_verbose_takes_what_keras_fit_takes(value, resolved):
+    assert _validation.check_verbose(value) == resolved
+
+
+@pytest.mark.parametrize("value, error", [(3, ValueError), (-1, ValueError),
+                                          ("loud", ValueError), (1.0, TypeError),
+                                          (True, TypeError), (None, TypeError)])
+def test_verbose_refuses_the_rest(value, error):
+    with pytest.raises(error) as info:
+        _validation.check_verbose(value)
+    assert str(info.value) == ('Argument `verbose` must be 0 (silent), 1, 2 or "auto". '
+                               f"Received: verbose={value!r}")

@@ -47,7 +47,10 @@ def _write(tmp_path, text):
      "fit.epochs: Argument `epochs` must be a positive integer. Received: epochs=0"),
     ("recipe: defualt_dnn\n", "recipe: Argument `name` must be one of"),
     ("recipe: default_dnn\nmodel: [1, 2]\n", "`model` must be a mapping of keyword arguments"),
-    ("recipe: default_dnn\nseed: -1\n", "seed: expected a non-negative integer, got -1"),
+    ("recipe: default_dnn\nseed: -1\n",
+     "seed: Argument `seed` must be a non-negative integer. Received: seed=-1"),
+    ("recipe: default_dnn\nseed: 1.5\n",
+     "seed: Argument `seed` must be a non-negative integer. Received: seed=1.5"),
     ("recipe: default_dnn\nmodel: {units: 3\n", "invalid YAML (line 3, column 1)"),
     ("- just\n- a list\n", "expected a mapping of sections"),
 ])

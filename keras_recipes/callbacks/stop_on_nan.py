@@ -6,6 +6,8 @@ import math
 
 import keras
 
+__all__ = ["StopOnNaN"]
+
 
 class StopOnNaN(keras.callbacks.Callback):
     """Stops `fit` after an epoch whose loss is NaN or infinite.

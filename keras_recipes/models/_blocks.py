@@ -119,11 +119,6 @@ def output_layer(task, num_classes, num_outputs, *, seed=None):
     return keras.layers.Dense(num_outputs, kernel_initializer=initializer, name="output")
 
 
-def output_head(task, num_classes, num_outputs, *, seed=None):
-    """Returns `(output_layer, loss, metrics)` for a resolved task."""
-    return (output_layer(task, num_classes, num_outputs, seed=seed), *task_loss(task))
-
-
 def normalization_layer(normalization_data=None, mean=None, variance=None, *, input_shape):
     """A `Normalization` layer adapted to data or built from statistics, or None."""
     if normalization_data is None and mean is None and variance is None:
@@ -257,7 +252,7 @@ def check_common(*, num_hidden_layers, units, dropout_rate, seed, early_stopping
     v.check_int("num_hidden_layers", num_hidden_layers, min_value=min_hidden_layers)
     v.check_int("units", units, min_value=1)
     v.check_number("dropout_rate", dropout_rate, low=0, high=1, high_inclusive=False)
-    v.check_int("seed", seed, min_value=0, allow_none=True)
+    v.check_seed(seed)
     v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
                 allow_none=True)
 

@@ -9,6 +9,8 @@ from keras_recipes.constraints import apply_max_norm
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
 
+__all__ = ["build_default_dnn"]
+
 
 def build_default_dnn(
     input_shape,

@@ -8,6 +8,8 @@ from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
 
+__all__ = ["build_plain_dnn"]
+
 
 def build_plain_dnn(
     input_shape,

@@ -18,8 +18,11 @@ from keras_recipes.models.plain_dnn import build_plain_dnn
 from keras_recipes.models.self_normalizing import build_self_normalizing_dnn
 from keras_recipes.models.transfer import fine_tune, transfer_learning_recipe
 
+__all__ = ["RecipeSpec", "fine_tune_model", "fit_model", "get_recipe", "get_recipe_spec",
+           "list_recipes"]
+
 # Arguments of a factory that come from the data and the run, never from a config.
-DATA_ARGUMENTS = ("input_shape", "num_classes", "seed")
+_DATA_ARGUMENTS = ("input_shape", "num_classes", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +78,7 @@ class RecipeSpec:
     def model_defaults(self):
         """dict, the factory's keyword arguments a config may set, with their defaults."""
         return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
-                if name not in DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
+                if name not in _DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
 
     @property
     def summary(self):

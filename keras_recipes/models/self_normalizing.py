@@ -8,6 +8,8 @@ from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._graph import dense_input_stem
 
+__all__ = ["build_self_normalizing_dnn"]
+
 # What breaks self-normalisation, and why (Klambauer et al., 2017).
 _GUARDS = {
     "activation": (
