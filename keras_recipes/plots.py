@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_recipes import _keras_internals as internals
 from keras_recipes import _validation
 from keras_recipes.optimizers.scheduled import raw_hyperparameter
 
+__all__ = ["applied_schedule", "plot_learning_curves", "plot_schedule"]
 
 def _axes(ax):
     if ax is not None:
@@ -92,6 +94,7 @@ def applied_schedule(optimizer, num_steps=None):
     """
     import keras
 
+    optimizer = internals.inner_optimizer(optimizer)
     if num_steps is None:
         num_steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
     steps = np.arange(max(num_steps, 1))
@@ -109,7 +112,7 @@ def applied_schedule(optimizer, num_steps=None):
         if hasattr(optimizer, name):
             momentum = evaluate(getattr(optimizer, name))
             break
-    return {"steps": steps, "learning_rate": evaluate(optimizer._learning_rate),
+    return {"steps": steps, "learning_rate": evaluate(internals.learning_rate_object(optimizer)),
             "momentum": momentum}
 
 

@@ -8,6 +8,9 @@ import json
 import pathlib
 
 from keras_recipes import _io, plots
+from keras_recipes import _keras_internals as internals
+
+__all__ = ["history_csv", "write_run_report"]
 
 
 def _figure():
@@ -175,12 +178,6 @@ def _mark_phases(ax, phases):
                         xytext=(3, -12), textcoords="offset points", color="grey")
 
 
-def _head_optimizer(optimizer):
-    """A `MultiOptimizer`'s optimizer for the variables it does not map (the head)."""
-    optimizer_map = getattr(optimizer, "_optimizer_map", None)
-    return getattr(optimizer_map, "default_optimizer", optimizer)
-
-
 def _plot_schedules(optimizers, ax):
     """The schedules applied by `optimizers`, one after the other, on `ax`."""
     import keras
@@ -188,12 +185,12 @@ def _plot_schedules(optimizers, ax):
     if len(optimizers) == 1:
         optimizer = optimizers[0]
         steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
-        plots.plot_schedule(_head_optimizer(optimizer), num_steps=steps, ax=ax)
+        plots.plot_schedule(internals.default_optimizer(optimizer), num_steps=steps, ax=ax)
         return
     twin, offset = None, 0
     for phase, optimizer in enumerate(optimizers, start=1):
         steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
-        values = plots.applied_schedule(_head_optimizer(optimizer), num_steps=steps)
+        values = plots.applied_schedule(internals.default_optimizer(optimizer), num_steps=steps)
         x = values["steps"] + offset
         ax.plot(x, values["learning_rate"], color="tab:blue")
         if values["momentum"] is not None:

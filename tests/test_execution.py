@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import keras_recipes
-from keras_recipes.models._recipe_model import watches_batches
+from keras_recipes import optimizers
+from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
+from keras_recipes.models._recipe_model import set_peak_learning_rate, watches_batches
+from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 BACKEND = keras.backend.backend()
 
@@ -172,6 +175,12 @@ def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
                                             distribution=tf.distribute.MirroredStrategy(["/cpu:0"]))
     assert (model.steps_per_execution, model.jit_compile) == (1, False)
     model.fit(*_data(64), epochs=1, verbose=0)
+    # The 1cycle's state was made in the strategy's scope; a new span needs no retrace.
+    function = model.train_function
+    model.fit(*_data(64), epochs=2, verbose=0)
+    assert model.train_function is function
+    assert float(model.optimizer.learning_rate) == pytest.approx(
+        model.optimizer._learning_rate.final_learning_rate, rel=1e-4)
 
 
 def test_fine_tune_keeps_the_execution_settings_through_its_recompiles():
@@ -184,3 +193,91 @@ def test_fine_tune_keeps_the_execution_settings_through_its_recompiles():
                                       verbose=0)
     assert history.history["phase"] == [1, 2]
     assert (model.steps_per_execution, model.jit_compile) == settings
+
+
+def _count_builds(model):
+    """Counts Python runs of `train_step` (traces, except on PyTorch, which runs it eagerly
+    every batch) and the forced rebuilds of the train function."""
+    traces, forced = [], []
+    train_step, make_train_function = model.train_step, model.make_train_function
+
+    def counted_step(*args, **kwargs):
+        traces.append(1)
+        return train_step(*args, **kwargs)
+
+    def counted_make(force=False):
+        forced.append(force)
+        return make_train_function(force=force)
+
+    model.train_step, model.make_train_function = counted_step, counted_make
+    return traces, forced
+
+
+def _sgd_reference(x, y, w, learning_rates, momenta, batch_size, velocity):
+    """Keras's SGD with momentum on a linear least-squares model, in float64 numpy."""
+    for step, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        grad = 2 * xb.T @ (xb @ w - yb) / yb.size
+        velocity = momenta[step] * velocity - learning_rates[step] * grad
+        w = w + velocity
+    return w, velocity
+
+
+def _values(schedule, steps):
+    return keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(steps)))
+
+
+def test_a_new_fit_on_a_1cycle_model_retraces_nothing_and_runs_a_whole_new_cycle():
+    """The span (and the peak the LR finder sets) are state the compiled step reads."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(48, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 2))).astype("float32")
+    w0 = rng.normal(size=(4, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, use_bias=False)])
+    model.set_weights([w0])
+    model.compile(optimizer=optimizers.SGD(OneCycle(0.05, 100), momentum=OneCycleMomentum(100)),
+                  loss="mse", steps_per_execution=1 if BACKEND == "torch" else 4,
+                  jit_compile=BACKEND != "torch")
+    traces, forced = _count_builds(model)
+    fit = dict(batch_size=4, shuffle=False, verbose=0)
+    model.fit(x, y, epochs=1, callbacks=[OneCycleSpan()], **fit)  # 12 steps
+    function, traced = model.train_function, len(traces)
+    assert set_peak_learning_rate(model.optimizer, 0.02) is False  # nothing to rebuild
+    model.fit(x, y, epochs=2, callbacks=[OneCycleSpan()], **fit)  # a new cycle: 24 steps
+    assert model.train_function is function and True not in forced
+    if BACKEND != "torch":
+        assert len(traces) == traced
+    # Step for step the rates and momenta of the two cycles, computed apart.
+    first = np.arange(12)
+    second = np.arange(12, 36)
+    cycles = [(OneCycle(0.05, 12), OneCycleMomentum(12), first),
+              (OneCycle(0.02, 24, start_step=12), OneCycleMomentum(24, start_step=12), second)]
+    w, velocity = w0.astype("float64"), np.zeros((4, 2))
+    for learning_rate, momentum, steps in cycles:
+        data = np.concatenate([x] * (len(steps) // 12)).astype("float64")
+        labels = np.concatenate([y] * (len(steps) // 12))
+        w, velocity = _sgd_reference(data, labels, w, _values(learning_rate, steps),
+                                     _values(momentum, steps), 4, velocity)
+    np.testing.assert_allclose(model.get_weights()[0], w, rtol=1e-4, atol=1e-5)
+    # Baked in, the first cycle would have held its final rate: almost no training.
+    held, _ = _sgd_reference(np.concatenate([x] * 2).astype("float64"), np.concatenate([y] * 2),
+                             w0.astype("float64"), np.full(24, 0.05 / 25 / 1e4),
+                             np.full(24, 0.95), 4, np.zeros((4, 2)))
+    assert np.abs(w - held).max() > 1e-2
+
+
+def test_a_recipe_model_fits_again_without_rebuilding_its_train_function():
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((12,), 3, seed=0)
+    traces, forced = _count_builds(model)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    function, traced = model.train_function, len(traces)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert model.train_function is function and True not in forced
+    if BACKEND != "torch":
+        assert len(traces) == traced
+    schedule = model.optimizer._learning_rate
+    assert (schedule.total_steps, schedule.start_step) == (3 * 7, 2 * 7)
+    assert float(model.optimizer.learning_rate) == pytest.approx(schedule.final_learning_rate,
+                                                                 rel=1e-4)
+    assert float(model.optimizer.beta_1) == pytest.approx(0.95)

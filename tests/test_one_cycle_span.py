@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import keras_recipes
-from keras_recipes.callbacks.one_cycle_span import one_cycle_schedules
 from keras_recipes.optimizers import Adam
+from keras_recipes.optimizers.introspection import one_cycle_schedules
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 pytestmark = pytest.mark.skipif(not hasattr(keras.optimizers, "MultiOptimizer"),

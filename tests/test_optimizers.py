@@ -126,3 +126,48 @@ def test_optimizer_rejects_bad_hyperparameter(cls, name):
         cls(**{name: 1.5})
     with pytest.raises(TypeError, match=re.escape(f"Received: {name}='fast'")):
         cls(**{name: "fast"})
+
+
+def _built(cls, name):
+    optimizer = cls(learning_rate=OneCycle(0.01, 200), **{name: OneCycleMomentum(200)})
+    optimizer.build([keras.Variable(np.zeros((3, 2), "float32"))])
+    return optimizer
+
+
+@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
+                                       (optimizers.AdamW, "beta_1"), (optimizers.SGD, "momentum")])
+def test_the_1cycle_state_is_an_optimizer_variable_saved_and_loaded_with_it(cls, name):
+    optimizer = _built(cls, name)
+    schedules = [optimizer._learning_rate, optimizer.__dict__[f"_{name}_value"]]
+    states = [schedule.state for schedule in schedules]
+    # The last variables, after the slots, float32 whatever floatx is.
+    assert [v.path for v in optimizer.variables[-2:]] == [v.path for v in states]
+    assert all(state.dtype == "float32" for state in states)
+    schedules[0].set_span(50, 10)
+    store = {}
+    optimizer.save_own_variables(store)
+    np.testing.assert_array_equal(store[str(len(store) - 2)],
+                                  keras.ops.convert_to_numpy(states[0]))
+    # Loaded into an optimizer with another span, the definition (the config) wins.
+    other = _built(cls, name)
+    other.load_own_variables(store)
+    assert other._learning_rate.total_steps == 200
+    steps = keras.ops.arange(250)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(other._learning_rate(steps)),
+                                  keras.ops.convert_to_numpy(OneCycle(0.01, 200)(steps)))
+
+
+def test_an_optimizer_saved_before_the_1cycle_kept_state_still_loads():
+    optimizer = _built(optimizers.Adam, "beta_1")
+    optimizer.iterations.assign(17)
+    store = {}
+    optimizer.save_own_variables(store)
+    old_layout = {key: store[key] for key in list(store)[:-2]}  # as saved before the state
+    loaded = _built(optimizers.Adam, "beta_1")
+    loaded.load_own_variables(old_layout)
+    assert int(loaded.iterations) == 17
+    for mine, saved in zip(loaded.variables[:-2], optimizer.variables[:-2]):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine),
+                                      keras.ops.convert_to_numpy(saved))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded._learning_rate.state),
+                                  keras.ops.convert_to_numpy(optimizer._learning_rate.state))

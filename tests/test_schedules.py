@@ -164,9 +164,101 @@ def test_any_valid_arguments_give_finite_bounded_values_equal_to_the_pytorch_for
     assert values.min() >= lowest * (1 - 1e-5) and values.max() <= case["max_lr"] * (1 + 1e-5)
     expected = np.array([_torch_formula(case, s) for s in steps])
     np.testing.assert_allclose(values, expected, rtol=2e-5)
-    # Monotone within each phase: rising in warm-up, then falling (three-phase: falling twice).
-    ends = [case["pct_start"] * case["total_steps"] - 1]
-    warmup = values[steps <= ends[0]]
-    assert np.all(np.diff(warmup) >= -1e-6 * case["max_lr"])
-    assert np.all(np.diff(values[steps > ends[0]][:-1]) <= 1e-6 * case["max_lr"]) or case[
-        "three_phase"]
+    _assert_phase_shapes(values, case, schedule.initial_learning_rate)
+
+
+def _assert_phase_shapes(values, case, initial):
+    """Monotone within each phase: rising in warm-up, then falling; with three phases
+    the second falls from the peak to the initial rate and the third from there on."""
+    total, pct, tolerance = case["total_steps"], case["pct_start"], 1e-6 * case["max_lr"]
+    steps = np.arange(total)
+    ends = [pct * total - 1] + ([2 * pct * total - 2] if case["three_phase"] else []) + [total]
+    starts = [-1] + ends[:-1]
+    for phase, (start, end) in enumerate(zip(starts, ends)):
+        diffs = np.diff(values[(steps > start) & (steps <= end)])
+        if phase == 0:
+            assert np.all(diffs >= -tolerance), f"warm-up falls: {diffs.min()}"
+        else:
+            assert np.all(diffs <= tolerance), f"phase {phase + 1} rises: {diffs.max()}"
+    if case["three_phase"]:
+        middle, last = values[(steps > ends[0]) & (steps <= ends[1])], values[steps > ends[1]]
+        assert middle.min() >= initial * (1 - 1e-5), "phase 2 falls below the initial rate"
+        assert last.max() <= initial * (1 + 1e-5), "phase 3 starts above the initial rate"
+
+
+class _ThreePhaseSkipsTheInitialRate(OneCycle):
+    """A broken three-phase cycle: down to the final rate in phase 2, back up in phase 3."""
+
+    def _phase_values(self):
+        initial, peak, final = (self.initial_learning_rate, self.max_learning_rate,
+                                self.final_learning_rate)
+        return [(initial, peak), (peak, final), (final, initial)]
+
+
+def test_the_phase_shape_check_rejects_a_wrong_three_phase_cycle():
+    case = dict(total_steps=200, pct_start=0.25, three_phase=True, max_lr=0.1)
+    broken = _ThreePhaseSkipsTheInitialRate(0.1, 200, pct_start=0.25, three_phase=True)
+    values = _evaluate(broken, np.arange(200)).astype("float64")
+    with pytest.raises(AssertionError, match="phase 3 rises"):
+        _assert_phase_shapes(values, case, broken.initial_learning_rate)
+    right = OneCycle(0.1, 200, pct_start=0.25, three_phase=True)
+    _assert_phase_shapes(_evaluate(right, np.arange(200)).astype("float64"), case,
+                         right.initial_learning_rate)
+
+
+def _followed(*schedules):
+    """Builds an optimizer of ours that follows `schedules`: they then read its state."""
+    from keras_recipes.optimizers import Adam
+
+    learning_rate, beta_1 = schedules
+    optimizer = Adam(learning_rate, beta_1=beta_1)
+    optimizer.build([keras.Variable(np.zeros(3, "float32"))])
+    return optimizer
+
+
+@pytest.mark.parametrize("golden", CASES, ids=lambda g: json.dumps(g["case"], sort_keys=True))
+def test_schedules_reading_optimizer_state_give_the_same_values_to_the_last_bit(golden):
+    constants, state = _schedules(golden["case"]), _schedules(golden["case"])
+    _followed(*state)
+    assert all(s.state is not None for s in state) and all(s.state is None for s in constants)
+    steps = np.arange(golden["case"]["total_steps"] + 5)
+    for plain, stateful in zip(constants, state):
+        np.testing.assert_array_equal(_evaluate(stateful, steps), _evaluate(plain, steps))
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+def test_set_span_and_peak_give_the_schedule_built_with_them(three_phase):
+    lr = OneCycle(0.1, total_steps=100, pct_start=0.25, three_phase=three_phase)
+    momentum = OneCycleMomentum(total_steps=100, pct_start=0.25, three_phase=three_phase)
+    optimizer = _followed(lr, momentum)
+    state_before = [keras.ops.convert_to_numpy(s.state) for s in (lr, momentum)]
+    lr.set_span(60, 7)
+    lr.set_max_learning_rate(0.3)
+    momentum.set_span(60, 7)
+    expected_lr = OneCycle(0.3, total_steps=60, pct_start=0.25, three_phase=three_phase,
+                           start_step=7)
+    expected_momentum = OneCycleMomentum(total_steps=60, pct_start=0.25,
+                                         three_phase=three_phase, start_step=7)
+    assert lr.get_config() == expected_lr.get_config()
+    assert momentum.get_config() == expected_momentum.get_config()
+    steps = np.arange(80)
+    np.testing.assert_array_equal(_evaluate(lr, steps), _evaluate(expected_lr, steps))
+    np.testing.assert_array_equal(_evaluate(momentum, steps), _evaluate(expected_momentum, steps))
+    # The same optimizer variables, with new values.
+    assert [v.path for v in optimizer.variables].count(lr.state.path) == 1
+    assert not np.array_equal(keras.ops.convert_to_numpy(lr.state), state_before[0])
+
+
+def test_a_span_too_short_is_refused_and_leaves_the_schedule_as_it_was():
+    lr = OneCycle(0.1, total_steps=100, pct_start=0.5)
+    _followed(lr, OneCycleMomentum(100))
+    state = keras.ops.convert_to_numpy(lr.state)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `total_steps` must be large enough that every phase lasts at least one "
+            "step with pct_start=0.5, three_phase=False. Received: total_steps=2")):
+        lr.set_span(2, 0)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `max_learning_rate` must be a number > 0. Received: max_learning_rate=0.0")):
+        lr.set_max_learning_rate(0.0)
+    assert (lr.total_steps, lr.start_step, lr.max_learning_rate) == (100, 0, 0.1)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lr.state), state)

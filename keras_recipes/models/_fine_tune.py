@@ -11,7 +11,7 @@ import re
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.callbacks.one_cycle_span import component_optimizers, is_multi_optimizer
+from keras_recipes._keras_internals import component_optimizers, is_multi_optimizer
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.schedules.one_cycle import OneCycle
 

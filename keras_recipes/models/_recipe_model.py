@@ -9,23 +9,31 @@ import inspect
 
 import keras
 
-from keras_recipes import _keras_internals
-from keras_recipes.callbacks.one_cycle_span import OneCycleSpan, one_cycle_schedules
+from keras_recipes import _keras_internals as internals
+from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
 from keras_recipes.callbacks.stop_on_nan import StopOnNaN
 from keras_recipes.models._fit_checks import check_fit_data
+from keras_recipes.optimizers.introspection import one_cycle_schedules
 from keras_recipes.schedules import OneCycle
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 
 
 def set_peak_learning_rate(optimizer, learning_rate):
-    """Sets the peak of an optimizer's 1cycle, or its constant learning rate."""
-    schedule = optimizer._learning_rate
+    """Sets the peak of an optimizer's 1cycle, or its constant learning rate.
+
+    Returns:
+        bool, whether a compiled train step holds the old peak as a constant and
+        must be rebuilt (only a 1cycle followed by an optimizer from outside
+        `keras_recipes.optimizers`); a constant rate and a 1cycle of ours are
+        variables the step reads.
+    """
+    schedule = internals.learning_rate_object(optimizer)
     if isinstance(schedule, OneCycle):
-        config = dict(schedule.get_config(), max_learning_rate=float(learning_rate))
-        schedule.__dict__.update(OneCycle.from_config(config).__dict__)
-    else:
-        optimizer.learning_rate = float(learning_rate)
+        schedule.set_max_learning_rate(float(learning_rate))
+        return schedule.state is None
+    optimizer.learning_rate = float(learning_rate)
+    return False
 
 
 # `schedule="plateau"`: the chapter's performance scheduling, as in its example.
@@ -42,8 +50,8 @@ def check_plateau_callbacks(optimizer, callbacks):
     if optimizer is None or not any(isinstance(c, keras.callbacks.ReduceLROnPlateau)
                                     for c in callbacks):
         return
-    for inner in _keras_internals.component_optimizers(optimizer):
-        schedule = _keras_internals.learning_rate_object(inner)
+    for inner in internals.component_optimizers(optimizer):
+        schedule = internals.learning_rate_object(inner)
         if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
             raise ValueError(
                 "`keras.callbacks.ReduceLROnPlateau` cannot be used with this model: its "
@@ -156,12 +164,12 @@ class RecipeTraining:
             map(watches_batches, params["callbacks"]))
         # `BackupAndRestore` sets `_initial_epoch` when it restores a run and Keras never
         # clears it, so the next `fit` of the model would silently start at that epoch.
-        self._initial_epoch = None
+        internals.clear_initial_epoch(self)
         try:
             with self._one_batch_per_call() if one_per_call else contextlib.nullcontext():
                 return super().fit(**params)
         finally:
-            self._initial_epoch = None
+            internals.clear_initial_epoch(self)
 
     @contextlib.contextmanager
     def _one_batch_per_call(self):
@@ -187,10 +195,10 @@ class RecipeTraining:
         result = find_learning_rate(self, params["x"], params["y"],
                                     batch_size=params["batch_size"] or 32,
                                     sample_weight=params["sample_weight"], seed=0)
-        set_peak_learning_rate(self.optimizer, result.suggestion)
+        baked_in = set_peak_learning_rate(self.optimizer, result.suggestion)
         self.learning_rate_finder_result = result
         self.auto_learning_rate = False
-        if self.train_function is not None:
+        if baked_in and self.train_function is not None:
             self.make_train_function(force=True)
         if params["verbose"] != 0:
             print(f"Learning rate finder: using {result.suggestion:.3g} "

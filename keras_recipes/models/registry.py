@@ -185,7 +185,7 @@ def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
     if unknown:
         raise TypeError(f"fine_tune_model() got unexpected keyword arguments {unknown}; "
                         f"it takes {', '.join(_FINE_TUNE_FIT_KEYS)}")
-    from keras_recipes.callbacks.one_cycle_span import one_cycle_schedules
+    from keras_recipes.optimizers.introspection import one_cycle_schedules
 
     kwargs = {"batch_size": 32, **kwargs}
     optimizer = model.optimizer

@@ -14,7 +14,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_recipes import _keras_internals as internals
 from keras_recipes import _validation as v
+
+__all__ = ["SGD", "Adam", "AdamW", "Nadam", "followed_schedules", "raw_hyperparameter"]
 
 _PACKAGE = "keras_recipes"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
@@ -50,10 +53,69 @@ def raw_hyperparameter(optimizer, name):
     return optimizer.__dict__[f"_{name}_value"]
 
 
+def followed_schedules(optimizer):
+    """The schedules one optimizer follows: its learning rate's and those of its
+    scheduled hyperparameters (momentum / `beta_1`), in that order.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer` (a `LossScaleOptimizer` is
+            unwrapped; a `MultiOptimizer` has none of its own).
+
+    Returns:
+        A list of `LearningRateSchedule`s, possibly empty.
+    """
+    optimizer = internals.inner_optimizer(optimizer)
+    found = [internals.learning_rate_object(optimizer)]
+    found += [raw_hyperparameter(optimizer, name) for name in getattr(optimizer, "_scheduled", ())]
+    return [value for value in found if isinstance(value, _Schedule)]
+
+
+def _stateful_schedules(optimizer):
+    return [s for s in followed_schedules(optimizer) if hasattr(s, "build_state")]
+
+
+def _own_states(optimizer):
+    """The schedules of `optimizer` that read a variable of it, and those variables."""
+    variables = optimizer.variables
+    owned = [s for s in _stateful_schedules(optimizer)
+             if any(s.state is variable for variable in variables)]
+    return owned, [s.state for s in owned]
+
+
 class _ScheduledMixin:
-    """Serialization of the scheduled hyperparameters named in `_scheduled`."""
+    """Serialization of the scheduled hyperparameters named in `_scheduled`, and the
+    state of the schedules that keep theirs in the optimizer (`build_state`).
+
+    Such a schedule (the 1cycle ones) gets a variable of the optimizer when it is
+    built, after every other variable, so that the compiled train step reads its
+    span and values instead of baking them in: a new `fit` changes them without
+    tracing the step again.
+    """
 
     _scheduled: tuple[str, ...] = ()
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._build_schedule_states()
+
+    def _build_schedule_states(self):
+        for schedule in _stateful_schedules(self):
+            schedule.build_state(self)
+
+    def load_own_variables(self, store):
+        schedules, states = _own_states(self)
+        if states and len(store.keys()) == len(self.variables) - len(states):
+            # Saved before the schedules kept state: the other variables come
+            # first, in the same order.
+            others = [var for var in self.variables if not any(var is s for s in states)]
+            for i, variable in enumerate(others):
+                variable.assign(store[str(i)])
+        else:
+            super().load_own_variables(store)
+        for schedule in schedules:
+            schedule.sync_state()
 
     def get_config(self):
         config = super().get_config()
@@ -184,12 +246,14 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
         return isinstance(value, _Schedule) or value != 0
 
     def build(self, variables):
+        # Keras's SGD.build compares the momentum with 0, which a schedule cannot be.
         if self.built:
             return
         keras.optimizers.Optimizer.build(self, variables)
         self.momentums = []
         if self._uses_momentum():
             self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self._build_schedule_states()
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)

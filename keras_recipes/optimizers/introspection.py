@@ -1,0 +1,42 @@
+"""What an optimizer follows: its schedules, through `MultiOptimizer`s and wrappers.
+
+The one place the rest of keras_recipes asks which 1cycle schedules drive an
+optimizer (recipe models, `fine_tune`, `OneCycleSpan`); unwrapping Keras's
+optimizer wrappers is `keras_recipes._keras_internals`'s job.
+"""
+
+from __future__ import annotations
+
+from keras_recipes import _keras_internals as internals
+from keras_recipes.optimizers.scheduled import followed_schedules
+from keras_recipes.schedules.one_cycle import OneCycle, OneCycleMomentum
+
+__all__ = ["followed_schedules", "one_cycle_schedules", "own_one_cycle_schedules"]
+
+
+def own_one_cycle_schedules(optimizer):
+    """The 1cycle schedules (learning rate, then momentum / `beta_1`) that one
+    optimizer follows itself (a `LossScaleOptimizer` is unwrapped)."""
+    return [s for s in followed_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
+
+
+def one_cycle_schedules(optimizer):
+    """The 1cycle schedules an optimizer follows: learning rates and momentum / `beta_1`,
+    those of each optimizer of a `keras.optimizers.MultiOptimizer` included.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer`.
+
+    Returns:
+        A list of `OneCycle` and `OneCycleMomentum` schedules, possibly empty.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Adam
+    >>> from keras_recipes.optimizers.introspection import one_cycle_schedules
+    >>> from keras_recipes.schedules import OneCycle
+    >>> [type(s).__name__ for s in one_cycle_schedules(Adam(OneCycle(0.01, 100)))]
+    ['OneCycle']
+    """
+    return [s for inner in internals.component_optimizers(optimizer)
+            for s in own_one_cycle_schedules(inner)]
