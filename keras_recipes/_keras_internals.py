@@ -240,3 +240,29 @@ def symbolic_build(model, batch):
         build(data_batch=batch)
     elif not model.optimizer.built:  # pragma: no cover - older Keras
         model.optimizer.build(model.trainable_variables)
+
+
+# --- the compiled loss (used by diagnostics) ------------------------------------------------
+
+__all__ += ["compile_loss_weights", "compute_training_loss"]
+
+
+def compile_loss_weights(model):
+    """The `loss_weights` given to `compile`, or None.
+
+    Private: `Trainer._compile_loss._user_loss_weights`; `compile` keeps no public copy.
+    """
+    return getattr(getattr(model, "_compile_loss", None), "_user_loss_weights", None)
+
+
+def compute_training_loss(model, x, y, y_pred, sample_weight):
+    """The model's training loss of one batch, computed as `train_step` computes it.
+
+    Private: `Trainer._compute_loss`, the wrapper that passes `training=True` to a
+    `compute_loss` override that accepts it (and leaves it out for an older
+    signature); the public `compute_loss` cannot be called that way for both.
+    """
+    compute = getattr(model, "_compute_loss", None)
+    if compute is None:  # pragma: no cover - older Keras
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+    return compute(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
