@@ -266,3 +266,18 @@ def compute_training_loss(model, x, y, y_pred, sample_weight):
     if compute is None:  # pragma: no cover - older Keras
         return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
     return compute(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+
+
+# --- the layers a subclassed model holds (used by diagnostics) ------------------------------
+
+__all__ += ["child_layers"]
+
+
+def child_layers(layer):
+    """The layers tracked directly by `layer` (its attributes), in tracking order.
+
+    Private: `Layer._flatten_layers(recursive=False)`; a plain `keras.layers.Layer`
+    has no public list of its sublayers (`Model.layers` exists for models only).
+    """
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+

@@ -55,6 +55,7 @@ def diagnose(
     num_batches=4,
     num_steps=20,
     seed=None,
+    callbacks=None,
     verbose=0,
 ):
     """Explains what is likely to go wrong when training `model`.
@@ -64,15 +65,22 @@ def diagnose(
 
     - `initializer_mismatch`: ReLU-family activation (ReLU, leaky ReLU, PReLU,
       ELU, GELU, Swish, Mish, ...) with Glorot initialization, or SELU
-      without LeCun initialization. The activation is looked up through
-      BatchNormalization/Dropout, so `Dense -> BatchNormalization -> ELU`
-      counts as ELU.
+      without LeCun initialization, in Dense layers, convolutions (the
+      depthwise and pointwise kernels of depthwise and separable ones too)
+      and recurrent layers (their input kernel). The activation is looked up
+      through BatchNormalization/Dropout, so
+      `Conv2D -> BatchNormalization -> ELU` counts as ELU.
     - `selu_with_dropout`, `selu_with_regularization`,
-      `selu_with_batch_normalization`, `selu_with_skip_connection`: what
-      breaks self-normalisation in a SELU network.
+      `selu_with_batch_normalization`, `selu_with_skip_connection`,
+      `selu_with_recurrent_layer`: what breaks self-normalisation in a SELU
+      network (plain Dropout, L1/L2, BatchNorm, a non-sequential
+      architecture: merged branches or a recurrent layer).
     - `saturating_activation_in_deep_network`: sigmoid/tanh in a hidden layer
-      of a network with 5 or more layers with weights.
+      of a network with 5 or more layers with weights (the tanh inside LSTM
+      and GRU layers is expected and not reported).
     - `bias_before_batch_normalization` (info): a bias the BatchNorm cancels.
+    - `batch_normalization_after_activation` (info): BatchNormalization right
+      after an activation instead of between the layer and its activation.
     - `clipvalue_instead_of_clipnorm`: gradient clipping by value.
     - `adagrad_on_deep_network`: AdaGrad with 5 or more layers with weights.
     - `trainable_pretrained_base`: a nested model (a reused base) with
@@ -82,6 +90,11 @@ def diagnose(
       BatchNormalization called without `training=False`.
     - `learning_rate_too_large`: a peak learning rate above 0.03 for the Adam
       family and RMSprop, 3e-3 for Lion, 1.0 for SGD and Adagrad.
+    - `schedule_with_learning_rate_callback` (error, needs `callbacks`): an
+      optimizer created with a `LearningRateSchedule` trained with
+      `ReduceLROnPlateau` or `LearningRateScheduler`, whose learning-rate
+      writes the optimizer refuses (`fit` raises a `TypeError`, for
+      `ReduceLROnPlateau` only after `patience` epochs).
 
     With data, it also runs `num_batches` batches through the model in
     training mode and measures per layer the outputs' mean and std, the
@@ -104,10 +117,13 @@ def diagnose(
     - `loss_not_falling`: the mean loss of the last training steps is less
       than 1% below that of the first ones.
 
-    The layer rules look at the model's own layers (through its functional
-    graph, or in the order of `model.layers` for a subclassed model); a nested
-    model is treated as one block, a (pretrained) base, and checked by the
-    base rules only.
+    The layer rules look at the model's own layers: through its functional
+    graph, or, for a subclassed model, as the chain of the layers it holds in
+    the order they were assigned (looking into layers of your own that hold
+    other layers, such as a residual block), since its `call` cannot be
+    read; rules about what follows a layer assume that order is the order of
+    the calls. A nested model is treated as one block, a (pretrained) base,
+    and checked by the base rules only.
 
     The gradients are those of the unscaled training loss. When that loss is
     a Keras crossentropy (`sparse_categorical_crossentropy`,
@@ -147,6 +163,10 @@ def diagnose(
             (0 to skip it). Defaults to `20`.
         seed: int or `None`, seed of the sample drawn from array inputs.
             Defaults to `None`.
+        callbacks: list of `keras.callbacks.Callback` or `None`, the callbacks
+            you will pass to `fit`; they are checked against the optimizer
+            (see `schedule_with_learning_rate_callback`), never called.
+            Defaults to `None`.
         verbose: int, 1 to print the report. Defaults to `0`.
 
     Returns:
@@ -154,7 +174,8 @@ def diagnose(
         `report.findings`, `report.layers`, `report.to_dict()` for data.
 
     Raises:
-        TypeError: if `model` is not a `keras.Model` or `x` is not data.
+        TypeError: if `model` is not a `keras.Model`, `x` is not data or
+            `callbacks` is not a list of `keras.callbacks.Callback`.
         ValueError: if data is given for a model that is not compiled, or an
             argument is out of range.
 
@@ -178,6 +199,7 @@ def diagnose(
     verbose = v.check_int("verbose", verbose, min_value=0, max_value=2)
     if (seed is not None and not isinstance(seed, int)) or isinstance(seed, bool):
         v.fail("seed", seed, "an integer or None", error=TypeError)
+    callbacks = _check_callbacks(callbacks)
     if x is None and (y is not None or sample_weight is not None):
         v.fail("x", None, "given when `y` or `sample_weight` is given")
     if x is not None and (
@@ -191,12 +213,12 @@ def diagnose(
             "`diagnose(model)` without data for the static checks only",
         )
     if x is None:
-        _, findings = lint(model)
+        _, findings = lint(model, callbacks)
         report = DiagnosisReport(model.name, findings)
     else:
         batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
         state.build_for_training(model, batches[0])
-        graph, findings = lint(model)
+        graph, findings = lint(model, callbacks)
         measurement = measure(model, batches, graph)
         if num_steps:
             measurement.losses = sanity_training(model, batches, num_steps)
@@ -214,3 +236,20 @@ def diagnose(
     if verbose:
         print(report)
     return report
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = callbacks.callbacks
+    if not isinstance(callbacks, (list, tuple)) or not all(
+        isinstance(callback, keras.callbacks.Callback) for callback in callbacks
+    ):
+        v.fail(
+            "callbacks",
+            callbacks,
+            "a list of keras.callbacks.Callback (the callbacks passed to `fit`) or None",
+            error=TypeError,
+        )
+    return list(callbacks)

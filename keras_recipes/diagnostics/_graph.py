@@ -27,7 +27,10 @@ __all__ = [
     "initializer_family",
     "initializer_name",
     "is_weight_layer",
+    "kernel_initializers",
     "own_activation",
+    "recurrent_layer",
+    "visible_layers",
 ]
 
 RELU_FAMILY = frozenset(
@@ -81,12 +84,36 @@ def activation_name(fn):
 
 
 def is_weight_layer(layer):
+    """Whether `layer` is a plain layer with a kernel (Dense, convolutions, ...).
+
+    Recurrent layers and nested models are not: they are checked by their own rules.
+    """
     return (
         isinstance(layer, keras.layers.Layer)
         and not isinstance(layer, keras.Model)
         and not isinstance(layer, keras.layers.RNN)
-        and hasattr(layer, "kernel_initializer")
+        and bool(kernel_initializers(layer))
     )
+
+
+def kernel_initializers(layer):
+    """The `(argument, initializer)` pairs of the kernels a layer multiplies its input by.
+
+    `kernel_initializer` for Dense and convolutions, `depthwise_initializer` and
+    `pointwise_initializer` for depthwise and separable convolutions.
+    """
+    names = ("kernel_initializer", "depthwise_initializer", "pointwise_initializer")
+    return [
+        (name, getattr(layer, name)) for name in names
+        if getattr(layer, name, None) is not None
+    ]
+
+
+def recurrent_layer(layer):
+    """The recurrent layer `layer` is or wraps (`Bidirectional`), or None."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        layer = layer.forward_layer
+    return layer if isinstance(layer, keras.layers.RNN) else None
 
 
 def own_activation(layer):
@@ -156,7 +183,7 @@ class LayerGraph:
             self._from_nodes(nodes)
             self.outputs = {id(op) for op in internals.graph_output_operations(model)}
         else:
-            self._from_chain(list(model.layers))
+            self._from_chain(visible_layers(model))
 
     def _from_chain(self, chain):
         self.layers = chain
@@ -244,10 +271,36 @@ class LayerGraph:
         return self.nodes[id(layer)][0].outputs[0]
 
 
-def all_layers(model):
-    """Every layer below `model`, nested models included (depth first)."""
+def _is_custom_container(layer):
+    """A layer of the user's own that only holds other layers (a block of a subclassed model)."""
+    return (
+        not isinstance(layer, keras.Model)
+        and not type(layer).__module__.startswith("keras.")
+        and not is_weight_layer(layer)
+        and bool(internals.child_layers(layer))
+    )
+
+
+def visible_layers(model):
+    """The layers of one model level in the order they were assigned, looking into the
+    user's own container layers (not into nested models: those are checked as bases).
+
+    This is how a subclassed model is read: as the chain of the layers it holds.
+    """
     out = []
-    for layer in model.layers:
+    for layer in model.layers if isinstance(model, keras.Model) else internals.child_layers(model):
+        if _is_custom_container(layer):
+            out.extend(visible_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def all_layers(model):
+    """Every layer below `model`, nested models and the user's container layers included
+    (depth first)."""
+    out = []
+    for layer in visible_layers(model):
         out.append(layer)
         if isinstance(layer, keras.Model):
             out.extend(all_layers(layer))

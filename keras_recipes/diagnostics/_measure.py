@@ -28,6 +28,7 @@ from keras_recipes.diagnostics._graph import (
     LayerGraph,
     is_weight_layer,
     own_activation,
+    recurrent_layer,
 )
 from keras_recipes.diagnostics.report import LayerStatistics
 
@@ -112,9 +113,18 @@ class _Accumulator:
         )
 
 
+def _has_weights(layer):
+    """Layers with weights measured as one unit: kernels, recurrent layers, nested models."""
+    return (
+        is_weight_layer(layer)
+        or isinstance(layer, keras.Model)
+        or recurrent_layer(layer) is not None
+    )
+
+
 def _first_weight_layer(graph):
     for layer in graph.layers:
-        if is_weight_layer(layer) or isinstance(layer, keras.Model):
+        if _has_weights(layer):
             return layer
     return None
 
@@ -125,7 +135,7 @@ def _probe_targets(graph):
     for layer in graph.layers:
         if not isinstance(layer, keras.layers.Layer):
             continue
-        if is_weight_layer(layer) or isinstance(layer, keras.Model):
+        if _has_weights(layer):
             targets.append(layer)
         elif own_activation(layer) is not None:
             targets.append(layer)
@@ -190,7 +200,7 @@ def _measure_gradients(model, graph, batches):
     """Per-layer gradient norm and RMS averaged over the batches; the first loss."""
     layers = [
         layer for layer in graph.layers
-        if (is_weight_layer(layer) or isinstance(layer, keras.Model)) and layer.trainable_weights
+        if _has_weights(layer) and layer.trainable_weights
     ]
     index = {id(variable): i for i, variable in enumerate(model.trainable_variables)}
     norms = {id(layer): [] for layer in layers}
