@@ -281,3 +281,17 @@ def child_layers(layer):
     """
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
+
+# --- the batch counter of an accumulating optimizer (used by the LR finder) -----------------
+
+__all__ += ["batch_iterations"]
+
+
+def batch_iterations(optimizer):
+    """The number of batches the optimizer has seen, as an int.
+
+    Private: `optimizer._iterations`. With `gradient_accumulation_steps` the public
+    `iterations` counts updates (batches // steps), while a `LearningRateSchedule`
+    is evaluated at this batch counter.
+    """
+    return int(keras.ops.convert_to_numpy(inner_optimizer(optimizer)._iterations))

@@ -867,6 +867,29 @@ def test_subclassed_model_layers_inside_blocks_are_seen():
     assert all(s.gradient_norm > 0 for s in report.layers)
 
 
+@pytest.mark.parametrize("feature", ["mixed_bfloat16", "use_ema", "gradient_accumulation_steps"])
+def test_works_with_mixed_precision_ema_and_gradient_accumulation(feature):
+    x, y = _data(n=64)
+    optimizer = keras.optimizers.Adam(
+        1e-2, use_ema=feature == "use_ema",
+        gradient_accumulation_steps=2 if feature == "gradient_accumulation_steps" else None)
+    if feature == "mixed_bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _recipe_default_block_model(optimizer=optimizer, dropout_seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    before = [v.numpy().copy() for v in model.variables]
+    report = diagnose(model, x, y, seed=0, num_steps=8)
+    assert report.findings == [], str(report)
+    assert all(math.isfinite(s.std) for s in report.layers)
+    assert all(s.gradient_norm > 0 for s in report.layers if s.gradient_norm is not None)
+    assert report.input_statistics is not None and len(report.losses) == 8
+    for value, variable in zip(before, model.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
 def test_finding_and_report_objects():
     finding = Finding("dying_relu", "warning", "dense", "msg", "why", "fix", {"a": 1})
     assert finding.to_dict()["evidence"] == {"a": 1}

@@ -135,6 +135,56 @@ def test_the_range_test_smooths_with_smooth_losses():
                                   smooth_losses(result.losses, smoothing=0.9))
 
 
+@pytest.mark.parametrize("accumulation", [None, 2, 3])
+def test_steps_are_optimizer_updates_under_gradient_accumulation(accumulation):
+    """Golden values: loss (w - 1)^2 from w = 0, SGD with the ramp's rate per update.
+
+    Every batch is the same, so the accumulated gradient is that of one batch, and
+    the batches of a window all see the weights of the last update.
+    """
+    x = np.ones((8, 1), "float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(gradient_accumulation_steps=accumulation), "mse")
+    result = find_learning_rate(model, x, x, min_learning_rate=1e-2, max_learning_rate=0.5,
+                                num_steps=6, batch_size=4, divergence_factor=None)
+    lrs = ramp_learning_rates(1e-2, 0.5, 6)
+    w, expected = 0.0, []
+    for lr in lrs:
+        expected.append((w - 1.0) ** 2)
+        w -= lr * 2.0 * (w - 1.0)
+    np.testing.assert_allclose(result.learning_rates, lrs)
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+    assert float(model.layers[0].kernel.numpy()[0, 0]) == 0.0  # restored
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_exponential_moving_average_is_restored():
+    x, y = _regression_data()
+    model = _linear_model(keras.optimizers.Adam(1e-3, use_ema=True))
+    find_learning_rate(model, x, y, num_steps=5)  # builds the optimizer, EMA included
+    before = [v.numpy().copy() for v in model.optimizer.variables]
+    assert any("average" in v.path for v in model.optimizer.variables)
+    find_learning_rate(model, x, y, num_steps=10, seed=0)
+    for value, variable in zip(before, model.optimizer.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
+
+
+def test_works_under_a_mixed_bfloat16_policy():
+    x, y = _regression_data()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _linear_model(keras.optimizers.SGD(0.01))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    before = [v.numpy().copy() for v in model.variables]
+    result = find_learning_rate(model, x, y, num_steps=10, seed=0)
+    assert np.all(np.isfinite(result.losses)) and result.suggestion > 0
+    for value, variable in zip(before, model.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
+
+
 def _valley_curve():
     """Flat at 3 for 20 points, strictly down to 1 over the next 41, then up."""
     lrs = np.logspace(-6, 1, 100)

@@ -142,6 +142,12 @@ def diagnose(
     statistics need a Functional or Sequential model (or a subclassed one
     whose `layers` form a chain); gradients work for any model.
 
+    Works with a mixed-precision policy (e.g. `"mixed_bfloat16"`: the
+    statistics are computed in float64 from the low-precision outputs) and
+    with an optimizer using `use_ema` or `gradient_accumulation_steps` (the
+    sanity check's `num_steps` are training batches, so with accumulation
+    over `k` batches they make `num_steps // k` updates).
+
     Backends: TensorFlow, JAX and PyTorch. One PyTorch caveat: Keras's first
     `fit` of a model whose loss and metrics are not built yet draws once from
     torch's global generator; once `diagnose(model, x, y)` has built them, that

@@ -122,6 +122,11 @@ def _has_weights(layer):
     )
 
 
+def _is_numeric(array):
+    # bfloat16 (ml_dtypes, under a mixed_bfloat16 policy) is not a numpy number type.
+    return array.dtype.kind in "biuf" or "float" in array.dtype.name
+
+
 def _first_weight_layer(graph):
     for layer in graph.layers:
         if _has_weights(layer):
@@ -178,7 +183,7 @@ def _measure_activations(model, graph, batches, cache):
                     accumulators[id(layer)].update(ops.convert_to_numpy(value))
     stats = [accumulators[id(layer)].result(layer.name) for layer in targets]
     input_statistics = None
-    if input_values and all(np.issubdtype(a.dtype, np.number) for a in input_values):
+    if input_values and all(_is_numeric(a) for a in input_values):
         data = np.concatenate([a.reshape(-1, a.shape[-1]) for a in input_values]).astype(
             "float64"
         )

@@ -30,18 +30,26 @@ __all__ = ["find_learning_rate", "ramp_learning_rates"]
 
 
 class _ExponentialRamp(keras.optimizers.schedules.LearningRateSchedule):
-    """`min * (max / min) ** ((step - start_step) / (num_steps - 1))`; used only during the run."""
+    """`min * (max / min) ** (update / (num_steps - 1))`; used only during the run.
 
-    def __init__(self, min_learning_rate, max_learning_rate, num_steps, start_step):
+    `update` counts optimizer updates from `start_step`: the schedule is evaluated at
+    the optimizer's batch counter, which under `gradient_accumulation_steps` advances
+    `steps_per_update` times per update.
+    """
+
+    def __init__(self, min_learning_rate, max_learning_rate, num_steps, start_step,
+                 steps_per_update=1):
         self.min_learning_rate = float(min_learning_rate)
         self.max_learning_rate = float(max_learning_rate)
         self.num_steps = int(num_steps)
         self.start_step = int(start_step)
+        self.steps_per_update = int(steps_per_update)
 
     def __call__(self, step):
-        progress = (ops.cast(step, "float32") - float(self.start_step)) / float(
-            self.num_steps - 1
-        )
+        update = ops.cast(step, "float32") - float(self.start_step)
+        if self.steps_per_update > 1:
+            update = ops.floor(update / float(self.steps_per_update))
+        progress = update / float(self.num_steps - 1)
         log_ratio = math.log(self.max_learning_rate / self.min_learning_rate)
         return self.min_learning_rate * ops.exp(log_ratio * progress)
 
@@ -51,7 +59,13 @@ class _ExponentialRamp(keras.optimizers.schedules.LearningRateSchedule):
             "max_learning_rate": self.max_learning_rate,
             "num_steps": self.num_steps,
             "start_step": self.start_step,
+            "steps_per_update": self.steps_per_update,
         }
+
+
+def _accumulation_steps(optimizer):
+    steps = getattr(internals.inner_optimizer(optimizer), "gradient_accumulation_steps", None)
+    return int(steps) if steps else 1
 
 
 def ramp_learning_rates(min_learning_rate, max_learning_rate, num_steps):
@@ -123,6 +137,11 @@ def find_learning_rate(
     PyTorch backend torch's global random generator, from which unseeded
     dropout layers draw their masks, is restored too.
 
+    Works with a mixed-precision policy (e.g. `"mixed_bfloat16"`; the
+    loss-scale optimizer of `"mixed_float16"` is unwrapped), an optimizer with
+    `use_ema=True` (its moving averages are restored too) and one with
+    `gradient_accumulation_steps` (see `num_steps`).
+
     Backends: TensorFlow, JAX and PyTorch. One PyTorch caveat: Keras's first
     `fit` of a model whose loss and metrics are not built yet draws once from
     torch's global generator; once the finder has built them, that draw no
@@ -141,8 +160,10 @@ def find_learning_rate(
         min_learning_rate: float > 0, the first learning rate. Defaults to `1e-7`.
         max_learning_rate: float > `min_learning_rate`, the last learning rate.
             Defaults to `10.0`.
-        num_steps: int >= 5, the number of batches (steps) in the ramp.
-            Defaults to `100`.
+        num_steps: int >= 5, the number of steps in the ramp. A step is one
+            optimizer update: one batch, or `gradient_accumulation_steps`
+            batches for an optimizer that accumulates gradients (the loss of
+            the step is then their mean). Defaults to `100`.
         batch_size: int, batch size for array inputs (ignored for datasets).
             Only full batches are used. Defaults to `32`.
         sample_weight: optional array of per-sample weights for array inputs.
@@ -216,21 +237,29 @@ def find_learning_rate(
     started = time.perf_counter()
     state.build_for_training(model, first)
     with state.preserved_training_state(model):
-        inner = internals.inner_optimizer(model.optimizer)
-        start_step = int(ops.convert_to_numpy(inner.iterations))
+        # Under gradient accumulation a step of the ramp is one optimizer update,
+        # made of `accumulation` batches (fewer for the first one if the optimizer
+        # is in the middle of a window); its loss is the mean over those batches.
+        accumulation = _accumulation_steps(model.optimizer)
+        seen = internals.batch_iterations(model.optimizer)
+        window_start = seen - seen % accumulation
         internals.set_learning_rate_object(
             model.optimizer,
-            _ExponentialRamp(min_learning_rate, max_learning_rate, num_steps, start_step),
+            _ExponentialRamp(
+                min_learning_rate, max_learning_rate, num_steps, window_start, accumulation
+            ),
         )
         model.make_train_function(force=True)
         smoother, best = LossSmoother(smoothing), math.inf
-        batch = first
+        pending = [first]
         for step in range(num_steps):
-            if step:
-                batch = next(batches)
-            bx, by, bsw = batch
-            logs = model.train_on_batch(bx, by, sample_weight=bsw, return_dict=True)
-            loss = state.loss_value(logs)
+            window = accumulation - (seen % accumulation if step == 0 else 0)
+            window_losses = []
+            for _ in range(window):
+                bx, by, bsw = pending.pop() if pending else next(batches)
+                logs = model.train_on_batch(bx, by, sample_weight=bsw, return_dict=True)
+                window_losses.append(state.loss_value(logs))
+            loss = window_losses[0] if window == 1 else float(np.mean(window_losses))
             value = smoother.update(loss)
             losses.append(loss)
             smoothed.append(value)
