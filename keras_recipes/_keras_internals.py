@@ -264,3 +264,58 @@ def symbolic_build(model, batch):
         build(data_batch=batch)
     elif not model.optimizer.built:  # pragma: no cover - older Keras
         model.optimizer.build(model.trainable_variables)
+
+
+# --- the compiled loss (used by diagnostics) ------------------------------------------------
+
+__all__ += ["compile_loss_weights", "compute_training_loss"]
+
+
+def compile_loss_weights(model):
+    """The `loss_weights` given to `compile`, or None.
+
+    Private: `Trainer._compile_loss._user_loss_weights`; `compile` keeps no public copy.
+    """
+    return getattr(getattr(model, "_compile_loss", None), "_user_loss_weights", None)
+
+
+def compute_training_loss(model, x, y, y_pred, sample_weight):
+    """The model's training loss of one batch, computed as `train_step` computes it.
+
+    Private: `Trainer._compute_loss`, the wrapper that passes `training=True` to a
+    `compute_loss` override that accepts it (and leaves it out for an older
+    signature); the public `compute_loss` cannot be called that way for both.
+    """
+    compute = getattr(model, "_compute_loss", None)
+    if compute is None:  # pragma: no cover - older Keras
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+    return compute(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+
+
+# --- the layers a subclassed model holds (used by diagnostics) ------------------------------
+
+__all__ += ["child_layers"]
+
+
+def child_layers(layer):
+    """The layers tracked directly by `layer` (its attributes), in tracking order.
+
+    Private: `Layer._flatten_layers(recursive=False)`; a plain `keras.layers.Layer`
+    has no public list of its sublayers (`Model.layers` exists for models only).
+    """
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+# --- the batch counter of an accumulating optimizer (used by the LR finder) -----------------
+
+__all__ += ["batch_iterations"]
+
+
+def batch_iterations(optimizer):
+    """The number of batches the optimizer has seen, as an int.
+
+    Private: `optimizer._iterations`. With `gradient_accumulation_steps` the public
+    `iterations` counts updates (batches // steps), while a `LearningRateSchedule`
+    is evaluated at this batch counter.
+    """
+    return int(keras.ops.convert_to_numpy(inner_optimizer(optimizer)._iterations))

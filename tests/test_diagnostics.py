@@ -200,8 +200,120 @@ def _optimizer(optimizer, n=3):
     return lambda: _dense_stack(n=n, optimizer=optimizer)
 
 
+def _conv(activation="relu", initializer="he_normal", layer=L.Conv2D, **kwargs):
+    """A small image model: one convolution of `layer`, then a softmax head."""
+    init_args = {"kernel_initializer": initializer}
+    if layer is L.SeparableConv2D:
+        init_args = {"depthwise_initializer": initializer, "pointwise_initializer": initializer}
+    elif layer is L.DepthwiseConv2D:
+        init_args = {"depthwise_initializer": initializer}
+    args = () if layer is L.DepthwiseConv2D else (4,)
+    return lambda: keras.Sequential([
+        keras.Input((8, 8, 3)),
+        layer(*args, 3, activation=activation, **init_args, **kwargs),
+        L.GlobalAveragePooling2D(),
+        L.Dense(3, activation="softmax"),
+    ])
+
+
+def _conv_selu(dropout):
+    return lambda: keras.Sequential([
+        keras.Input((8, 8, 3)),
+        L.Conv2D(4, 3, activation="selu", kernel_initializer="lecun_normal"),
+        dropout(0.1),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ])
+
+
+def _conv_bn(order="bn_then_activation", use_bias=False):
+    """Conv2D + BatchNormalization + ReLU in either order."""
+    def build():
+        inputs = keras.Input((8, 8, 3))
+        if order == "bn_then_activation":
+            x = L.Conv2D(4, 3, use_bias=use_bias, kernel_initializer="he_normal")(inputs)
+            x = L.ReLU()(L.BatchNormalization()(x))
+        else:
+            x = L.Conv2D(4, 3, activation="relu", kernel_initializer="he_normal")(inputs)
+            x = L.BatchNormalization()(x)
+        return keras.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(x)))
+
+    return build
+
+
+def _recurrent(layer, hidden="elu", initializer="he_normal", n_recurrent=1):
+    """Recurrent layer(s) on sequences of 5 steps, then Dense layers with `hidden`."""
+    def build():
+        layers = [keras.Input((5, 3))]
+        for i in range(n_recurrent):
+            layers.append(layer(return_sequences=i < n_recurrent - 1))
+        layers += [L.Dense(8, activation=hidden, kernel_initializer=initializer)
+                   for _ in range(5)]
+        layers.append(L.Dense(3, activation="softmax"))
+        return keras.Sequential(layers)
+
+    return build
+
+
+class DenseBlock(L.Layer):
+    """A block of a subclassed model: Dense -> BatchNormalization -> activation."""
+
+    def __init__(self, units, activation="relu", initializer="he_normal", use_bias=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.dense = L.Dense(units, use_bias=use_bias, kernel_initializer=initializer)
+        self.norm = L.BatchNormalization()
+        self.activation = L.Activation(activation)
+
+    def call(self, x, training=None):
+        return self.activation(self.norm(self.dense(x), training=training))
+
+
+class BlockNet(keras.Model):
+    """Two blocks and a softmax head, or (`selu_dropout`) a SELU stack with dropout."""
+
+    def __init__(self, initializer="he_normal", use_bias=False, selu_dropout=None):
+        super().__init__()
+        if selu_dropout is None:
+            self.blocks = [DenseBlock(16, initializer=initializer, use_bias=use_bias)
+                           for _ in range(2)]
+        else:
+            self.blocks = [L.Dense(16, activation="selu", kernel_initializer="lecun_normal"),
+                           selu_dropout(0.1)]
+        self.head = L.Dense(3, activation="softmax")
+
+    def call(self, x, training=None):
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.head(x)
+
+
+def _subclassed(**kwargs):
+    def build():
+        model = BlockNet(**kwargs)
+        model(np.zeros((1, 8), "float32"))  # build the layers
+        return model
+
+    return build
+
+
+def _with_callbacks(optimizer, *callbacks):
+    """A (model, diagnose kwargs) case: the model compiled with `optimizer`."""
+    return lambda: (_dense_stack(optimizer=optimizer), {"callbacks": list(callbacks)})
+
+
 STATIC_CASES = [
-    # rule, model that triggers it, model that does not
+    # rule, model (or (model, diagnose kwargs)) that triggers it, one that does not
+    ("initializer_mismatch", _conv("relu", "glorot_uniform"), _conv("relu", "he_normal")),
+    ("initializer_mismatch", _conv("selu", "he_normal"), _conv("selu", "lecun_normal")),
+    ("initializer_mismatch", _conv("relu", "glorot_uniform", L.SeparableConv2D),
+     _conv("relu", "he_normal", L.SeparableConv2D)),
+    ("initializer_mismatch", _conv("elu", "glorot_uniform", L.DepthwiseConv2D),
+     _conv("elu", "he_normal", L.DepthwiseConv2D)),
+    ("initializer_mismatch", _recurrent(lambda **kw: L.LSTM(8, activation="relu", **kw)),
+     _recurrent(lambda **kw: L.LSTM(8, activation="relu", kernel_initializer="he_normal",
+                                    **kw))),
+    ("initializer_mismatch", _subclassed(initializer="glorot_uniform"), _subclassed()),
     ("initializer_mismatch", _relu_glorot, _relu_he),
     ("initializer_mismatch", _bn_then_relu_glorot, _elu_with(L.BatchNormalization)),
     ("initializer_mismatch", _selu_he, _selu_lecun),
@@ -236,6 +348,31 @@ STATIC_CASES = [
      lambda: _transfer_model(training_false=True)),
     ("pretrained_base_training_mode", lambda: _transfer_model(training_false=False),
      lambda: _transfer_model(training_false=False, batch_norm=False)),
+    # Convolutional, recurrent and subclassed models.
+    ("bias_before_batch_normalization", _conv_bn(use_bias=True), _conv_bn(use_bias=False)),
+    ("bias_before_batch_normalization", _subclassed(use_bias=True), _subclassed()),
+    ("batch_normalization_after_activation", _conv_bn("activation_then_bn"), _conv_bn()),
+    ("selu_with_recurrent_layer", _recurrent(lambda **kw: L.GRU(8, **kw), "selu", "lecun_normal"),
+     _recurrent(lambda **kw: L.GRU(8, **kw), "elu", "he_normal")),
+    ("selu_with_recurrent_layer",
+     _recurrent(lambda **kw: L.Bidirectional(L.SimpleRNN(8, activation="selu",
+                                                          kernel_initializer="lecun_normal",
+                                                          **kw))),
+     _recurrent(lambda **kw: L.Bidirectional(L.SimpleRNN(8, **kw)))),
+    ("selu_with_dropout", _subclassed(selu_dropout=L.Dropout),
+     _subclassed(selu_dropout=L.AlphaDropout)),
+    ("selu_with_dropout", _conv_selu(L.SpatialDropout2D), _conv_selu(L.AlphaDropout)),
+    ("saturating_activation_in_deep_network", _deep("tanh", "glorot_uniform", 6),
+     _recurrent(lambda **kw: L.LSTM(8, **kw), n_recurrent=3)),  # the tanh inside LSTMs
+    ("schedule_with_learning_rate_callback",
+     _with_callbacks(keras.optimizers.Adam(OneCycle(1e-2, 100)),
+                     keras.callbacks.ReduceLROnPlateau()),
+     _with_callbacks(keras.optimizers.Adam(1e-2), keras.callbacks.ReduceLROnPlateau())),
+    ("schedule_with_learning_rate_callback",
+     _with_callbacks(keras.optimizers.SGD(OneCycle(1e-2, 100)),
+                     keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr)),
+     _with_callbacks(keras.optimizers.SGD(OneCycle(1e-2, 100)),
+                     keras.callbacks.EarlyStopping())),
 ]
 
 
@@ -243,13 +380,19 @@ STATIC_CASES = [
     "rule, bad, good", STATIC_CASES, ids=[f"{case[0]}-{i}" for i, case in enumerate(STATIC_CASES)]
 )
 def test_static_rule(rule, bad, good):
-    bad_report = diagnose(bad())
+    bad_report = _static_diagnosis(bad)
     findings = bad_report.by_rule(rule)
     assert findings, str(bad_report)
     for finding in findings:
         assert finding.severity == STATIC_RULES[rule][0]
         assert finding.why and finding.fix and finding.message
-    assert rule not in diagnose(good()).rules
+    assert rule not in _static_diagnosis(good).rules
+
+
+def _static_diagnosis(factory):
+    built = factory()
+    model, kwargs = built if isinstance(built, tuple) else (built, {})
+    return diagnose(model, **kwargs)
 
 
 def test_every_static_rule_is_tested():
@@ -485,12 +628,66 @@ def test_loss_not_falling_when_it_diverges():
     assert max(report.losses) > 100 * report.losses[0]
 
 
+def _nan_inputs():
+    x, y = _data()
+    x[::7, 2] = np.nan
+    return x, y
+
+
+def _case(model_factory, data=_data, **kwargs):
+    """A dynamic case: builds `(model, x, y, diagnose kwargs)` when called."""
+    def build():
+        x, y = data()
+        return model_factory(), x, y, {"seed": 0, "num_steps": 0, **kwargs}
+
+    return build
+
+
+DYNAMIC_CASES = [
+    # rule, (model, data) that triggers it, one that does not
+    ("nan_or_inf", _case(lambda: _compiled(_relu_he()), _nan_inputs),
+     _case(lambda: _compiled(_relu_he()))),
+    ("exploding_gradients",
+     _case(lambda: _compiled(_dense_stack(
+         "relu", keras.initializers.RandomNormal(stddev=10.0, seed=0), n=5, units=64))),
+     _case(lambda: _compiled(_dense_stack("relu", "he_normal", n=5, units=64)))),
+    ("vanishing_gradients",
+     _case(lambda: _compiled(_dense_stack("sigmoid", "glorot_uniform", n=10, units=32))),
+     _case(lambda: _compiled(_dense_stack("elu", "he_normal", n=10, units=32)))),
+    ("dying_relu",
+     _case(lambda: _compiled(_dense_stack(
+         "relu", keras.initializers.RandomUniform(-1.0, 0.0, seed=0))),
+         lambda: (np.abs(_data()[0]), _data()[1])),
+     _case(lambda: _compiled(_relu_he()), lambda: (np.abs(_data()[0]), _data()[1]))),
+    ("unnormalized_inputs",
+     _case(lambda: _compiled(_relu_he()), lambda: (np.abs(_data()[0]) * 255.0, _data()[1])),
+     _case(lambda: _compiled(_relu_he()))),
+    ("unstable_batch_normalization", _case(_recipe_default_block_model, batch_size=4),
+     _case(_recipe_default_block_model, batch_size=32)),
+    ("loss_not_falling",
+     _case(lambda: _dense_stack(optimizer=keras.optimizers.Adam(1e-8)), num_steps=20),
+     _case(lambda: _dense_stack(optimizer=keras.optimizers.Adam(1e-2)), num_steps=20)),
+]
+
+
+@pytest.mark.parametrize(
+    "rule, bad, good", DYNAMIC_CASES,
+    ids=[f"{case[0]}-{i}" for i, case in enumerate(DYNAMIC_CASES)],
+)
+def test_dynamic_rule(rule, bad, good):
+    model, x, y, kwargs = bad()
+    bad_report = diagnose(model, x, y, **kwargs)
+    findings = bad_report.by_rule(rule)
+    assert findings, str(bad_report)
+    for finding in findings:
+        assert finding.severity == DYNAMIC_RULES[rule][0]
+        assert finding.why and finding.fix and finding.message
+    model, x, y, kwargs = good()
+    assert rule not in diagnose(model, x, y, **kwargs).rules
+
+
 def test_every_dynamic_rule_is_covered():
-    covered = {
-        "nan_or_inf", "exploding_gradients", "vanishing_gradients", "dying_relu",
-        "unnormalized_inputs", "unstable_batch_normalization", "loss_not_falling",
-    }
-    assert covered == set(DYNAMIC_RULES)
+    assert {case[0] for case in DYNAMIC_CASES} == set(DYNAMIC_RULES)
 
 
 @pytest.mark.parametrize(
@@ -612,6 +809,88 @@ def test_subclassed_model_gets_gradients_only():
     assert all(s.gradient_norm > 0 for s in report.layers)
 
 
+def test_the_schedule_and_callback_rule_names_a_real_failure():
+    """What `schedule_with_learning_rate_callback` predicts: fit raises with the schedule."""
+    x, y = _data(n=32)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, min_delta=1e9)
+    scheduled = _dense_stack(optimizer=keras.optimizers.Adam(OneCycle(1e-2, 100)))
+    report = diagnose(scheduled, callbacks=[plateau])
+    finding = report.by_rule("schedule_with_learning_rate_callback")[0]
+    assert finding.evidence == {"callback": "ReduceLROnPlateau", "schedule": "OneCycle"}
+    with pytest.raises(TypeError):
+        scheduled.fit(x, y, epochs=2, verbose=0, callbacks=[plateau])
+    constant = _dense_stack(optimizer=keras.optimizers.Adam(1e-2))
+    assert "schedule_with_learning_rate_callback" not in diagnose(
+        constant, callbacks=keras.callbacks.CallbackList([plateau])).rules
+    constant.fit(x, y, epochs=2, verbose=0, callbacks=[plateau])
+
+
+def test_convolutional_model_is_measured():
+    x, y = _data()
+    images = np.abs(x).reshape(-1, 2, 4, 1)
+    model = keras.Sequential([
+        keras.Input((2, 4, 1)),
+        L.Conv2D(8, 2, activation="relu",
+                 kernel_initializer=keras.initializers.RandomUniform(-1.0, 0.0, seed=0)),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ])
+    report = diagnose(_compiled(model), images, y, seed=0, num_steps=0)
+    assert [f.layer for f in report.by_rule("dying_relu")] == [model.layers[0].name]
+    assert report.layers[0].dead_fraction == 1.0  # every channel
+    healthy = keras.Sequential([keras.Input((2, 4, 1)),
+                                L.Conv2D(8, 2, activation="relu", kernel_initializer="he_normal"),
+                                L.Flatten(), L.Dense(3, activation="softmax")])
+    assert "dying_relu" not in diagnose(_compiled(healthy), images, y, seed=0,
+                                        num_steps=0).rules
+
+
+def test_recurrent_layers_get_gradient_statistics():
+    x, y = _data()
+    model = _compiled(_recurrent(lambda **kw: L.GRU(8, **kw))())
+    report = diagnose(model, x.reshape(-1, 8, 1)[:, :5].repeat(3, axis=2), y, seed=0,
+                      num_steps=0)
+    gru = next(s for s in report.layers if s.layer == model.layers[0].name)
+    assert gru.gradient_norm > 0 and gru.activation is None
+    assert report.gradient_norm_ratio is not None
+
+
+def test_subclassed_model_layers_inside_blocks_are_seen():
+    x, y = _data()
+    model = _subclassed(initializer="glorot_uniform")()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    report = diagnose(model, x, y, seed=0, num_steps=0)
+    dense = [block.dense.name for block in model.blocks]
+    assert [f.layer for f in report.by_rule("initializer_mismatch")] == dense
+    measured = [s.layer for s in report.layers]
+    assert measured == [*dense, model.head.name]
+    assert all(s.gradient_norm > 0 for s in report.layers)
+
+
+@pytest.mark.parametrize("feature", ["mixed_bfloat16", "use_ema", "gradient_accumulation_steps"])
+def test_works_with_mixed_precision_ema_and_gradient_accumulation(feature):
+    x, y = _data(n=64)
+    optimizer = keras.optimizers.Adam(
+        1e-2, use_ema=feature == "use_ema",
+        gradient_accumulation_steps=2 if feature == "gradient_accumulation_steps" else None)
+    if feature == "mixed_bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _recipe_default_block_model(optimizer=optimizer, dropout_seed=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    before = [v.numpy().copy() for v in model.variables]
+    report = diagnose(model, x, y, seed=0, num_steps=8)
+    assert report.findings == [], str(report)
+    assert all(math.isfinite(s.std) for s in report.layers)
+    assert all(s.gradient_norm > 0 for s in report.layers if s.gradient_norm is not None)
+    assert report.input_statistics is not None and len(report.losses) == 8
+    for value, variable in zip(before, model.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
+    # With accumulation `iterations` is computed (updates = batches // steps), not a variable.
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
 def test_finding_and_report_objects():
     finding = Finding("dying_relu", "warning", "dense", "msg", "why", "fix", {"a": 1})
     assert finding.to_dict()["evidence"] == {"a": 1}
@@ -651,6 +930,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=re.escape(
             "Argument `y` must be as many samples as `x` (128). Received: y='<5 samples>'")):
         diagnose(model, x, y[:5])
+    with pytest.raises(TypeError, match=re.escape(
+            "Argument `callbacks` must be a list of keras.callbacks.Callback (the callbacks "
+            "passed to `fit`) or None. Received: callbacks='plateau'")):
+        diagnose(model, callbacks="plateau")
 
 
 def test_static_lint_of_an_unbuilt_sequential_model():

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_recipes._keras_internals import learning_rate_object
 from keras_recipes.lr_finder import (
     LRFinderResult,
     find_learning_rate,
@@ -123,6 +124,65 @@ def test_smooth_losses_matches_the_debiased_recurrence():
     np.testing.assert_array_equal(smooth_losses(losses, smoothing=0.0), losses)
     # A constant curve stays constant (the debiasing removes the pull towards 0).
     np.testing.assert_allclose(smooth_losses([3.0] * 50), 3.0, rtol=1e-12)
+
+
+def test_the_range_test_smooths_with_smooth_losses():
+    """One smoothing: the curve the run stops on is `smooth_losses` of its raw losses."""
+    x, y = _regression_data()
+    result = find_learning_rate(_linear_model(keras.optimizers.SGD(0.01)), x, y,
+                                num_steps=20, smoothing=0.9, seed=0)
+    np.testing.assert_array_equal(result.smoothed_losses,
+                                  smooth_losses(result.losses, smoothing=0.9))
+
+
+@pytest.mark.parametrize("accumulation", [None, 2, 3])
+def test_steps_are_optimizer_updates_under_gradient_accumulation(accumulation):
+    """Golden values: loss (w - 1)^2 from w = 0, SGD with the ramp's rate per update.
+
+    Every batch is the same, so the accumulated gradient is that of one batch, and
+    the batches of a window all see the weights of the last update.
+    """
+    x = np.ones((8, 1), "float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(gradient_accumulation_steps=accumulation), "mse")
+    result = find_learning_rate(model, x, x, min_learning_rate=1e-2, max_learning_rate=0.5,
+                                num_steps=6, batch_size=4, divergence_factor=None)
+    lrs = ramp_learning_rates(1e-2, 0.5, 6)
+    w, expected = 0.0, []
+    for lr in lrs:
+        expected.append((w - 1.0) ** 2)
+        w -= lr * 2.0 * (w - 1.0)
+    np.testing.assert_allclose(result.learning_rates, lrs)
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+    assert float(model.layers[0].kernel.numpy()[0, 0]) == 0.0  # restored
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+def test_exponential_moving_average_is_restored():
+    x, y = _regression_data()
+    model = _linear_model(keras.optimizers.Adam(1e-3, use_ema=True))
+    find_learning_rate(model, x, y, num_steps=5)  # builds the optimizer, EMA included
+    before = [v.numpy().copy() for v in model.optimizer.variables]
+    assert any("average" in v.path for v in model.optimizer.variables)
+    find_learning_rate(model, x, y, num_steps=10, seed=0)
+    for value, variable in zip(before, model.optimizer.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
+
+
+def test_works_under_a_mixed_bfloat16_policy():
+    x, y = _regression_data()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = _linear_model(keras.optimizers.SGD(0.01))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    before = [v.numpy().copy() for v in model.variables]
+    result = find_learning_rate(model, x, y, num_steps=10, seed=0)
+    assert np.all(np.isfinite(result.losses)) and result.suggestion > 0
+    for value, variable in zip(before, model.variables):
+        np.testing.assert_array_equal(value, variable.numpy())
 
 
 def _valley_curve():
@@ -298,11 +358,11 @@ def test_future_training_is_identical_to_never_running_the_finder(optimizer):
         ([w.numpy() for w in model_a.variables], [], []),
         ([w.numpy() for w in model_b.variables], [], []),
     )
-    lr_object = model_a.optimizer._learning_rate if optimizer != "loss_scale" else None
+    lr_object = learning_rate_object(model_a.optimizer) if optimizer != "loss_scale" else None
     result = find_learning_rate(model_a, x, y, num_steps=20, batch_size=16, seed=1)
     assert len(result.losses) >= 5
     if lr_object is not None:
-        assert model_a.optimizer._learning_rate is lr_object
+        assert learning_rate_object(model_a.optimizer) is lr_object
     assert int(model_a.optimizer.iterations.numpy()) == 0
     for model in (model_a, model_b):
         model.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
@@ -343,12 +403,12 @@ def test_state_after_training_is_restored_bit_for_bit():
     model.evaluate(x, y, verbose=0)  # non-zero metric state
     before = _state(model)
     train_function = model.train_function
-    schedule = model.optimizer._learning_rate
+    schedule = learning_rate_object(model.optimizer)
     lr_before = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     find_learning_rate(model, x, y, num_steps=30, batch_size=16, seed=0)
     _assert_same_state(before, _state(model))
     assert model.train_function is train_function
-    assert model.optimizer._learning_rate is schedule
+    assert learning_rate_object(model.optimizer) is schedule
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == lr_before
     assert int(model.optimizer.iterations.numpy()) == 12
 
@@ -362,14 +422,14 @@ def test_restores_everything_when_the_run_raises_mid_way(error):
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     twin.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     before = _state(model)
-    learning_rate = model.optimizer._learning_rate
+    learning_rate = learning_rate_object(model.optimizer)
     train_function = model.train_function
     bomb.calls, bomb.at = 0, 6
     with pytest.raises(type(error)):
         find_learning_rate(model, x, y, num_steps=20, batch_size=16, seed=0)
     assert bomb.calls == 6  # it really failed in the middle of the run
     _assert_same_state(before, _state(model))
-    assert model.optimizer._learning_rate is learning_rate
+    assert learning_rate_object(model.optimizer) is learning_rate
     assert model.train_function is train_function
     model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     twin.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
@@ -485,17 +545,21 @@ def test_plot_marks_the_suggestion():
 
 def test_matplotlib_is_optional_and_imported_lazily(monkeypatch):
     import ast
+    import pathlib
 
-    import keras_recipes.lr_finder as module
+    import keras_recipes.lr_finder as package
 
-    tree = ast.parse(open(module.__file__).read())
-    top_level = [
-        alias.name
-        for node in tree.body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    ] + [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
-    assert not any("matplotlib" in (name or "") for name in top_level)
+    modules = sorted(pathlib.Path(package.__file__).parent.glob("*.py"))
+    assert len(modules) >= 4  # the package and its modules
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        top_level = [
+            alias.name
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ] + [node.module for node in tree.body if isinstance(node, ast.ImportFrom)]
+        assert not any("matplotlib" in (name or "") for name in top_level), module
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     lrs, losses = _valley_curve()

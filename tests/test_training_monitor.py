@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recipes import diagnostics
 from keras_recipes.callbacks import TrainingMonitor, TrainingMonitorWarning
+from keras_recipes.diagnostics import symptoms
+from keras_recipes.diagnostics._measure import measure
 
 L = keras.layers
 
@@ -72,7 +73,8 @@ def test_logged_values_equal_what_diagnose_measures():
     model = _model()
     monitor = TrainingMonitor(x[:64], y[:64], seed=0)
     history = _fit(model, monitor)
-    stats, ratio, _, _, _ = diagnostics.measure(model, monitor._batches)
+    measurement = measure(model, monitor._batches)
+    stats, ratio = measurement.layers, measurement.gradient_norm_ratio
     for s in stats:
         assert history.history[f"monitor_{s.layer}_std"][-1] == pytest.approx(s.std, rel=1e-6)
         assert history.history[f"monitor_{s.layer}_gradient_norm"][-1] == pytest.approx(
@@ -136,13 +138,24 @@ def test_warns_as_soon_as_a_layer_dies():
     assert len(died) == 3
     assert all(m.startswith("TrainingMonitor, epoch 1: layer") for m in died)
     assert "He initialization" in died[0]
+    assert symptoms.DYING_RELU.fix in died[0]  # the fix text of diagnose's symptom table
 
 
 def test_warns_when_gradients_explode():
     x, y = _data()
     model = _model(initializer=keras.initializers.RandomNormal(stddev=10.0, seed=0))
-    with pytest.warns(TrainingMonitorWarning, match=re.escape("gradients explode")):
+    with pytest.warns(TrainingMonitorWarning, match=re.escape("gradients explode")) as record:
         _fit(model, TrainingMonitor(x[:64], y[:64]), epochs=1)
+    exploding = [str(w.message) for w in record if "gradients explode" in str(w.message)]
+    assert all(symptoms.EXPLODING_GRADIENTS.fix in m for m in exploding)
+
+
+def test_thresholds_default_to_those_of_diagnose():
+    x, y = _data()
+    monitor = TrainingMonitor(x[:32], y[:32])
+    assert monitor.dead_fraction_threshold == symptoms.DEAD_FRACTION_THRESHOLD
+    assert monitor.gradient_norm_threshold == symptoms.EXPLODING_GRADIENT_NORM
+    assert monitor.gradient_ratio_threshold == symptoms.EXPLODING_GRADIENT_RATIO
 
 
 def test_healthy_training_does_not_warn():

@@ -8,8 +8,11 @@ import warnings
 
 import keras
 
+from keras_recipes import _batches
 from keras_recipes import _validation as v
-from keras_recipes import diagnostics as d
+from keras_recipes.diagnostics import symptoms
+from keras_recipes.diagnostics._graph import LayerGraph
+from keras_recipes.diagnostics._measure import measure
 
 __all__ = ["TrainingMonitor", "TrainingMonitorWarning"]
 
@@ -115,9 +118,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         num_batches=2,
         log_dir=None,
         log_layers=True,
-        dead_fraction_threshold=d.DEAD_FRACTION_THRESHOLD,
-        gradient_norm_threshold=d.EXPLODING_GRADIENT_NORM,
-        gradient_ratio_threshold=d.EXPLODING_GRADIENT_RATIO,
+        dead_fraction_threshold=symptoms.DEAD_FRACTION_THRESHOLD,
+        gradient_norm_threshold=symptoms.EXPLODING_GRADIENT_NORM,
+        gradient_ratio_threshold=symptoms.EXPLODING_GRADIENT_RATIO,
         seed=None,
         verbose=0,
     ):
@@ -142,7 +145,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if (seed is not None and not isinstance(seed, int)) or isinstance(seed, bool):
             v.fail("seed", seed, "an integer or None", error=TypeError)
         self.verbose = v.check_int("verbose", verbose, min_value=0, max_value=2)
-        self._batches = d._collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
+        self._batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
         self.records = []
         self._warned = set()
         self._graph = None
@@ -158,9 +161,11 @@ class TrainingMonitor(keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs:
             return
         if self._graph is None:
-            self._graph = d._Graph(self.model)
+            self._graph = LayerGraph(self.model)
             self._cache = {}
-        stats, ratio, _, losses, _ = d.measure(self.model, self._batches, self._graph, self._cache)
+        measurement = measure(self.model, self._batches, self._graph, self._cache)
+        stats, ratio = measurement.layers, measurement.gradient_norm_ratio
+        losses = measurement.initial_losses
         values = self._summary(stats, ratio)
         layer_values = {
             (s.layer, name): getattr(s, name)
@@ -245,38 +250,33 @@ class TrainingMonitor(keras.callbacks.Callback):
         warnings.warn(message, TrainingMonitorWarning, stacklevel=3)
 
     def _warn(self, epoch, stats, ratio):
-        for s in stats:
-            if s.dead_fraction is not None and s.dead_fraction >= self.dead_fraction_threshold:
-                self._warn_once(
-                    ("dead", s.layer),
-                    f"TrainingMonitor, epoch {epoch + 1}: layer '{s.layer}' died: "
-                    f"{s.dead_fraction:.0%} of its ReLU units output 0 for every probe sample. "
-                    "Dead units get no gradient and never recover. Fix: He initialization, "
-                    "a leaky activation (LeakyReLU/ELU/SELU), BatchNormalization before the "
-                    "activation, or a lower learning rate.",
-                )
-            if s.nonfinite:
-                self._warn_once(
-                    ("nonfinite", s.layer),
-                    f"TrainingMonitor, epoch {epoch + 1}: NaN/Inf in the outputs or gradients "
-                    f"of layer '{s.layer}'. Fix: lower the learning rate, clip gradients "
-                    "(clipnorm=1.0), check the inputs for NaN/Inf.",
-                )
-            norm = s.gradient_norm
-            limit = self.gradient_norm_threshold
-            if norm is not None and (not math.isfinite(norm) or norm > limit):
-                self._warn_once(
-                    ("exploding", s.layer),
-                    f"TrainingMonitor, epoch {epoch + 1}: gradients explode at layer "
-                    f"'{s.layer}' (gradient norm {norm:.3g} > {self.gradient_norm_threshold:g}). "
-                    "Fix: clip gradients (clipnorm=1.0), lower the learning rate, He/LeCun "
-                    "initialization, BatchNormalization.",
-                )
+        # The detectors, thresholds' defaults and texts of diagnose's symptom table.
+        prefix = f"TrainingMonitor, epoch {epoch + 1}:"
+        dead, nonfinite = symptoms.DYING_RELU, symptoms.NAN_OR_INF
+        exploding = symptoms.EXPLODING_GRADIENTS
+        for s in symptoms.dead_layers(stats, self.dead_fraction_threshold):
+            self._warn_once(
+                ("dead", s.layer),
+                f"{prefix} layer '{s.layer}' died: {s.dead_fraction:.0%} of its ReLU units "
+                f"output 0 for every probe sample. {dead.why} Fix: {dead.fix}",
+            )
+        for s in symptoms.nonfinite_layers(stats):
+            self._warn_once(
+                ("nonfinite", s.layer),
+                f"{prefix} NaN/Inf in the outputs or gradients of layer '{s.layer}'. "
+                f"{nonfinite.why} Fix: {nonfinite.fix}",
+            )
+        for s in symptoms.exploding_layers(stats, self.gradient_norm_threshold):
+            self._warn_once(
+                ("exploding", s.layer),
+                f"{prefix} gradients explode at layer '{s.layer}' (gradient norm "
+                f"{s.gradient_norm:.3g} > {self.gradient_norm_threshold:g}). "
+                f"{exploding.why} Fix: {exploding.fix}",
+            )
         if ratio is not None and ratio > self.gradient_ratio_threshold:
             self._warn_once(
                 ("exploding", "<ratio>"),
-                f"TrainingMonitor, epoch {epoch + 1}: gradients explode towards the lower "
-                f"layers (RMS gradient ratio first/last {ratio:.3g} > "
-                f"{self.gradient_ratio_threshold:g}). Fix: clip gradients (clipnorm=1.0), "
-                "He/LeCun initialization, BatchNormalization.",
+                f"{prefix} gradients explode towards the lower layers (RMS gradient ratio "
+                f"first/last {ratio:.3g} > {self.gradient_ratio_threshold:g}). "
+                f"{exploding.why} Fix: {exploding.fix}",
             )

@@ -1,0 +1,164 @@
+"""Batches of `(x, y, sample_weight)` from arrays, a `tf.data.Dataset` or a `PyDataset`.
+
+The one place that turns the data a user passes to `find_learning_rate`, `diagnose`
+or `TrainingMonitor` into batches, with the argument checks and their messages.
+Arrays are shuffled by a private generator (the global numpy state is not touched)
+and only full batches are used (one shape, one trace); datasets are cycled.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_recipes import _validation as v
+
+__all__ = ["batch_size_of", "batches", "collect_batches"]
+
+
+def batches(x, y, sample_weight, batch_size, shuffle, seed):
+    """One endless iterator of `(x, y, sample_weight)` batches for arrays or datasets.
+
+    Raises:
+        TypeError: if `x` is neither arrays nor a dataset.
+        ValueError: if `y` or `sample_weight` is given with a dataset, or the
+            arrays are empty or of different lengths.
+    """
+    if _is_tf_dataset(x) or _is_py_dataset(x):
+        for name, value in (("y", y), ("sample_weight", sample_weight)):
+            if value is not None:
+                v.fail(
+                    name,
+                    "<array>",
+                    "None when `x` is a dataset",
+                    hint="(the dataset yields its own targets and weights)",
+                )
+        if _is_tf_dataset(x):
+            return _dataset_batches(x)
+        return _py_dataset_batches(x)
+    if x is None or isinstance(x, (str, bytes)) or not all(
+        _is_array(leaf) for leaf in keras.tree.flatten(x)
+    ):
+        v.fail(
+            "x",
+            x,
+            "a numpy array (or a list/dict of arrays), a tf.data.Dataset or a "
+            "keras.utils.PyDataset",
+            error=TypeError,
+        )
+    return _array_batches(x, y, sample_weight, batch_size, shuffle, seed)
+
+
+def collect_batches(x, y, sample_weight, batch_size, num_batches, seed):
+    """A fixed list of `num_batches` shuffled batches (a dataset shorter than that
+    is cycled, so a batch may appear more than once)."""
+    iterator = batches(x, y, sample_weight, batch_size, True, seed)
+    return [next(iterator) for _ in range(num_batches)]
+
+
+def batch_size_of(batch):
+    """The number of samples in an `(x, y, sample_weight)` batch, or None."""
+    leaves = keras.tree.flatten(batch[0])
+    return int(np.shape(leaves[0])[0]) if leaves else None
+
+
+def _is_tf_dataset(x):
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def _is_py_dataset(x):
+    return isinstance(x, keras.utils.PyDataset)
+
+
+def _is_array(x):
+    return hasattr(x, "__array__") or isinstance(x, (list, np.ndarray))
+
+
+def _num_samples(name, data):
+    leaves = keras.tree.flatten(data)
+    if not leaves:
+        v.fail(name, data, "a non-empty array (or structure of arrays)")
+    lengths = set()
+    for leaf in leaves:
+        shape = np.shape(leaf)
+        if not shape:
+            v.fail(name, leaf, "arrays with a batch dimension, not a scalar")
+        lengths.add(int(shape[0]))
+    if len(lengths) > 1:
+        v.fail(name, f"<arrays of lengths {sorted(lengths)}>", "arrays of one common length")
+    return lengths.pop()
+
+
+def _array_batches(x, y, sample_weight, batch_size, shuffle, seed):
+    """Yields (x, y, sample_weight) batches forever, reshuffled at every pass."""
+    x = keras.tree.map_structure(np.asarray, x)
+    y = None if y is None else keras.tree.map_structure(np.asarray, y)
+    sample_weight = None if sample_weight is None else np.asarray(sample_weight)
+    n = _num_samples("x", x)
+    if n == 0:
+        v.fail("x", "<0 samples>", "at least one sample")
+    if y is not None and _num_samples("y", y) != n:
+        v.fail("y", f"<{_num_samples('y', y)} samples>", f"as many samples as `x` ({n})")
+    if sample_weight is not None and len(sample_weight) != n:
+        v.fail(
+            "sample_weight",
+            f"<{len(sample_weight)} samples>",
+            f"as many samples as `x` ({n})",
+        )
+    size = min(batch_size, n)
+    num_batches = n // size  # full batches only: one shape, one trace
+    rng = np.random.default_rng(seed)
+
+    def take(data, index):
+        if data is None:
+            return None
+        return keras.tree.map_structure(lambda a: a[index], data)
+
+    while True:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for b in range(num_batches):
+            index = order[b * size : (b + 1) * size]
+            yield take(x, index), take(y, index), take(sample_weight, index)
+
+
+def _dataset_batches(dataset):
+    """Yields (x, y, sample_weight) batches of a re-iterable dataset, cycling.
+
+    On JAX and PyTorch the TensorFlow tensors are converted to numpy arrays,
+    as Keras's own data adapter does for those backends.
+    """
+    convert = keras.backend.backend() != "tensorflow"
+    while True:
+        produced = False
+        for element in dataset:
+            produced = True
+            if convert:
+                element = keras.tree.map_structure(_tf_to_numpy, element)
+            yield keras.utils.unpack_x_y_sample_weight(_as_tuple(element))
+        if not produced:
+            v.fail("x", dataset, "a dataset that yields at least one batch")
+
+
+def _py_dataset_batches(dataset):
+    while True:
+        num_batches = dataset.num_batches
+        if num_batches is None:  # infinite PyDataset
+            index = 0
+            while True:
+                yield keras.utils.unpack_x_y_sample_weight(_as_tuple(dataset[index]))
+                index += 1
+        if num_batches == 0:
+            v.fail("x", dataset, "a dataset that yields at least one batch")
+        for index in range(num_batches):
+            yield keras.utils.unpack_x_y_sample_weight(_as_tuple(dataset[index]))
+        dataset.on_epoch_end()
+
+
+def _tf_to_numpy(value):
+    if value is None or not type(value).__module__.startswith("tensorflow"):
+        return value
+    return value.numpy()
+
+
+def _as_tuple(element):
+    return tuple(element) if isinstance(element, list) else element

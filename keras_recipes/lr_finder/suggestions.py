@@ -1,0 +1,225 @@
+"""The suggestion rules of the learning-rate range test, and the loss smoothing.
+
+`valley`, `minimum` and `steepest` follow fastai's `lr_find` and are pure functions
+of the recorded curve; `smooth_losses` (and `LossSmoother`, its step-by-step form
+that the range test uses to stop early) is the debiased exponential moving average
+both the suggestions and the early stop read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_recipes import _validation as v
+
+__all__ = [
+    "SUGGESTION_METHODS",
+    "LossSmoother",
+    "minimum",
+    "smooth_losses",
+    "steepest",
+    "valley",
+]
+
+SUGGESTION_METHODS = ("valley", "minimum", "steepest")
+
+
+def _curve(learning_rates, losses, fn_name):
+    """Validates a recorded curve; returns the finite points as float64 arrays."""
+    try:
+        lrs = np.asarray(learning_rates, dtype="float64").reshape(-1)
+        values = np.asarray(losses, dtype="float64").reshape(-1)
+    except (TypeError, ValueError):
+        v.fail(
+            "learning_rates",
+            learning_rates,
+            f"a 1-D sequence of numbers (and `losses` too) for `{fn_name}`",
+            error=TypeError,
+        )
+    if lrs.shape != values.shape:
+        v.fail(
+            "losses",
+            f"<{values.size} values>",
+            f"as long as `learning_rates` ({lrs.size} values)",
+        )
+    if np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
+        v.fail("learning_rates", learning_rates, "finite and > 0")
+    keep = np.isfinite(values)
+    lrs, values = lrs[keep], values[keep]
+    if lrs.size < 2:
+        v.fail(
+            "losses",
+            losses,
+            "a curve with at least 2 finite values",
+            hint="(the loss was NaN or infinite almost from the start: lower "
+            "`min_learning_rate` or check the data)",
+        )
+    return lrs, values
+
+
+def valley(learning_rates, losses):
+    """Suggests the learning rate in the middle of the longest valley of the loss curve.
+
+    The "valley" is the longest strictly decreasing subsequence of the loss
+    (read in order of increasing learning rate); the suggestion is the point
+    about halfway through it, as in fastai's `valley` rule (the default of
+    `lr_find` since fastai 2.4). It is robust to noise at both ends of the curve
+    and lands about one order of magnitude below the minimum. Non-finite losses
+    are ignored. Pure: the inputs are not modified.
+
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
+
+    Returns:
+        The suggested learning rate, a Python float.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, or fewer than 2 losses are finite.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recipes.lr_finder import valley
+    >>> lrs = np.logspace(-5, 0, 11)
+    >>> valley(lrs, [3, 3, 2.9, 2.5, 2.0, 1.5, 1.2, 1.0, 1.1, 2.0, 5.0])
+    0.001
+    """
+    lrs, values = _curve(learning_rates, losses, "valley")
+    n = values.size
+    # lds[i]: length of the longest strictly decreasing subsequence ending at i.
+    lds = np.ones(n, dtype="int64")
+    for i in range(1, n):
+        higher = values[:i] > values[i]
+        if higher.any():
+            lds[i] = lds[:i][higher].max() + 1
+    end = int(np.argmax(lds))  # the first index reaching the longest valley
+    start = end - int(lds[end]) + 1
+    length = end - start
+    index = start + int(length / 3) + int(length / 6)
+    return float(lrs[index])
+
+
+def minimum(learning_rates, losses):
+    """Suggests one tenth of the learning rate at which the loss is lowest.
+
+    The classic rule of thumb (fastai's `minimum`): the loss minimum is already
+    at the edge of stability, so train ten times below it. Non-finite losses are
+    ignored. Pure: the inputs are not modified.
+
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
+
+    Returns:
+        The suggested learning rate, a Python float.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, or fewer than 2 losses are finite.
+
+    Example:
+
+    >>> from keras_recipes.lr_finder import minimum
+    >>> minimum([1e-4, 1e-3, 1e-2, 1e-1], [2.0, 1.5, 1.0, 4.0])
+    0.001
+    """
+    lrs, values = _curve(learning_rates, losses, "minimum")
+    return float(lrs[int(np.argmin(values))] / 10.0)
+
+
+def steepest(learning_rates, losses):
+    """Suggests the learning rate at which the loss falls fastest.
+
+    The steepest negative slope of the loss against `log(learning_rate)`,
+    measured with finite differences between neighbouring points; the
+    suggestion is the left point of the steepest segment (fastai's `steep`).
+    Non-finite losses are ignored. Pure: the inputs are not modified.
+
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
+
+    Returns:
+        The suggested learning rate, a Python float.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, or fewer than 2 losses are finite.
+
+    Example:
+
+    >>> from keras_recipes.lr_finder import steepest
+    >>> steepest([1e-4, 1e-3, 1e-2, 1e-1], [2.0, 1.9, 1.0, 0.9])
+    0.001
+    """
+    lrs, values = _curve(learning_rates, losses, "steepest")
+    log_lrs = np.log(lrs)
+    step = np.diff(log_lrs)
+    step[step == 0] = np.finfo("float64").tiny
+    slopes = np.diff(values) / step
+    return float(lrs[int(np.argmin(slopes))])
+
+
+class LossSmoother:
+    """The debiased exponential moving average of a loss, one step at a time.
+
+    `average_i = smoothing * average_{i-1} + (1 - smoothing) * loss_i` starting
+    from 0; `update` returns `average_i / (1 - smoothing ** (i + 1))` (the
+    debiasing of Adam's moments), so the first values are not pulled towards
+    zero. Once a loss is NaN every later value is NaN.
+
+    Args:
+        smoothing: float in [0, 1), the weight of the past. `0` returns each
+            loss unchanged. Defaults to `0.98`.
+
+    Example:
+
+    >>> from keras_recipes.lr_finder import LossSmoother
+    >>> smoother = LossSmoother(0.5)
+    >>> smoother.update(2.0), smoother.update(1.0)
+    (2.0, 1.3333333333333333)
+    """
+
+    def __init__(self, smoothing=0.98):
+        self.smoothing = v.check_number(
+            "smoothing", smoothing, low=0, high=1, high_inclusive=False
+        )
+        self._average = 0.0
+        self._steps = 0
+
+    def update(self, loss):
+        """Adds the next loss; returns the smoothed value (a Python float)."""
+        self._steps += 1
+        self._average = self.smoothing * self._average + (1.0 - self.smoothing) * float(loss)
+        return self._average / (1.0 - self.smoothing**self._steps)
+
+
+def smooth_losses(losses, smoothing=0.98):
+    """Exponential moving average of a loss curve with bias correction.
+
+    `average_i = smoothing * average_{i-1} + (1 - smoothing) * loss_i` starting
+    from 0, divided by `1 - smoothing ** (i + 1)` (the debiasing of Adam's
+    moments), so the first values are not pulled towards zero. Once a loss is
+    NaN the rest of the curve is NaN. The curve `find_learning_rate` records
+    step by step with a `LossSmoother`.
+
+    Args:
+        losses: 1-D sequence of floats.
+        smoothing: float in [0, 1), the weight of the past. `0` returns the
+            losses unchanged. Defaults to `0.98`.
+
+    Returns:
+        A float64 numpy array of the same length.
+
+    Example:
+
+    >>> from keras_recipes.lr_finder import smooth_losses
+    >>> smooth_losses([1.0, 1.0, 1.0], smoothing=0.9).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    smoother = LossSmoother(smoothing)
+    values = np.asarray(losses, dtype="float64").reshape(-1)
+    return np.array([smoother.update(loss) for loss in values], dtype="float64")
+
