@@ -26,6 +26,7 @@ __all__ = [
     "clear_initial_epoch",
     "component_optimizers",
     "default_optimizer",
+    "distribute_strategy",
     "flatten_layers",
     "functional_graph",
     "get_keras_mask",
@@ -137,6 +138,15 @@ def functional_graph(model):
 def is_graph_model(model):
     """Whether `model` is functional or Sequential: its graph can be read and replayed."""
     return isinstance(model, (Functional, keras.Sequential))
+
+
+def distribute_strategy(model):
+    """The `tf.distribute.Strategy` in whose scope `model` was created (TensorFlow), or None.
+
+    Private: `Model._distribute_strategy`; Keras exports no accessor (only
+    `tf.distribute.get_strategy()` for the scope active now).
+    """
+    return getattr(model, "_distribute_strategy", None)
 
 
 # --- the graph of a functional model --------------------------------------------------------

@@ -10,14 +10,14 @@ import pytest
 from fixed_order import FixedOrderBatches
 
 import keras_recipes
-from keras_recipes.models._preprocessing import FAMILY_MODES
-from keras_recipes.models._transfer_base import application_family, application_names
 from keras_recipes.models.transfer import (
     ApplicationPreprocessing,
     build_transfer_model,
     fine_tune,
     transfer_learning_recipe,
 )
+from keras_recipes.models.transfer.base import application_family, application_names
+from keras_recipes.models.transfer.preprocessing import FAMILY_MODES
 from keras_recipes.schedules import OneCycle
 
 TINY_MOBILENET = dict(input_shape=(32, 32, 3), weights=None, base_kwargs={"alpha": 0.35})
@@ -181,7 +181,7 @@ def test_application_names_are_case_insensitive_and_unknown_ones_get_the_closest
 
 
 def test_default_input_shape_is_the_size_the_imagenet_weights_were_trained_at():
-    from keras_recipes.models._transfer_base import default_input_shape
+    from keras_recipes.models.transfer.base import default_input_shape
 
     model = build_transfer_model("MobileNetV2", 3, weights=None, base_kwargs={"alpha": 0.35})
     assert model.input_shape == (None, 224, 224, 3)
@@ -773,9 +773,9 @@ def test_fine_tune_rejects_bad_arguments_before_training():
 
 
 def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
-    from keras_recipes.models import _fine_tune
+    from keras_recipes.models.transfer import optimizers
 
-    monkeypatch.setattr(_fine_tune, "_MultiOptimizer", None)
+    monkeypatch.setattr(optimizers, "_MultiOptimizer", None)
     with pytest.raises(ValueError, match=re.escape(
             "Argument `discriminative_factor` must be None with this Keras. Received: "
             f"discriminative_factor=0.5 (Keras {keras.__version__} has no "
@@ -957,3 +957,4 @@ def test_mobilenet_v2_fine_tunes_end_to_end_and_reloads(tmp_path):
     reloaded = keras.models.load_model(path)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
