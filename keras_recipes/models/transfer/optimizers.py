@@ -14,6 +14,7 @@ from keras_recipes.models.transfer.selection import own_layers
 from keras_recipes.schedules.one_cycle import OneCycle
 
 __all__ = [
+    "PHASE_TWO_DIVISOR",
     "check_multi_optimizer",
     "discriminative_optimizer",
     "fine_tune_rate",
@@ -24,6 +25,12 @@ __all__ = [
     "recompile",
     "tune_optimizer",
 ]
+
+# Phase 2's default peak learning rate is phase 1's divided by this. Measured on real
+# ImageNet MobileNetV2 weights (benchmarks/bench_fine_tune.py): a tenth of the head's
+# rate (1e-3 after the default 1e-2) undid most of what the head had learned within an
+# epoch or two; a hundredth kept it and improved on it.
+PHASE_TWO_DIVISOR = 100
 
 # Public since Keras 3.15; None with an older Keras.
 _MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)
@@ -71,13 +78,13 @@ def phase_two_rate(model, learning_rate, fine_tune_learning_rate, epochs, *,
 
 
 def fine_tune_rate(fine_tune_learning_rate, head_rate, epochs):
-    """Phase 2's peak learning rate: given and lower than the head's, or a tenth of it."""
+    """Phase 2's peak learning rate: given and lower than the head's, or a hundredth of it."""
     if fine_tune_learning_rate is None:
         if head_rate is None:
             v.fail("fine_tune_learning_rate", None,
                    "given when the head's learning rate is not known (not a number or a "
                    "1cycle)")
-        return head_rate / 10
+        return head_rate / PHASE_TWO_DIVISOR
     if head_rate is not None and epochs and fine_tune_learning_rate >= head_rate:
         v.fail("fine_tune_learning_rate", fine_tune_learning_rate,
                f"lower than the head's learning rate ({head_rate:g})",

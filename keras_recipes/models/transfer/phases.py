@@ -39,7 +39,7 @@ class PhaseRun:
 
 
 def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_learning_rate=False,
-              on_compiled=None):
+              on_compiled=None, guard=None):
     """Recompiles `model` with `optimizer` and trains it for `epochs` in one `fit`.
 
     Args:
@@ -54,6 +54,8 @@ def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_lear
             `learning_rate="find"` still runs the range finder in this `fit`.
         on_compiled: callable or None, called with no argument after the recompile and
             before `fit` (phase 2 saves or loads its starting point there).
+        guard: a `keep_best.KeepBest` or None: it scores each epoch, and restores the
+            best weights once `fit` has returned (after early stopping has acted).
 
     Returns:
         The phase's `History`, preceded by the epochs a resumed run had finished.
@@ -72,6 +74,8 @@ def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_lear
         callbacks = run.backup.callbacks(phase) + callbacks
     if auto_one_cycle:
         callbacks.append(OneCycleSpan())
+    if guard is not None:
+        callbacks.append(guard)
     # A BackupAndRestore of an earlier fit (phase 1) must not move this one's start.
     ki.clear_initial_epoch(model)
     try:
@@ -80,6 +84,8 @@ def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_lear
                             verbose=run.verbose)
     finally:
         ki.clear_initial_epoch(model)
+    if guard is not None:
+        guard.restore(model)
     return with_logged_epochs(history, logged)
 
 
@@ -89,8 +95,17 @@ def stopped_on_nan(history):
     return not math.isfinite(losses[-1])
 
 
-def combined_history(model, histories):
-    """One `History` from the phases' `(phase, history)`, with a `"phase"` entry per epoch."""
+def combined_history(model, histories, best=None, verbose=0):
+    """One `History` from the phases' `(phase, history)`, with a `"phase"` entry per epoch.
+
+    Args:
+        model: the model.
+        histories: list of `(phase, History)`.
+        best: dict or None, the `KeepBest.outcome` of phase 2: it goes to
+            `history.params["best_weights"]`, and is printed when `verbose` and the
+            weights were restored.
+        verbose: as `fit`'s.
+    """
     combined = keras.callbacks.History()
     combined.set_model(model)
     keys = []
@@ -106,4 +121,17 @@ def combined_history(model, histories):
         combined.history["phase"] += [phase] * epochs
         combined.params[f"phase_{phase}"] = dict(history.params or {})
     combined.epoch = list(range(len(combined.history["phase"])))
+    if best is not None:
+        combined.params["best_weights"] = best
+        if verbose and best["restored"]:
+            print(_restored_message(best))
     return combined
+
+
+def _restored_message(best):
+    if best["phase"] == 1:
+        return (f"fine_tune: no epoch of phase 2 improved {best['monitor']} on the head's "
+                f"({best['phase_1_value']:.4f}); restored the weights phase 2 started from.")
+    return (f"fine_tune: restored the weights of phase 2's epoch {best['phase_2_epoch'] + 1}, "
+            f"the best {best['monitor']} ({best['value']:.4f}; the head's: "
+            f"{best['phase_1_value']:.4f}).")
