@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["chapter", "speed", "transfer", "mc_dropout", "lr_finder", "schedules"]
+BENCHMARKS = ["chapter", "speed", "schedules", "transfer", "fine_tune", "mc_dropout", "lr_finder"]
 
 
 def main(argv=None):

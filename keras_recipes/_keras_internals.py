@@ -27,6 +27,7 @@ __all__ = [
     "component_optimizers",
     "default_optimizer",
     "dropout_noise_shape",
+    "distribute_strategy",
     "flatten_layers",
     "functional_graph",
     "get_keras_mask",
@@ -161,6 +162,15 @@ def dropout_noise_shape(layer, inputs):
     if get_noise_shape is not None:
         return get_noise_shape(inputs)
     return getattr(layer, "noise_shape", None)
+
+
+def distribute_strategy(model):
+    """The `tf.distribute.Strategy` in whose scope `model` was created (TensorFlow), or None.
+
+    Private: `Model._distribute_strategy`; Keras exports no accessor (only
+    `tf.distribute.get_strategy()` for the scope active now).
+    """
+    return getattr(model, "_distribute_strategy", None)
 
 
 # --- the graph of a functional model --------------------------------------------------------

@@ -20,6 +20,7 @@ def test_benchmarks_quick_mode_writes_every_section(tmp_path):
     results = (tmp_path / "RESULTS.md").read_text()
     for title in ("Quality: the chapter's exercise on MNIST", "Speed: recipes against plain Keras",
                   "Transfer learning (`build_transfer_model` + `fine_tune`)",
+                  "Fine-tuning a real ImageNet base (`fine_tune` phase 2)",
                   "MC Dropout: `MCDropoutPredictor` vs the chapter's loop",
                   "LR range finder (`find_learning_rate`)",
                   "Schedules: 1cycle against ReduceLROnPlateau"):
@@ -31,4 +32,5 @@ def test_benchmarks_quick_mode_writes_every_section(tmp_path):
                  "- Goals: >= 2.5x on (a)", "- Adam: goal (within 3x of the grid best)"):
         assert goal in results
     assert sorted(path.name for path in (tmp_path / "results").iterdir()) == [
-        "chapter.md", "lr_finder.md", "mc_dropout.md", "schedules.md", "speed.md", "transfer.md"]
+        "chapter.md", "fine_tune.md", "lr_finder.md", "mc_dropout.md", "schedules.md",
+        "speed.md", "transfer.md"]

@@ -434,7 +434,7 @@ def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsy
     # The shipped config as it is (tf_flowers, fine_tune settings), with a small base of
     # yours instead of the downloaded MobileNetV2 (trained as is in the slow test above).
     # With report.lr_find, the LR range test picks the head's rate in phase 1, and phase 2
-    # runs at a tenth of it.
+    # runs at a hundredth of it.
     output = tmp_path / "run"
     settings = ["dataset.image_size=[8, 8]", "fit.head_epochs=1", "fit.epochs=1",
                 "report.lr_find=true"]
@@ -445,7 +445,7 @@ def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsy
         assert metrics["phase_2_epochs_run"] == 1
         assert "![Learning-rate range test](lr_finder.png)" in (output / "report.md").read_text()
         phase_2 = keras.models.load_model(output / "model.keras").optimizer._learning_rate
-        assert phase_2.max_learning_rate == pytest.approx(metrics["found_learning_rate"] / 10)
+        assert phase_2.max_learning_rate == pytest.approx(metrics["found_learning_rate"] / 100)
         capsys.readouterr()
         assert cli.main(["evaluate", str(output)]) == 0
         assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out

@@ -699,13 +699,13 @@ def test_fine_tune_model_keeps_the_models_clipnorm_and_one_cycle_choice_in_phase
     fine_tune_model(model, (x, y), head_epochs=0, epochs=1, unfreeze=3, verbose=0)
     assert model.optimizer.clipnorm == 0.5
     assert not isinstance(model.optimizer._learning_rate, OneCycle)
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
-    # With the model's defaults phase 2 runs a 1cycle peaking at a tenth of the head's rate,
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0002)
+    # With the model's defaults phase 2 runs a 1cycle peaking at a hundredth of the head's rate,
     # unclipped, as the head did.
     model = small_model("transfer_learning")
     fine_tune_model(model, (x, y), head_epochs=0, epochs=1, unfreeze=3, verbose=0)
     assert model.optimizer.clipnorm is None
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(1e-3)
+    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(1e-4)
 
 
 def test_fine_tune_model_takes_only_what_a_config_may_set():

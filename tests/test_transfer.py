@@ -2,6 +2,8 @@
 preprocessing layer."""
 
 import functools
+import os
+import pathlib
 import re
 
 import keras
@@ -10,14 +12,14 @@ import pytest
 from fixed_order import FixedOrderBatches
 
 import keras_recipes
-from keras_recipes.models._preprocessing import FAMILY_MODES
-from keras_recipes.models._transfer_base import application_family, application_names
 from keras_recipes.models.transfer import (
     ApplicationPreprocessing,
     build_transfer_model,
     fine_tune,
     transfer_learning_recipe,
 )
+from keras_recipes.models.transfer.base import application_family, application_names
+from keras_recipes.models.transfer.preprocessing import FAMILY_MODES
 from keras_recipes.schedules import OneCycle
 
 TINY_MOBILENET = dict(input_shape=(32, 32, 3), weights=None, base_kwargs={"alpha": 0.35})
@@ -181,7 +183,7 @@ def test_application_names_are_case_insensitive_and_unknown_ones_get_the_closest
 
 
 def test_default_input_shape_is_the_size_the_imagenet_weights_were_trained_at():
-    from keras_recipes.models._transfer_base import default_input_shape
+    from keras_recipes.models.transfer.base import default_input_shape
 
     model = build_transfer_model("MobileNetV2", 3, weights=None, base_kwargs={"alpha": 0.35})
     assert model.input_shape == (None, 224, 224, 3)
@@ -479,15 +481,15 @@ def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():
     head, tune = rates.rates
     assert len(head) == len(tune) == 10
     assert max(head) == pytest.approx(0.01, rel=1e-5)
-    # A fresh cycle over phase 2 alone: up from 1/25 of the peak to a tenth of
-    # the head's rate, and down again.
+    # A fresh cycle over phase 2 alone: up from 1/25 of the peak to a hundredth
+    # of the head's rate, and down again.
     schedule = model.optimizer._learning_rate
     assert isinstance(schedule, OneCycle)
     assert (schedule.max_learning_rate, schedule.total_steps, schedule.start_step) == (
-        pytest.approx(0.001), 10, 0)
+        pytest.approx(0.0001), 10, 0)
     np.testing.assert_allclose(tune, [float(schedule(step)) for step in range(10)], rtol=1e-5)
-    assert tune[0] == pytest.approx(0.001 / 25, rel=1e-5)
-    assert max(tune) == pytest.approx(0.001, rel=1e-5) == tune[2]
+    assert tune[0] == pytest.approx(0.0001 / 25, rel=1e-5)
+    assert max(tune) == pytest.approx(0.0001, rel=1e-5) == tune[2]
     assert isinstance(model.optimizer, keras_recipes.optimizers.Adam)  # the compiled kind
 
 
@@ -576,19 +578,19 @@ def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(t
     optimizer = model.optimizer
     schedules = [inner._learning_rate for inner in optimizer.optimizers]
     assert sorted(s.max_learning_rate for s in schedules) == pytest.approx(
-        [1e-3 * 0.01, 1e-3 * 0.1, 1e-3])  # groups: conv_2, conv_3; the head
+        [1e-4 * 0.01, 1e-4 * 0.1, 1e-4])  # groups: conv_2, conv_3; the head
     assert {(s.total_steps, s.start_step) for s in schedules} == {(8, 0)}
     path = tmp_path / "discriminative.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)
     assert sorted(inner._learning_rate.max_learning_rate
                   for inner in reloaded.optimizer.optimizers) == pytest.approx(
-        [1e-5, 1e-4, 1e-3])
+        [1e-6, 1e-5, 1e-4])
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6, atol=1e-6)
 
 
-def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_tenth_of_it():
+def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_hundredth_of_it():
     x, y = _images()
     model = _transfer(learning_rate="find")
     assert model.auto_learning_rate
@@ -600,7 +602,7 @@ def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_tenth_of_it
     head = rates.rates[0]  # a 1cycle peaking at the suggestion
     assert head[0] == pytest.approx(suggestion / 25, rel=1e-4)
     assert suggestion / 25 < max(head) <= suggestion * (1 + 1e-6)
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion / 10)
+    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion / 100)
     assert not model.auto_learning_rate  # the finder ran once, in phase 1 only
 
 
@@ -617,7 +619,57 @@ def test_history_combines_the_phases_with_a_phase_marker_and_early_stopping_per_
     assert history.epoch == list(range(len(phases)))
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert len(history.history[key]) == len(phases)
-    assert set(history.params) == {"phase_1", "phase_2"}
+    assert set(history.params) == {"phase_1", "phase_2", "best_weights"}
+
+
+def _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss, out):
+    """After a failed phase 2: the model has the head's weights back, and the history and
+    the log say so."""
+    assert history.params["best_weights"] == {
+        "monitor": "val_loss", "phase": 1, "phase_2_epoch": None,
+        "value": pytest.approx(head_loss, rel=1e-5),
+        "phase_1_value": pytest.approx(head_loss, rel=1e-5), "restored": True}
+    for got, expected in zip(model.get_weights(), head_weights):
+        np.testing.assert_array_equal(got, expected)
+    assert (f"fine_tune: no epoch of phase 2 improved val_loss on the head's ({head_loss:.4f}); "
+            "restored the weights phase 2 started from.") in out
+
+
+def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(capsys):
+    x, y = _images(n=64)
+    validation = _images(n=32, seed=1)
+    model = _transfer()
+    fine_tune(model, (x, y), validation, head_epochs=2, epochs=0, verbose=0)
+    head_weights = model.get_weights()
+    head_loss = model.evaluate(*validation, verbose=0, return_dict=True)["loss"]
+    # Phase 2 at an absurd rate: every epoch is worse than the head, so the model goes
+    # back to the weights phase 2 started from, and the history and the log say so.
+    history = fine_tune(model, (x, y), validation, head_epochs=0, epochs=2, learning_rate=1e4,
+                        fine_tune_learning_rate=1e3, one_cycle=False, verbose=1)
+    assert min(history.history["val_loss"]) > head_loss  # phase 2 did fail
+    _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss,
+                                            capsys.readouterr().out)
+    # A phase 2 that improves on the head keeps its best epoch (here its last).
+    model = _transfer()
+    epoch_weights = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: kept.append(model.get_weights()))
+    kept = []
+    history = fine_tune(model, (x, y), validation, head_epochs=1, epochs=2, unfreeze=3,
+                        callbacks=[epoch_weights], verbose=0)
+    losses = history.history["val_loss"]
+    assert losses[2] < losses[1] < losses[0]
+    assert history.params["best_weights"] == {
+        "monitor": "val_loss", "phase": 2, "phase_2_epoch": 1,
+        "value": pytest.approx(losses[2]), "phase_1_value": pytest.approx(losses[0], rel=1e-5),
+        "restored": False}
+    for got, expected in zip(model.get_weights(), kept[2]):
+        np.testing.assert_array_equal(got, expected)
+    # Without validation data there is nothing to compare: phase 2's last weights stay.
+    history = fine_tune(model, (x, y), head_epochs=0, epochs=1, unfreeze=3, verbose=0,
+                        callbacks=[epoch_weights])
+    assert "best_weights" not in history.params
+    for got, expected in zip(model.get_weights(), kept[-1]):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_fine_tune_takes_tf_data_datasets():
@@ -668,9 +720,9 @@ def test_fine_tune_works_on_a_plain_keras_model_with_one_nested_base():
                         callbacks=[rates], verbose=0)
     assert history.history["phase"] == [1, 2, 2, 2, 2, 2]
     assert rates.rates[0] == [pytest.approx(1e-3)] * 2  # Keras's Adam as compiled
-    # Then a 1cycle spread over the 10 steps of phase 2, peaking at a tenth.
+    # Then a 1cycle spread over the 10 steps of phase 2, peaking at a hundredth.
     assert model.optimizer._learning_rate.total_steps == 10
-    assert max(rates.rates[1]) == pytest.approx(1e-4, rel=1e-5) == rates.rates[1][2]
+    assert max(rates.rates[1]) == pytest.approx(1e-5, rel=1e-5) == rates.rates[1][2]
 
 
 def _same_in_training_and_inference(model, images):
@@ -773,9 +825,9 @@ def test_fine_tune_rejects_bad_arguments_before_training():
 
 
 def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
-    from keras_recipes.models import _fine_tune
+    from keras_recipes.models.transfer import optimizers
 
-    monkeypatch.setattr(_fine_tune, "_MultiOptimizer", None)
+    monkeypatch.setattr(optimizers, "_MultiOptimizer", None)
     with pytest.raises(ValueError, match=re.escape(
             "Argument `discriminative_factor` must be None with this Keras. Received: "
             f"discriminative_factor=0.5 (Keras {keras.__version__} has no "
@@ -957,3 +1009,70 @@ def test_mobilenet_v2_fine_tunes_end_to_end_and_reloads(tmp_path):
     reloaded = keras.models.load_model(path)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+# --- real ImageNet weights: phase 2 must not undo phase 1 (issue #17) --------------------
+
+# The shared file beside the project (see its README); KERAS_RECIPES_MOBILENET_WEIGHTS
+# names another place (a git worktree, say).
+REAL_WEIGHTS = pathlib.Path(os.environ.get(
+    "KERAS_RECIPES_MOBILENET_WEIGHTS", pathlib.Path(__file__).resolve().parents[2] / "shared"
+    / "weights" / "mobilenet_v2_imagenet_notop.weights.h5"))
+needs_real_weights = pytest.mark.skipif(
+    not REAL_WEIGHTS.is_file(), reason=f"real ImageNet MobileNetV2 weights not found at "
+    f"{REAL_WEIGHTS} (set KERAS_RECIPES_MOBILENET_WEIGHTS to their path)")
+
+
+@functools.cache
+def _real_digits():
+    """scikit-learn's bundled 8 x 8 digits, upsampled to 32 x 32 x 3 pixels in 0..255:
+    300 training and 150 validation images (stratified, fixed)."""
+    datasets = pytest.importorskip("sklearn.datasets", reason="needs scikit-learn")
+    digits = datasets.load_digits()
+    images = np.kron(digits.images, np.ones((4, 4)))[..., None] * (255 / 16)
+    images = np.repeat(images, 3, axis=-1).astype("float32")
+    order = np.random.default_rng(0).permutation(len(images))
+    train, val = order[:300], order[300:450]
+    return (images[train], digits.target[train]), (images[val], digits.target[val])
+
+
+def _real_model():
+    keras.utils.set_random_seed(0)
+    # jit_compile=False: XLA compiling MobileNetV2's training step costs more than it saves
+    # in a test this short.
+    return build_transfer_model("MobileNetV2", 10, input_shape=(32, 32, 3),
+                                weights=str(REAL_WEIGHTS), seed=0, jit_compile=False)
+
+
+def _val_accuracy(model, val):
+    return float(np.mean(model.predict(val[0], verbose=0).argmax(axis=1) == val[1]))
+
+
+@needs_real_weights
+@pytest.mark.slow  # MobileNetV2 is built, loaded and compiled for 3 fits: ~30 s on 2 cores
+def test_phase_two_defaults_keep_a_real_imagenet_base_at_least_as_good_as_phase_one(capsys):
+    train, val = _real_digits()
+    model = _real_model()
+    history = fine_tune(model, train, validation_data=val, head_epochs=2, epochs=0, verbose=0)
+    head_weights, head_accuracy = model.get_weights(), _val_accuracy(model, val)
+    head_loss = model.evaluate(*val, verbose=0, return_dict=True)["loss"]
+
+    # Phase 2 with fine_tune's defaults (rate, unfreeze, 1cycle) from those weights.
+    history = fine_tune(model, train, validation_data=val, head_epochs=0, epochs=2, verbose=0)
+    best = history.params["best_weights"]
+    assert best["phase_1_value"] == pytest.approx(head_loss, rel=1e-5)
+    last_loss = history.history["val_loss"][-1]
+    assert last_loss <= head_loss  # the defaults themselves did not make it worse ...
+    assert history.history["val_accuracy"][-1] >= head_accuracy
+    assert best["phase"] == 2 and _val_accuracy(model, val) >= head_accuracy  # ... nor the end
+
+    # Phase 2 forced to fail (an absurd rate on the whole base): the guard restores the
+    # head's weights exactly, and the history and the log say so.
+    model.set_weights(head_weights)
+    history = fine_tune(model, train, validation_data=val, head_epochs=0, epochs=1,
+                        learning_rate=1e3, fine_tune_learning_rate=1e2, one_cycle=False,
+                        unfreeze="all", verbose=2)
+    assert not history.history["val_loss"][-1] < head_loss  # it did fail (or went NaN)
+    _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss,
+                                            capsys.readouterr().out)
+    assert _val_accuracy(model, val) == head_accuracy

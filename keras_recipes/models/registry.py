@@ -17,6 +17,7 @@ from keras_recipes.models.default_dnn import build_default_dnn
 from keras_recipes.models.plain_dnn import build_plain_dnn
 from keras_recipes.models.self_normalizing import build_self_normalizing_dnn
 from keras_recipes.models.transfer import fine_tune, transfer_learning_recipe
+from keras_recipes.models.transfer.arguments import check_fine_tune_arguments
 
 __all__ = ["RecipeSpec", "fine_tune_model", "fit_model", "get_recipe", "get_recipe_spec",
            "list_recipes"]
@@ -204,25 +205,9 @@ def _fine_tune_fit_defaults():
 
 def _check_fine_tune_fit(fit):
     """The checks of `fine_tune` that need no model, with its messages."""
-    v.check_int("head_epochs", fit["head_epochs"], min_value=0)
-    v.check_int("epochs", fit["epochs"], min_value=0)
-    if fit["head_epochs"] == 0 and fit["epochs"] == 0:
-        v.fail("epochs", fit["epochs"], "positive when head_epochs=0", hint="(nothing to train)")
+    # A config's batch size is a number; fine_tune also takes None (Keras's 32).
     v.check_int("batch_size", fit["batch_size"], min_value=1)
-    unfreeze = fit["unfreeze"]
-    if isinstance(unfreeze, bool) or not isinstance(unfreeze, (int, float, str)):
-        v.fail("unfreeze", unfreeze,
-               'an int (layers), a float in (0, 1] (fraction of layers), a layer name or "all"',
-               error=TypeError)
-    if isinstance(unfreeze, int):
-        v.check_int("unfreeze", unfreeze, min_value=1)
-    elif isinstance(unfreeze, float):
-        v.check_number("unfreeze", unfreeze, low=0, high=1, low_inclusive=False)
-    v.check_number("fine_tune_learning_rate", fit["fine_tune_learning_rate"], low=0,
-                   low_inclusive=False, allow_none=True)
-    v.check_number("discriminative_factor", fit["discriminative_factor"], low=0, high=1,
-                   low_inclusive=False, high_inclusive=False, allow_none=True)
-    v.check_int("discriminative_groups", fit["discriminative_groups"], min_value=1)
+    check_fine_tune_arguments(**{key: fit[key] for key in _FINE_TUNE_FIT_KEYS})
 
 
 def _fine_tune_phases(fit):

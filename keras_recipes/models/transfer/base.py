@@ -1,4 +1,9 @@
-"""The base of a transfer model: a `keras.applications` network or the user's own model."""
+"""The base of a transfer model: a `keras.applications` network or a model of yours.
+
+What `build_transfer_model` puts under the head: the application's names, families and
+input sizes, building it (weights from ImageNet or a local file), and for a model of
+yours a copy cut at its features; the global pooling of a feature map.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,19 @@ import warnings
 
 import keras
 
+from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.models._preprocessing import FAMILY_MODES, ApplicationPreprocessing
+
+__all__ = [
+    "application_family",
+    "application_names",
+    "build_application",
+    "check_base_kwargs",
+    "check_weights",
+    "default_input_shape",
+    "pooling_layer",
+    "user_base",
+]
 
 # Input sizes the ImageNet weights were trained at, where not 224.
 _DEFAULT_SIZES = {
@@ -139,40 +155,20 @@ def check_base_kwargs(name, base_kwargs):
     return dict(base_kwargs)
 
 
-def preprocessing_layer(preprocessing, application):
-    """The preprocessing layer to put in front of the base, or None."""
-    if preprocessing == "auto":
-        if application is None:
-            return None
-        return ApplicationPreprocessing(application_family(application), name="preprocessing")
-    if preprocessing is None:
-        return None
-    if isinstance(preprocessing, keras.layers.Layer):
-        return preprocessing
-    families = {**{f: f for f in FAMILY_MODES},
-                **{n: application_family(n) for n in application_names()}}
-    if not isinstance(preprocessing, str):
-        v.fail("preprocessing", preprocessing,
-               '"auto", None, a keras.applications module or model name, or a keras Layer',
-               error=TypeError)
-    key = v.check_choice("preprocessing", preprocessing, families)
-    return ApplicationPreprocessing(families[key], name="preprocessing")
-
-
 # --- a user's model as the base ------------------------------------------------------------
 
 
-def _is_graph_model(model):
+def _has_defined_inputs(model):
+    """Whether `model` has symbolic inputs and outputs to take its features from.
+
+    Not `_keras_internals.is_graph_model` (functional or Sequential by type): a
+    Sequential model never built on an input shape has no inputs yet and is refused
+    here too.
+    """
     try:
         return bool(model.inputs) and bool(model.outputs)
     except (AttributeError, ValueError):
         return False
-
-
-def _producer(tensor):
-    """The layer and node that computed a symbolic tensor."""
-    layer, node_index, _ = tensor._keras_history
-    return layer, layer._inbound_nodes[node_index]
 
 
 # Layers of a classifier top besides its Dense layers: what sits between them.
@@ -198,7 +194,7 @@ def _auto_feature_tensor(model):
     chain = []  # (layer, node) from the output backwards
     tensor = model.outputs[0]
     while True:
-        layer, node = _producer(tensor)
+        layer, node = ki.producer(tensor)
         is_top = isinstance(layer, (keras.layers.Dense, *_TOP_EXTRAS))
         if not is_top or len(node.input_tensors) != 1 or len(tensor.shape) != 2:
             break
@@ -207,7 +203,7 @@ def _auto_feature_tensor(model):
     dense = [i for i, (layer, _) in enumerate(chain) if isinstance(layer, keras.layers.Dense)]
     if not dense:
         return None
-    if isinstance(_producer(tensor)[0], keras.layers.InputLayer):
+    if isinstance(ki.producer(tensor)[0], keras.layers.InputLayer):
         # Only Dense layers: keep all but the last Dense layer.
         return chain[dense[0]][1].input_tensors[0]
     return tensor
@@ -219,7 +215,7 @@ def user_base(base, input_shape, weights, feature_layer):
     Returns:
         `(extractor, input_shape)`.
     """
-    if not _is_graph_model(base):
+    if not _has_defined_inputs(base):
         v.fail("base", base, "a keras.applications model name or a functional or Sequential "
                "keras.Model with defined inputs",
                hint="(a subclassed model has no layer graph to take the features from; "
@@ -270,7 +266,7 @@ def _feature_tensor(model, feature_layer):
         v.fail("feature_layer", feature_layer, "a layer after the input")
     # The layer's output in this model's graph (a nested model's `output` is
     # the one of its own graph).
-    nodes = layer._inbound_nodes
+    nodes = ki.inbound_nodes(layer)
     if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
         v.fail("feature_layer", feature_layer, "a layer called once, with one output")
     return nodes[0].output_tensors[0]

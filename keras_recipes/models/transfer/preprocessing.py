@@ -1,4 +1,5 @@
-"""The `preprocess_input` of each `keras.applications` family, as a saveable layer."""
+"""The input preprocessing of a transfer model: each `keras.applications` family's
+`preprocess_input` as a saveable layer, and the choice of that layer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import keras
 from keras import ops
 
 from keras_recipes import _validation as v
+from keras_recipes.models.transfer.base import application_family, application_names
+
+__all__ = ["FAMILY_MODES", "ApplicationPreprocessing", "preprocessing_layer"]
 
 _PACKAGE = "keras_recipes"
 
@@ -116,3 +120,29 @@ class ApplicationPreprocessing(keras.layers.Layer):
         config = super().get_config()
         config.update(family=self.family, data_format=self.data_format)
         return config
+
+
+def preprocessing_layer(preprocessing, application):
+    """The layer `build_transfer_model(preprocessing=...)` puts in front of the base, or None.
+
+    Args:
+        preprocessing: `"auto"`, None, a `keras.applications` module or model name, or a
+            `keras.layers.Layer`, as in `build_transfer_model`.
+        application: str or None, the application's name; None for a model of yours.
+    """
+    if preprocessing == "auto":
+        if application is None:
+            return None
+        return ApplicationPreprocessing(application_family(application), name="preprocessing")
+    if preprocessing is None:
+        return None
+    if isinstance(preprocessing, keras.layers.Layer):
+        return preprocessing
+    families = {**{f: f for f in FAMILY_MODES},
+                **{n: application_family(n) for n in application_names()}}
+    if not isinstance(preprocessing, str):
+        v.fail("preprocessing", preprocessing,
+               '"auto", None, a keras.applications module or model name, or a keras Layer',
+               error=TypeError)
+    key = v.check_choice("preprocessing", preprocessing, families)
+    return ApplicationPreprocessing(families[key], name="preprocessing")

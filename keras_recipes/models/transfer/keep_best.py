@@ -1,0 +1,128 @@
+"""The guard of phase 2: `fine_tune` ends on the best weights seen across both phases.
+
+Fine-tuning can make a pretrained base worse (too high a learning rate, too few
+images, too many layers unfrozen). With validation data, the model as phase 2
+starts (the head trained on the frozen base) is scored once on it; each phase-2
+epoch is scored by its `val_loss`; when phase 2 ends, the model takes the weights of
+the best of them all -- the head's own when no phase-2 epoch beat them. Without
+validation data there is nothing to compare, and the model stays as phase 2 leaves
+it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import keras
+
+from keras_recipes import _io
+
+__all__ = ["KeepBest"]
+
+MONITOR = "val_loss"
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Phase 2's callback that restores the best weights of both phases when it ends.
+
+    Args:
+        validation_data: `fit`'s validation data (tuple of arrays or a dataset).
+        batch_size: int or None, the batch size to score array data with.
+        folder: str or None, the run's backup folder: the reference score, the best
+            epoch and its weights are kept there, so that a resumed phase 2 still
+            compares with the head's score and restores the best epoch it had
+            finished before the interruption.
+    """
+
+    STATE = "phase_2_best.json"
+    WEIGHTS = "phase_2_best.weights.h5"
+
+    def __init__(self, validation_data, batch_size=None, folder=None):
+        super().__init__()
+        self.validation_data = validation_data
+        self.batch_size = batch_size
+        self.folder = folder
+        self.outcome = None
+        self.last_epoch = None
+
+    def _path(self, name):
+        return os.path.join(self.folder, name)
+
+    def start(self, model):
+        """Scores the model as phase 2 starts (or reads that score back when resuming),
+        and keeps its weights. Call after the phase-2 recompile, before `fit`."""
+        self.start_weights = model.get_weights()
+        self.best_weights = None
+        state = self._read_state()
+        if state is None:
+            self.reference = self._score(model)
+            self.best = {"epoch": None, "value": self.reference}
+            self._write_state()
+        else:  # resumed: the head's score and the best phase-2 epoch before the crash
+            self.reference, self.best = state["reference"], state["best"]
+
+    def _score(self, model):
+        data = self.validation_data
+        if isinstance(data, (tuple, list)):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(data))
+            logs = model.evaluate(x, y, sample_weight=sample_weight, batch_size=self.batch_size,
+                                  verbose=0, return_dict=True)
+        else:
+            logs = model.evaluate(data, verbose=0, return_dict=True)
+        return float(logs["loss"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_epoch = epoch
+        value = (logs or {}).get(MONITOR)
+        if value is None or not math.isfinite(float(value)) or value >= self.best["value"]:
+            return
+        self.best = {"epoch": int(epoch), "value": float(value)}
+        self.best_weights = self.model.get_weights()
+        if self.folder is not None:
+            with _io.atomic_path(self._path(self.WEIGHTS), suffix=".weights.h5") as temporary:
+                self.model.save_weights(temporary, overwrite=True)
+        self._write_state()
+
+    def restore(self, model):
+        """Gives `model` the best weights seen. Call once phase 2's `fit` has returned:
+        after every callback, Keras's `EarlyStopping` (which restores the best weights
+        of phase 2 alone when its `fit` ends) included.
+
+        Returns:
+            dict, the outcome: `monitor`, `phase` (1: the head's weights were kept),
+            `phase_2_epoch` (the best epoch of phase 2, counted from 0, or None),
+            `value` (its score), `phase_1_value` (the head's) and `restored` (whether
+            the weights are not those of phase 2's last epoch).
+        """
+        epoch = self.best["epoch"]
+        restored = epoch is None or epoch != self.last_epoch
+        if epoch is None:
+            model.set_weights(self.start_weights)
+        elif self.best_weights is not None:
+            model.set_weights(self.best_weights)
+        else:  # found before a resume: on disk
+            model.load_weights(self._path(self.WEIGHTS))
+        self.outcome = {"monitor": MONITOR, "phase": 1 if epoch is None else 2,
+                        "phase_2_epoch": epoch, "value": self.best["value"],
+                        "phase_1_value": self.reference, "restored": restored}
+        return self.outcome
+
+    def _read_state(self):
+        if self.folder is None or not os.path.isfile(self._path(self.STATE)):
+            return None
+        with open(self._path(self.STATE), encoding="utf-8") as file:
+            return json.load(file)
+
+    def _write_state(self):
+        if self.folder is not None:
+            _io.write_text(self._path(self.STATE),
+                           json.dumps({"reference": self.reference, "best": self.best}))
+
+    def finish(self):
+        """Removes the files kept in the backup folder."""
+        if self.folder is not None:
+            for name in (self.STATE, self.WEIGHTS):
+                if os.path.isfile(self._path(name)):
+                    os.remove(self._path(name))

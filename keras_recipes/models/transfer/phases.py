@@ -1,0 +1,142 @@
+"""One phase of `fine_tune`: recompile with the phase's optimizer, then one `fit`; and
+the one `History` of all phases."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+
+from keras_recipes import _keras_internals as ki
+from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
+from keras_recipes.models._recipe_model import RecipeModel
+from keras_recipes.models.transfer.optimizers import recompile
+from keras_recipes.models.transfer.resume import with_logged_epochs
+
+__all__ = ["PhaseRun", "combined_history", "fit_phase", "stopped_on_nan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseRun:
+    """What every phase of one `fine_tune` call fits with.
+
+    Attributes:
+        fit_data: dict, `fit`'s data arguments (`x`, `y`, ..., `batch_size`).
+        validation_data: as `fit`'s.
+        steps_per_epoch: int or None.
+        callbacks: list of the user's callbacks.
+        verbose: as `fit`'s.
+        backup: a `resume.PhaseBackup` or None.
+    """
+
+    fit_data: dict
+    validation_data: object
+    steps_per_epoch: int | None
+    callbacks: list
+    verbose: object
+    backup: object
+
+
+def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_learning_rate=False,
+              on_compiled=None, guard=None):
+    """Recompiles `model` with `optimizer` and trains it for `epochs` in one `fit`.
+
+    Args:
+        model: the transfer model, its trainable flags set for the phase.
+        optimizer: the phase's new optimizer.
+        auto_one_cycle: bool, whether `fit` spreads the optimizer's 1cycle over its
+            steps (a `OneCycleSpan` is added).
+        phase: int, 1 or 2 (names the phase's backup folder).
+        epochs: int, the phase's epochs.
+        run: `PhaseRun`.
+        find_learning_rate: bool, whether a `RecipeModel` built with
+            `learning_rate="find"` still runs the range finder in this `fit`.
+        on_compiled: callable or None, called with no argument after the recompile and
+            before `fit` (phase 2 saves or loads its starting point there).
+        guard: a `keep_best.KeepBest` or None: it scores each epoch, and restores the
+            best weights once `fit` has returned (after early stopping has acted).
+
+    Returns:
+        The phase's `History`, preceded by the epochs a resumed run had finished.
+    """
+    recompile(model, optimizer)
+    if isinstance(model, RecipeModel):
+        model.auto_one_cycle = auto_one_cycle
+        if not find_learning_rate:
+            model.auto_learning_rate = False
+    if on_compiled is not None:
+        on_compiled()
+    callbacks = list(run.callbacks)
+    logged = {}
+    if run.backup is not None:
+        # Before the 1cycle span, so that the state is restored before the span is computed;
+        # after the user's callbacks, so that what they record of an epoch is written before
+        # the epoch is backed up.
+        logged = run.backup.logged_epochs(phase)
+        callbacks = callbacks + run.backup.callbacks(phase)
+    if auto_one_cycle:
+        callbacks.append(OneCycleSpan())
+    if guard is not None:
+        callbacks.append(guard)
+    # A BackupAndRestore of an earlier fit (phase 1) must not move this one's start.
+    ki.clear_initial_epoch(model)
+    model.fine_tune_phase = phase  # which phase this `fit` is, for the callbacks
+    try:
+        history = model.fit(**run.fit_data, validation_data=run.validation_data, epochs=epochs,
+                            steps_per_epoch=run.steps_per_epoch, callbacks=callbacks,
+                            verbose=run.verbose)
+    finally:
+        ki.clear_initial_epoch(model)
+        model.fine_tune_phase = None
+    if guard is not None:
+        guard.restore(model)
+    return with_logged_epochs(history, logged)
+
+
+def stopped_on_nan(history):
+    """Whether a phase ended on a NaN or infinite loss (the next phase does not run)."""
+    losses = history.history.get("loss") or [0.0]
+    return not math.isfinite(losses[-1])
+
+
+def combined_history(model, histories, best=None, verbose=0):
+    """One `History` from the phases' `(phase, history)`, with a `"phase"` entry per epoch.
+
+    Args:
+        model: the model.
+        histories: list of `(phase, History)`.
+        best: dict or None, the `KeepBest.outcome` of phase 2: it goes to
+            `history.params["best_weights"]`, and is printed when `verbose` and the
+            weights were restored.
+        verbose: as `fit`'s.
+    """
+    combined = keras.callbacks.History()
+    combined.set_model(model)
+    keys = []
+    for _, history in histories:
+        keys += [key for key in history.history if key not in keys]
+    combined.history = {key: [] for key in keys}
+    combined.history["phase"] = []
+    combined.params = {}
+    for phase, history in histories:
+        epochs = len(history.epoch)
+        for key in keys:
+            combined.history[key] += list(history.history.get(key, [None] * epochs))
+        combined.history["phase"] += [phase] * epochs
+        combined.params[f"phase_{phase}"] = dict(history.params or {})
+    combined.epoch = list(range(len(combined.history["phase"])))
+    if best is not None:
+        combined.params["best_weights"] = best
+        if verbose and best["restored"]:
+            print(_restored_message(best))
+    return combined
+
+
+def _restored_message(best):
+    if best["phase"] == 1:
+        return (f"fine_tune: no epoch of phase 2 improved {best['monitor']} on the head's "
+                f"({best['phase_1_value']:.4f}); restored the weights phase 2 started from.")
+    return (f"fine_tune: restored the weights of phase 2's epoch {best['phase_2_epoch'] + 1}, "
+            f"the best {best['monitor']} ({best['value']:.4f}; the head's: "
+            f"{best['phase_1_value']:.4f}).")

@@ -1,0 +1,189 @@
+"""Resuming an interrupted `fine_tune`: the backup folder of a run, and the history
+of the epochs finished before the interruption."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import keras
+
+from keras_recipes import _io
+from keras_recipes import _validation as v
+
+__all__ = [
+    "PhaseBackup",
+    "check_backup_dir",
+    "history_from_state",
+    "phase_backup",
+    "with_logged_epochs",
+]
+
+
+def check_backup_dir(backup_dir):
+    """None or a folder path, as a str."""
+    if backup_dir is None:
+        return None
+    if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
+        v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
+    return os.fspath(backup_dir)
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Writes each finished epoch's logs to a JSON file (before the epoch's backup)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        entries = _read_json(self.path) or {}
+        entries[str(epoch)] = {key: float(value) for key, value in (logs or {}).items()}
+        _write_json(self.path, entries)
+
+
+def _read_json(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def _write_json(path, content):
+    """Writes `content` so that a crash leaves the old file or the new one, never half."""
+    _io.write_text(path, json.dumps(content))
+
+
+class PhaseBackup:
+    """The backup folder of a `fine_tune` run: what lets an interrupted run resume.
+
+    Layout of `backup_dir`:
+
+    - `phase_1/`, `phase_2/`: each phase's `keras.callbacks.BackupAndRestore`
+      folder (weights, optimizer state and epoch of the last finished epoch),
+      plus `history.json`, the logs of its finished epochs. Keras deletes the
+      folder when its `fit` ends.
+    - `phase_2_start.weights.h5` and `fine_tune.json`, written once phase 1 has
+      ended and phase 2 is set up (top of the base unfrozen, new optimizer
+      compiled): the model as phase 2 starts, and phase 1's history, phase 2's
+      learning rate and the run's arguments. Their presence means "phase 1 is
+      done": a new run skips it, loads the weights and goes on with phase 2,
+      whose own backup then restores its last finished epoch.
+
+    Everything is removed when the run finishes.
+    """
+
+    STATE = "fine_tune.json"
+    START = "phase_2_start.weights.h5"
+    FORMAT = 1
+
+    def __init__(self, folder, run):
+        self.folder = folder
+        self.run = dict(run, format=self.FORMAT)
+
+    def _path(self, *parts):
+        return os.path.join(self.folder, *parts)
+
+    def phase_folder(self, phase):
+        return self._path(f"phase_{phase}")
+
+    def phase_one_done(self):
+        """The state saved when phase 1 ended, or None; checks it is this run's."""
+        state = _read_json(self._path(self.STATE))
+        if state is None or not os.path.isfile(self._path(self.START)):
+            return None
+        if state.get("run") != self.run:
+            saved = ", ".join(f"{k}={state.get('run', {}).get(k)!r}" for k in sorted(self.run)
+                              if k != "format")
+            v.fail("backup_dir", self.folder,
+                   "a folder holding no backup, or the backup of the same fine_tune run",
+                   hint=f"(it holds a run with {saved}; pass the same arguments to resume it, "
+                   "or delete the folder to start again)")
+        return state
+
+    def callbacks(self, phase):
+        """The callbacks backing up `phase`: its epoch log, then Keras's BackupAndRestore."""
+        folder = self.phase_folder(phase)
+        return [_EpochLog(os.path.join(folder, "history.json")),
+                keras.callbacks.BackupAndRestore(folder)]
+
+    def logged_epochs(self, phase):
+        """The logs of the epochs of `phase` finished before an interruption."""
+        entries = _read_json(os.path.join(self.phase_folder(phase), "history.json")) or {}
+        return {int(epoch): logs for epoch, logs in entries.items()}
+
+    def save_phase_two_start(self, model, fine_tune_learning_rate, phase_one):
+        """Saves the model as phase 2 starts; from then on phase 1 counts as done."""
+        with _io.atomic_path(self._path(self.START), suffix=".weights.h5") as temporary:
+            model.save_weights(temporary, overwrite=True)
+        _write_json(self._path(self.STATE), {
+            "run": self.run,
+            "fine_tune_learning_rate": fine_tune_learning_rate,
+            "phase_1": None if phase_one is None else {
+                "history": {key: [None if value is None else float(value) for value in values]
+                            for key, values in phase_one.history.items()},
+                "epoch": [int(epoch) for epoch in phase_one.epoch],
+                "params": phase_one.params},
+        })
+
+    def load_phase_two_start(self, model):
+        model.load_weights(self._path(self.START))
+
+    def start_phase_two(self, model, resumed, fine_tune_learning_rate, phase_one):
+        """Phase 2's starting point, once its optimizer is compiled: loaded when `resumed`
+        (the state `phase_one_done` returned), else saved."""
+        if resumed is not None:
+            self.load_phase_two_start(model)
+        else:
+            self.save_phase_two_start(model, fine_tune_learning_rate, phase_one)
+
+    def finish(self):
+        """Removes the run's files, and the folder when nothing else is in it."""
+        for name in (self.STATE, self.START):
+            if os.path.isfile(self._path(name)):
+                os.remove(self._path(name))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.folder)
+
+
+def phase_backup(model, backup_dir, run):
+    """The `PhaseBackup` of a `fine_tune` call, or None without a backup folder.
+
+    Args:
+        model: the model; a `RecipeModel`'s own `backup_dir` is used when `backup_dir`
+            is None.
+        backup_dir: str, path or None, as `fine_tune`'s (checked).
+        run: dict, the arguments that identify the run (a backup of another run is
+            refused).
+    """
+    backup_dir = check_backup_dir(backup_dir)
+    if backup_dir is None:
+        backup_dir = getattr(model, "backup_dir", None)
+    return None if backup_dir is None else PhaseBackup(backup_dir, run)
+
+
+def history_from_state(model, saved):
+    """A `History` rebuilt from what `save_phase_two_start` wrote."""
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.history = {key: list(values) for key, values in saved["history"].items()}
+    history.epoch = list(saved["epoch"])
+    history.params = dict(saved["params"] or {})
+    return history
+
+
+def with_logged_epochs(history, logged):
+    """`history` of a resumed `fit`, preceded by the epochs finished before the interruption."""
+    first = history.epoch[0] if history.epoch else (max(logged) + 1 if logged else 0)
+    earlier = [epoch for epoch in sorted(logged) if epoch < first]
+    if not earlier:
+        return history
+    keys = list(history.history)
+    for epoch in earlier:
+        keys += [key for key in logged[epoch] if key not in keys]
+    merged = {key: [logged[epoch].get(key) for epoch in earlier]
+              + list(history.history.get(key, [None] * len(history.epoch))) for key in keys}
+    history.history = merged
+    history.epoch = earlier + list(history.epoch)
+    return history
