@@ -215,13 +215,27 @@ def _load_tfds(name, data_dir, image_size):
     if name not in builders:
         v.fail("name", name, "'digits', a .npz / .csv path, or a TensorFlow Datasets name",
                hint=bundled_hint or v.did_you_mean(name, {n: n for n in builders}))
+    try:
+        return _read_tfds(tfds, name, data_dir, image_size)
+    except ModuleNotFoundError as error:
+        # tensorflow-datasets imports some modules only when it prepares or reads a
+        # dataset (importlib_resources, through etils' epath, is one it does not declare):
+        # say which one, not "no internet".
+        raise ImportError(
+            f"Loading {name!r} with TensorFlow Datasets needs the Python module "
+            f"{error.name!r}, which is not installed: pip install {error.name} "
+            '(pip install "keras-recipes[tfds]" installs what tensorflow-datasets itself '
+            "needs)") from error
+
+
+def _read_tfds(tfds, name, data_dir, image_size):
     builder = tfds.builder(name, data_dir=data_dir)
-    available = set(builder.info.splits.keys()) or {"train", "test"}
+    builder.download_and_prepare()  # once; the splits are known after it (tf_flowers: train)
+    available = set(builder.info.splits.keys()) or {"train", "test"}  # (mock_data: none)
     wanted = [s for s in ("train", "validation", "test") if s in available]
     parts = {}
     for split in wanted:
-        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir,
-                            shuffle_files=False)
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         xs, ys = [], []
         for x, y in tfds.as_numpy(dataset):
             xs.append(_resize(x, image_size) if image_size else x)

@@ -436,7 +436,8 @@ def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, c
     def offline(*args, **kwargs):
         raise ConnectionError("no route to storage.googleapis.com")
 
-    monkeypatch.setattr(tfds, "load", offline)  # what a download without network ends in
+    # What a download without network ends in.
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
     output = tmp_path / "run"
     assert cli.main(["train", "transfer_learning", "--output", str(output)]) == 1
     assert capsys.readouterr().err == (
@@ -445,6 +446,33 @@ def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, c
         "downloaded and prepared on first use, which needs the internet; offline, set "
         "dataset.data_dir to a folder holding the prepared dataset\n")
     assert not output.exists()
+
+
+def test_transfer_learning_on_a_tfds_dataset_prepared_offline(tmp_path, capsys, base_file,
+                                                              local_tfds_builder):
+    # The real tfds path (not mock_data): the builder prepares into dataset.data_dir.
+    output = tmp_path / "run"
+    argv = _transfer(base_file, "fit.head_epochs=1", "fit.epochs=1",
+                     f"dataset.data_dir={tmp_path / 'tfds'}", "dataset.image_size=[8, 8]")
+    assert cli.main([*argv, "--dataset", local_tfds_builder, "--output", str(output)]) == 0
+    assert f"Training transfer_learning on {local_tfds_builder}: " in capsys.readouterr().out
+    assert json.loads((output / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_tfds_missing_module_exit_2_naming_it(tmp_path, capsys, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def fresh_install(*args, **kwargs):  # tensorflow-datasets 4.9.10 without importlib_resources
+        raise ModuleNotFoundError("No module named 'importlib_resources'",
+                                  name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "builder", fresh_install)
+    assert cli.main(["train", "--dataset", "fashion_mnist", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the internet" not in err
+    assert err.startswith("keras-recipes: error: Loading 'fashion_mnist' with TensorFlow Datasets "
+                          "needs the Python module 'importlib_resources', which is not "
+                          "installed: pip install importlib_resources")
 
 
 def test_ctrl_c_in_phase_2_keeps_both_phases_epochs(tmp_path, monkeypatch, base_file,
