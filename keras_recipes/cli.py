@@ -41,6 +41,8 @@ def _parser():
         prog="keras-recipes",
         description="Train the deep-learning recipes of Géron's chapter 11 with Keras 3.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's own log messages (hidden by default)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
@@ -73,6 +75,9 @@ def _parser():
 
     commands.add_parser("list", help="list the available recipes",
                         description="List the registered recipes.")
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="keep TensorFlow's own log messages (hidden by default)")
     return parser
 
 
@@ -83,6 +88,8 @@ def main(argv=None):
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.command == "list":  # no backend: see keras_recipes_cli
+        return _list(args)
     from keras_recipes.config import ConfigError
 
     try:
@@ -112,11 +119,22 @@ def _config(args):
 
 
 def _list(args):
-    from keras_recipes.models.registry import get_recipe_spec, list_recipes
-
-    for name in list_recipes():
-        print(f"{name:20s} {get_recipe_spec(name).summary}")
+    # From the shipped configs, one per registered recipe, so that no backend is imported.
+    for path in sorted((pathlib.Path(__file__).parent / "configs").glob("*.yaml")):
+        print(f"{path.stem:20s} {_first_sentence(path)}")
     return EXIT_OK
+
+
+def _first_sentence(config_path):
+    """The first sentence of a config file's opening comment."""
+    comment = []
+    for line in config_path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    text = " ".join(comment)
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
 
 
 def _show(args):

@@ -1,6 +1,8 @@
 import contextlib
 import csv
 import json
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -208,8 +210,9 @@ def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == keras_recipes.list_recipes()
-    assert "transfer_learning    Transfer learning: a pretrained base, frozen, with a new head; " \
-        "trained with `fine_tune`." in listed
+    assert "transfer_learning    Transfer learning with little labelled data: MobileNetV2 " \
+        "pretrained on ImageNet, frozen, with a new head, on the 3,670 photos of tf_flowers " \
+        "(5 classes)." in listed
     for command in ("train", "show", "evaluate", "list", "lr-find"):
         assert cli.main([command, "--help"]) == 0
         assert "usage: keras-recipes" in capsys.readouterr().out
@@ -219,6 +222,52 @@ def test_console_entry_point_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "keras_recipes.cli", "list"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "self_normalizing" in result.stdout
+
+
+_LAUNCH = """
+import sys
+import keras_recipes_cli
+code = keras_recipes_cli.main(sys.argv[1:])
+backends = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow", "jax",
+                                                                  "torch"))
+print("BACKEND MODULES:", len(backends), backends[:3])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["train", "--help"], ["lr-find", "-h"],
+                                  [], ["trian"]])
+def test_list_help_and_bad_usage_import_no_backend_and_log_nothing(argv):
+    result = subprocess.run([sys.executable, "-c", _LAUNCH, *argv], capture_output=True,
+                            text=True, timeout=120, cwd=pathlib.Path(__file__).parents[1])
+    assert "BACKEND MODULES: 0 []" in result.stdout, result.stdout
+    if argv[:1] in (["list"], ["--help"], ["train"], ["lr-find"]):
+        assert result.returncode == 0 and result.stderr == ""
+        assert ("self_normalizing" if argv == ["list"] else "usage: keras-recipes") \
+            in result.stdout
+    else:  # argparse's own two lines
+        assert result.returncode == 2 and result.stderr.startswith("usage: keras-recipes")
+
+
+def test_commands_with_a_model_hide_tensorflow_logs_unless_verbose():
+    root = pathlib.Path(__file__).parents[1]
+    run = [sys.executable, "-m", "keras_recipes_cli", "show", "--set", "fit.epochs=3"]
+    quiet = subprocess.run(run, capture_output=True, text=True, timeout=300, cwd=root,
+                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert quiet.returncode == 0 and quiet.stderr == "" and "epochs: 3" in quiet.stdout
+    loud = subprocess.run([*run, "--verbose"], capture_output=True, text=True, timeout=300,
+                          cwd=root, env={k: v for k, v in os.environ.items()
+                                         if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert loud.returncode == 0 and "epochs: 3" in loud.stdout
+    if keras.backend.backend() == "tensorflow":
+        assert "absl::InitializeLog" in loud.stderr  # what the launcher hides
+
+
+def test_the_console_script_is_the_launcher():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["keras-recipes"] == "keras_recipes_cli:main"
+    assert "keras_recipes*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
 
 
 def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
