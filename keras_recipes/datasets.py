@@ -5,7 +5,7 @@ Sources, all usable without the internet:
 - `"digits"`: scikit-learn's bundled 8x8 digits (the default; no download);
 - a file: `.npz` (arrays `x_train`, `y_train` and optionally `x_val`/`y_val`,
   `x_test`/`y_test`; or just `x` and `y`) or `.csv` (a header row; the label in
-  the `label` column, or the last one);
+  the column named `label`, `labels`, `class`, `target` or `y`, else the last one);
 - any TensorFlow Datasets name (`"mnist"`, `"fashion_mnist"`, `"tf_flowers"`, ...)
   through `tfds.load`, with `data_dir` pointing at prepared data for offline use.
 """
@@ -21,6 +21,8 @@ from keras_recipes import _validation as v
 
 BUNDLED = ("digits",)
 FILE_SUFFIXES = (".npz", ".csv")
+# A .csv file's label column: the first of these names in its header, else the last column.
+LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +180,8 @@ def _read_csv(path):
     if len(rows) < 2:
         v.fail("name", str(path), "a .csv file with a header row and at least one data row")
     header, body = rows[0], rows[1:]
-    label = header.index("label") if "label" in header else len(header) - 1
+    names = [name.strip().lower() for name in header]
+    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), len(header) - 1)
     try:
         table = np.array(body, dtype="float64")
     except ValueError as error:

@@ -150,6 +150,20 @@ def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
     assert err.count("\n") == 1 and f"{path}: " in err and message in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["show", "--set", "model.dropout_rate=1.5"],
+     "default_dnn.yaml: model.dropout_rate: Argument `dropout_rate` must be"),
+    (["show", "--set", "units=5"], "default_dnn.yaml: unknown key `units`. Valid keys: recipe, "
+     "seed, dataset, model, fit, report. Did you mean `model.units`?"),
+    (["show", "transfer_learning", "--set", "model.dropout_rate=-1"],
+     "transfer_learning.yaml: model.dropout_rate: "),
+])
+def test_show_validates_every_section(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {message}"), err
+
+
 def test_show_prints_resolved_settings(capsys):
     assert cli.main(["show", "self_normalizing", "--set", "fit.epochs=4"]) == 0
     import yaml
@@ -304,6 +318,40 @@ def test_mc_dropout_run_reports_uncertainty(tmp_path):
     assert _png_size(output / "uncertainty.png")[1] >= 500
 
 
+def test_uncertainty_figure_has_a_title_and_shows_a_few_wrong_predictions():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    entropy = np.concatenate([np.linspace(0, 0.3, 355), [0.5, 0.6, 0.7, 0.8, 0.9]])
+    cli._draw_uncertainty(ax, entropy, np.arange(360) < 355, "MC Dropout uncertainty")
+    assert ax.get_title() == "MC Dropout uncertainty"
+    heights = {label: max(p.get_height() for p in container) for label, container in
+               zip([t.get_text() for t in ax.get_legend().get_texts()], ax.containers)}
+    assert set(heights) == {"correct (355)", "wrong (5)"}
+    assert heights["wrong (5)"] >= 0.2  # a share of its own group, not 1 bar in 360
+
+
+def test_plot_schedule_saved_with_savefig_keeps_its_labels_inside():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_recipes.plots import plot_schedule
+
+    model = keras_recipes.build_default_dnn((8,), 3, num_hidden_layers=1, total_steps=200)
+    ax = plot_schedule(model.optimizer, num_steps=200)
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    assert len(figure.axes) == 2  # the learning rate, and the momentum on a twin axis
+    labels = [axes.yaxis.label for axes in figure.axes] + [ax.xaxis.label]
+    for label in (label for label in labels if label.get_visible() and label.get_text()):
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.width, label.get_text()
+    plt.close(figure)
+
+
 def test_mc_dropout_on_a_model_without_dropout_exits_2(tmp_path, capsys):
     assert cli.main(["train", "--set", "fit.epochs=1", "--set", "report.mc_dropout_samples=5",
                      "--output", str(tmp_path / "run")]) == 2
@@ -372,6 +420,10 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     assert sorted(p.name for p in output.iterdir()) == REPORT_FILES
     rows = list(csv.DictReader((output / "history.csv").open()))
     assert [row["phase"] for row in rows] == ["1", "1", "1", "2", "2"]
+    import yaml
+
+    recorded = yaml.safe_load((output / "config.yaml").read_text())
+    assert recorded["dataset"]["image_size"] == [8, 8]  # what the model was built at
     assert [row["epoch"] for row in rows] == ["1", "2", "3", "4", "5"] and "val_loss" in rows[0]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 5

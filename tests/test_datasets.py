@@ -124,3 +124,11 @@ def test_tfds_missing_module_is_named_with_the_install_command(monkeypatch):
         "Loading 'mnist' with TensorFlow Datasets needs the Python module "
         "'importlib_resources', which is not installed: pip install importlib_resources "
         '(pip install "keras-recipes[tfds]" installs what tensorflow-datasets itself needs)')
+
+
+def test_csv_with_the_label_first_under_a_usual_name(tmp_path):
+    path = tmp_path / "table.csv"
+    rows = ["class,a,b"] + [f"{i % 3},{i / 10},{2 * i}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n")
+    data = datasets.load(str(path), standardize=False)
+    assert data.input_shape == (2,) and data.num_classes == 3
