@@ -43,6 +43,8 @@ def _parser():
         prog="keras-recipes",
         description="Train the deep-learning recipes of Géron's chapter 11 with Keras 3.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's own log messages (hidden by default)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
@@ -75,6 +77,9 @@ def _parser():
 
     commands.add_parser("list", help="list the available recipes",
                         description="List the registered recipes.")
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="keep TensorFlow's own log messages (hidden by default)")
     return parser
 
 
@@ -85,6 +90,8 @@ def main(argv=None):
         args = _parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    if args.command == "list":  # no backend: see keras_recipes_cli
+        return _list(args)
     from keras_recipes.config import ConfigError
 
     try:
@@ -114,20 +121,63 @@ def _config(args):
 
 
 def _list(args):
-    from keras_recipes.models.registry import get_recipe_spec, list_recipes
-
-    for name in list_recipes():
-        print(f"{name:20s} {get_recipe_spec(name).summary}")
+    # From the shipped configs, one per registered recipe, so that no backend is imported.
+    for path in sorted((pathlib.Path(__file__).parent / "configs").glob("*.yaml")):
+        print(f"{path.stem:20s} {_first_sentence(path)}")
     return EXIT_OK
+
+
+def _first_sentence(config_path):
+    """The first sentence of a config file's opening comment."""
+    comment = []
+    for line in config_path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    text = " ".join(comment)
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
 
 
 def _show(args):
     import yaml
 
     config = _config(args)
+    _check_model_settings(config)
     print(f"# {config.source}, resolved")
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return EXIT_OK
+
+
+def _check_model_settings(config):
+    """Builds the recipe's model on a stand-in input, so `show` validates the model section.
+
+    The factories check their arguments at entry; this needs no data and downloads nothing
+    (pretrained weights are left out). A model file of yours (`model.base`) is not loaded.
+    """
+    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.models.registry import get_recipe_spec
+
+    spec = get_recipe_spec(config.recipe)
+    kwargs = dict(config.model)
+    if any(isinstance(kwargs.get(key), str) and kwargs[key].lower().endswith(".keras")
+           for key in spec.model_files):
+        return
+    if "weights" in kwargs:
+        kwargs["weights"] = None
+    if kwargs.get("learning_rate") == "find":
+        kwargs.pop("learning_rate")
+    image_size = config.dataset.get("image_size")
+    shape = (*image_size, 3) if spec.model_files and image_size else (32, 32, 3) \
+        if spec.model_files else (8,)
+    import keras
+
+    try:
+        spec.build(shape, 2, seed=config.seed, **kwargs)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(explain(error, config, "model")) from None
+    finally:
+        keras.backend.clear_session()
 
 
 def _build(config):
@@ -219,6 +269,10 @@ def _train(args):
     _keep_paths_inside(config, output)
     keras.utils.set_random_seed(config.seed)
     data, model = _build(config)
+    image_size = config.dataset.get("image_size")
+    if image_size is not None and list(data.input_shape[:2]) != list(image_size):
+        # Only tfds images are resized: record the size the model was built at.
+        config.dataset["image_size"] = list(data.input_shape[:2])
     if config.report["mc_dropout_samples"]:
         _mc_predictor(model, config)  # a model without dropout is refused before training
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
@@ -421,17 +475,28 @@ def _mc_dropout_report(model, data, config, metrics):
     metrics["test_ece"] = float(expected_calibration_error(data.y_test, plain))
     metrics["mc_test_ece"] = float(expected_calibration_error(data.y_test, result.mean))
     correct = result.predict_classes() == data.y_test
+    title = f"MC Dropout uncertainty ({config.report['mc_dropout_samples']} samples)"
+    return ("uncertainty.png", title,
+            lambda ax: _draw_uncertainty(ax, result.entropy, correct, title))
 
-    def draw(ax):
-        bins = np.linspace(0, max(float(result.entropy.max()), 1e-6), 30)
-        ax.hist(result.entropy[correct], bins=bins, alpha=0.7, label="correct")
-        ax.hist(result.entropy[~correct], bins=bins, alpha=0.7, label="wrong")
-        ax.set_xlabel("predictive entropy (nats)")
-        ax.set_ylabel("test samples")
-        ax.legend()
 
-    return ("uncertainty.png",
-            f"MC Dropout uncertainty ({config.report['mc_dropout_samples']} samples)", draw)
+def _draw_uncertainty(ax, entropy, correct, title):
+    """Histograms of the predictive entropy of right and wrong predictions, each as shares.
+
+    Each group is normalised to its own size, so that a handful of wrong predictions is as
+    visible as hundreds of right ones.
+    """
+    import numpy as np
+
+    bins = np.linspace(0, max(float(entropy.max()), 1e-6), 30)
+    for mask, label, color in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
+        if mask.any():
+            ax.hist(entropy[mask], bins=bins, weights=np.full(mask.sum(), 1 / mask.sum()),
+                    alpha=0.6, color=color, edgecolor=color, label=f"{label} ({mask.sum()})")
+    ax.set_xlabel("predictive entropy (nats): higher is less sure")
+    ax.set_ylabel("share of the group's test samples")
+    ax.set_title(title)
+    ax.legend(title="predictions")
 
 
 def _mc_predictor(model, config):

@@ -171,6 +171,19 @@ def _check_keys(where, section, given, valid):
                 f"{hint}".rstrip())
 
 
+def _check_top_level_keys(where, raw, spec):
+    """Unknown top-level keys; a key of a section (`units`) gets that section's (`model.units`)."""
+    sections = {"model": spec.model_defaults, "fit": spec.fit_defaults,
+                "dataset": _defaults(datasets.load, skip=("seed",)), "report": _REPORT_DEFAULTS}
+    for key in raw:
+        owners = [name for name, keys in sections.items() if key in keys]
+        if key not in _SECTIONS and owners:
+            raise ConfigError(
+                f"{where}: unknown key `{key}`. Valid keys: {', '.join(_SECTIONS)}. "
+                f"Did you mean {', '.join(f'`{owner}.{key}`' for owner in owners)}?")
+    _check_keys(where, "", raw, _SECTIONS)
+
+
 def _section(raw, where, name):
     value = raw.get(name, {})
     if value is None:
@@ -182,12 +195,13 @@ def _section(raw, where, name):
 
 
 def _validate(raw, where):
-    _check_keys(where, "", raw, _SECTIONS)
     recipe = raw.get("recipe", "default_dnn")
     try:
         spec = get_recipe_spec(recipe)
     except (ValueError, TypeError) as error:
+        _check_keys(where, "", raw, _SECTIONS)
         raise ConfigError(f"{where}: recipe: {error}") from None
+    _check_top_level_keys(where, raw, spec)
     recipe = spec.name
     seed = raw.get("seed", 0)
     _wrap(where, "seed", v.check_seed, seed, allow_none=False)

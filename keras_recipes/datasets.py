@@ -5,7 +5,7 @@ Sources, all usable without the internet:
 - `"digits"`: scikit-learn's bundled 8x8 digits (the default; no download);
 - a file: `.npz` (arrays `x_train`, `y_train` and optionally `x_val`/`y_val`,
   `x_test`/`y_test`; or just `x` and `y`) or `.csv` (a header row; the label in
-  the `label` column, or the last one);
+  the column named `label`, `labels`, `class`, `target` or `y`, else the last one);
 - any TensorFlow Datasets name (`"mnist"`, `"fashion_mnist"`, `"tf_flowers"`, ...)
   through `tfds.load`, with `data_dir` pointing at prepared data for offline use.
 """
@@ -23,6 +23,8 @@ __all__ = ["DatasetSplits", "load", "standardization_statistics"]
 
 _BUNDLED = ("digits",)
 _FILE_SUFFIXES = (".npz", ".csv")
+# A .csv file's label column: the first of these names in its header, else the last column.
+_LABEL_COLUMNS = ("label", "labels", "class", "target", "y")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +183,8 @@ def _read_csv(path):
     if len(rows) < 2:
         v.fail("name", str(path), "a .csv file with a header row and at least one data row")
     header, body = rows[0], rows[1:]
-    label = header.index("label") if "label" in header else len(header) - 1
+    names = [name.strip().lower() for name in header]
+    label = next((names.index(n) for n in _LABEL_COLUMNS if n in names), len(header) - 1)
     try:
         table = np.array(body, dtype="float64")
     except ValueError as error:
@@ -218,13 +221,27 @@ def _load_tfds(name, data_dir, image_size):
     if name not in builders:
         v.fail("name", name, "'digits', a .npz / .csv path, or a TensorFlow Datasets name",
                hint=bundled_hint or v.did_you_mean(name, {n: n for n in builders}))
+    try:
+        return _read_tfds(tfds, name, data_dir, image_size)
+    except ModuleNotFoundError as error:
+        # tensorflow-datasets imports some modules only when it prepares or reads a
+        # dataset (importlib_resources, through etils' epath, is one it does not declare):
+        # say which one, not "no internet".
+        raise ImportError(
+            f"Loading {name!r} with TensorFlow Datasets needs the Python module "
+            f"{error.name!r}, which is not installed: pip install {error.name} "
+            '(pip install "keras-recipes[tfds]" installs what tensorflow-datasets itself '
+            "needs)") from error
+
+
+def _read_tfds(tfds, name, data_dir, image_size):
     builder = tfds.builder(name, data_dir=data_dir)
-    available = set(builder.info.splits.keys()) or {"train", "test"}
+    builder.download_and_prepare()  # once; the splits are known after it (tf_flowers: train)
+    available = set(builder.info.splits.keys()) or {"train", "test"}  # (mock_data: none)
     wanted = [s for s in ("train", "validation", "test") if s in available]
     parts = {}
     for split in wanted:
-        dataset = tfds.load(name, split=split, as_supervised=True, data_dir=data_dir,
-                            shuffle_files=False)
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         xs, ys = [], []
         for x, y in tfds.as_numpy(dataset):
             xs.append(_resize(x, image_size) if image_size else x)

@@ -22,7 +22,7 @@ def _axes(ax):
         import matplotlib.pyplot as plt
     except ImportError as error:
         raise ImportError('Plots need matplotlib: pip install "keras-recipes[cli]"') from error
-    return plt.subplots(figsize=(6, 4))[1]
+    return plt.subplots(figsize=(6, 4), layout="constrained")[1]
 
 
 def _history_dict(history):

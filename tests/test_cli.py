@@ -1,6 +1,8 @@
 import contextlib
 import csv
 import json
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -158,6 +160,20 @@ def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
     assert err.count("\n") == 1 and f"{path}: " in err and message in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["show", "--set", "model.dropout_rate=1.5"],
+     "default_dnn.yaml: model.dropout_rate: Argument `dropout_rate` must be"),
+    (["show", "--set", "units=5"], "default_dnn.yaml: unknown key `units`. Valid keys: recipe, "
+     "seed, dataset, model, fit, report. Did you mean `model.units`?"),
+    (["show", "transfer_learning", "--set", "model.dropout_rate=-1"],
+     "transfer_learning.yaml: model.dropout_rate: "),
+])
+def test_show_validates_every_section(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {message}"), err
+
+
 def test_show_prints_resolved_settings(capsys):
     assert cli.main(["show", "self_normalizing", "--set", "fit.epochs=4"]) == 0
     import yaml
@@ -288,8 +304,9 @@ def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == keras_recipes.list_recipes()
-    assert "transfer_learning    Transfer learning: a pretrained base, frozen, with a new head; " \
-        "trained with `fine_tune`." in listed
+    assert "transfer_learning    Transfer learning with little labelled data: MobileNetV2 " \
+        "pretrained on ImageNet, frozen, with a new head, on the 3,670 photos of tf_flowers " \
+        "(5 classes)." in listed
     for command in ("train", "show", "evaluate", "list", "lr-find"):
         assert cli.main([command, "--help"]) == 0
         assert "usage: keras-recipes" in capsys.readouterr().out
@@ -299,6 +316,52 @@ def test_console_entry_point_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "keras_recipes.cli", "list"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "self_normalizing" in result.stdout
+
+
+_LAUNCH = """
+import sys
+import keras_recipes_cli
+code = keras_recipes_cli.main(sys.argv[1:])
+backends = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow", "jax",
+                                                                  "torch"))
+print("BACKEND MODULES:", len(backends), backends[:3])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["train", "--help"], ["lr-find", "-h"],
+                                  [], ["trian"]])
+def test_list_help_and_bad_usage_import_no_backend_and_log_nothing(argv):
+    result = subprocess.run([sys.executable, "-c", _LAUNCH, *argv], capture_output=True,
+                            text=True, timeout=120, cwd=pathlib.Path(__file__).parents[1])
+    assert "BACKEND MODULES: 0 []" in result.stdout, result.stdout
+    if argv[:1] in (["list"], ["--help"], ["train"], ["lr-find"]):
+        assert result.returncode == 0 and result.stderr == ""
+        assert ("self_normalizing" if argv == ["list"] else "usage: keras-recipes") \
+            in result.stdout
+    else:  # argparse's own two lines
+        assert result.returncode == 2 and result.stderr.startswith("usage: keras-recipes")
+
+
+def test_commands_with_a_model_hide_tensorflow_logs_unless_verbose():
+    root = pathlib.Path(__file__).parents[1]
+    run = [sys.executable, "-m", "keras_recipes_cli", "show", "--set", "fit.epochs=3"]
+    quiet = subprocess.run(run, capture_output=True, text=True, timeout=300, cwd=root,
+                           env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert quiet.returncode == 0 and quiet.stderr == "" and "epochs: 3" in quiet.stdout
+    loud = subprocess.run([*run, "--verbose"], capture_output=True, text=True, timeout=300,
+                          cwd=root, env={k: v for k, v in os.environ.items()
+                                         if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert loud.returncode == 0 and "epochs: 3" in loud.stdout
+    if keras.backend.backend() == "tensorflow":
+        assert "absl::InitializeLog" in loud.stderr  # what the launcher hides
+
+
+def test_the_console_script_is_the_launcher():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["keras-recipes"] == "keras_recipes_cli:main"
+    assert "keras_recipes*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
 
 
 def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
@@ -333,6 +396,40 @@ def test_mc_dropout_run_reports_uncertainty(tmp_path):
     assert "![MC Dropout uncertainty (10 samples)](uncertainty.png)" in \
         (output / "report.md").read_text()
     assert _png_size(output / "uncertainty.png")[1] >= 500
+
+
+def test_uncertainty_figure_has_a_title_and_shows_a_few_wrong_predictions():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    entropy = np.concatenate([np.linspace(0, 0.3, 355), [0.5, 0.6, 0.7, 0.8, 0.9]])
+    cli._draw_uncertainty(ax, entropy, np.arange(360) < 355, "MC Dropout uncertainty")
+    assert ax.get_title() == "MC Dropout uncertainty"
+    heights = {label: max(p.get_height() for p in container) for label, container in
+               zip([t.get_text() for t in ax.get_legend().get_texts()], ax.containers)}
+    assert set(heights) == {"correct (355)", "wrong (5)"}
+    assert heights["wrong (5)"] >= 0.2  # a share of its own group, not 1 bar in 360
+
+
+def test_plot_schedule_saved_with_savefig_keeps_its_labels_inside():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_recipes.plots import plot_schedule
+
+    model = keras_recipes.build_default_dnn((8,), 3, num_hidden_layers=1, total_steps=200)
+    ax = plot_schedule(model.optimizer, num_steps=200)
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    assert len(figure.axes) == 2  # the learning rate, and the momentum on a twin axis
+    labels = [axes.yaxis.label for axes in figure.axes] + [ax.xaxis.label]
+    for label in (label for label in labels if label.get_visible() and label.get_text()):
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.width, label.get_text()
+    plt.close(figure)
 
 
 def test_mc_dropout_on_a_model_without_dropout_exits_2(tmp_path, capsys):
@@ -403,6 +500,10 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     assert sorted(p.name for p in output.iterdir()) == REPORT_FILES
     rows = list(csv.DictReader((output / "history.csv").open()))
     assert [row["phase"] for row in rows] == ["1", "1", "1", "2", "2"]
+    import yaml
+
+    recorded = yaml.safe_load((output / "config.yaml").read_text())
+    assert recorded["dataset"]["image_size"] == [8, 8]  # what the model was built at
     assert [row["epoch"] for row in rows] == ["1", "2", "3", "4", "5"] and "val_loss" in rows[0]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 5
@@ -518,7 +619,8 @@ def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, c
     def offline(*args, **kwargs):
         raise ConnectionError("no route to storage.googleapis.com")
 
-    monkeypatch.setattr(tfds, "load", offline)  # what a download without network ends in
+    # What a download without network ends in.
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
     output = tmp_path / "run"
     assert cli.main(["train", "transfer_learning", "--output", str(output)]) == 1
     assert capsys.readouterr().err == (
@@ -527,6 +629,33 @@ def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, c
         "downloaded and prepared on first use, which needs the internet; offline, set "
         "dataset.data_dir to a folder holding the prepared dataset\n")
     assert not output.exists()
+
+
+def test_transfer_learning_on_a_tfds_dataset_prepared_offline(tmp_path, capsys, base_file,
+                                                              local_tfds_builder):
+    # The real tfds path (not mock_data): the builder prepares into dataset.data_dir.
+    output = tmp_path / "run"
+    argv = _transfer(base_file, "fit.head_epochs=1", "fit.epochs=1",
+                     f"dataset.data_dir={tmp_path / 'tfds'}", "dataset.image_size=[8, 8]")
+    assert cli.main([*argv, "--dataset", local_tfds_builder, "--output", str(output)]) == 0
+    assert f"Training transfer_learning on {local_tfds_builder}: " in capsys.readouterr().out
+    assert json.loads((output / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_tfds_missing_module_exit_2_naming_it(tmp_path, capsys, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def fresh_install(*args, **kwargs):  # tensorflow-datasets 4.9.10 without importlib_resources
+        raise ModuleNotFoundError("No module named 'importlib_resources'",
+                                  name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "builder", fresh_install)
+    assert cli.main(["train", "--dataset", "fashion_mnist", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the internet" not in err
+    assert err.startswith("keras-recipes: error: Loading 'fashion_mnist' with TensorFlow Datasets "
+                          "needs the Python module 'importlib_resources', which is not "
+                          "installed: pip install importlib_resources")
 
 
 def test_ctrl_c_in_phase_2_keeps_both_phases_epochs(tmp_path, monkeypatch, base_file,

@@ -95,35 +95,40 @@ def test_tfds_dataset_under_mock_data_keeps_image_shape():
     assert resized.input_shape == (14, 14, 1) and resized.x_train.max() > 1
 
 
-def test_tfds_dataset_built_locally_into_a_data_dir(tmp_path):
+def test_tfds_builder_of_a_package_prepares_and_loads_offline(local_tfds_builder, tmp_path):
+    # The real tfds path, as `tfds.load("tf_flowers")` takes it (not mock_data): the
+    # builder's code path, download_and_prepare into data_dir, reading the files back.
+    data = datasets.load(local_tfds_builder, data_dir=str(tmp_path), image_size=(8, 8),
+                         standardize=False, seed=0)
+    assert data.input_shape == (8, 8, 3) and data.num_classes == 5
+    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 100
+    assert (tmp_path / local_tfds_builder / "1.0.0").is_dir()  # prepared there
+    again = datasets.load(local_tfds_builder, data_dir=str(tmp_path), image_size=(8, 8),
+                          standardize=False, seed=0)
+    np.testing.assert_array_equal(again.x_train, data.x_train)
+    red = data.x_train[..., 0].mean(axis=(1, 2))  # classes 0 and 3 have a bright red channel
+    assert red[np.isin(data.y_train, (0, 3))].min() > red[~np.isin(data.y_train, (0, 3))].max()
+
+
+def test_tfds_missing_module_is_named_with_the_install_command(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
 
-    class TinyShapes(tfds.core.GeneratorBasedBuilder):
-        """Two classes of 6x6 images, generated (no download)."""
+    def fresh_install(*args, **kwargs):  # tensorflow-datasets 4.9.10 without importlib_resources
+        raise ModuleNotFoundError("No module named 'importlib_resources'",
+                                  name="importlib_resources")
 
-        VERSION = tfds.core.Version("1.0.0")
-        pkg_dir_path = tmp_path  # defined in a test module, not in a package
+    monkeypatch.setattr(tfds, "builder", fresh_install)
+    with pytest.raises(ImportError) as raised:
+        datasets.load("mnist")
+    assert str(raised.value) == (
+        "Loading 'mnist' with TensorFlow Datasets needs the Python module "
+        "'importlib_resources', which is not installed: pip install importlib_resources "
+        '(pip install "keras-recipes[tfds]" installs what tensorflow-datasets itself needs)')
 
-        def _info(self):
-            return self.dataset_info_from_configs(
-                features=tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(6, 6, 1)),
-                    "label": tfds.features.ClassLabel(num_classes=2)}),
-                supervised_keys=("image", "label"))
 
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(80, 0), "test": self._generate_examples(20, 1)}
-
-        def _generate_examples(self, count, seed):
-            rng = np.random.default_rng(seed)
-            for i in range(count):
-                label = i % 2
-                image = np.full((6, 6, 1), 200 * label, "uint8")
-                image += rng.integers(0, 40, (6, 6, 1), dtype="uint8")
-                yield i, {"image": image, "label": label}
-
-    TinyShapes(data_dir=str(tmp_path)).download_and_prepare()
-    data = datasets.load("tiny_shapes", data_dir=str(tmp_path), standardize=False)
-    assert data.input_shape == (6, 6, 1) and data.num_classes == 2
-    assert len(data.x_test) == 20
-    assert data.x_train[data.y_train == 1].mean() > data.x_train[data.y_train == 0].mean() + 100
+def test_csv_with_the_label_first_under_a_usual_name(tmp_path):
+    path = tmp_path / "table.csv"
+    rows = ["class,a,b"] + [f"{i % 3},{i / 10},{2 * i}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n")
+    data = datasets.load(str(path), standardize=False)
+    assert data.input_shape == (2,) and data.num_classes == 3

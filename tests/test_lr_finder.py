@@ -692,3 +692,29 @@ def test_suggestion_lands_within_a_factor_3_of_the_best_fixed_learning_rate():
                                 max_learning_rate=10.0, num_steps=100, seed=0)
     ratio = result.suggestion / grid[best]
     assert 1 / 3 <= ratio <= 3, (result.suggestion, grid[best], val_losses)
+
+
+def test_plot_tells_the_suggestions_apart_and_keeps_the_raw_loss_in_view():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lrs, losses = _valley_curve()
+    noisy = np.asarray(losses) + np.random.default_rng(0).normal(0, 0.05, len(losses))
+    result = LRFinderResult(lrs, noisy)
+    ax = result.plot()
+    vertical = {line.get_label().split(":")[0]: line for line in ax.get_lines()
+                if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2}
+    assert set(vertical) == {"valley", "minimum / 10 (fastai's rule)", "steepest descent"}
+    styles = {(line.get_color(), line.get_linestyle()) for line in vertical.values()}
+    assert len(styles) == 3  # "minimum" and "steepest" no longer look the same
+    lowest = int(np.argmin(result.smoothed_losses))
+    assert any(line.get_label().startswith("smoothed loss minimum, at ") and
+               line.get_xdata()[0] == pytest.approx(result.minimum * 10) for line in ax.get_lines())
+    bottom, top = ax.get_ylim()
+    assert bottom <= noisy[: lowest + 1].min() and top >= noisy[: lowest + 1].max()
+    figure = ax.figure
+    figure.canvas.draw()
+    assert figure.get_layout_engine() is not None  # nothing clipped by savefig
+    plt.close(figure)

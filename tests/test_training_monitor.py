@@ -51,6 +51,20 @@ def _fit(model, monitor=None, epochs=3, x=None, y=None):
                      callbacks=callbacks)
 
 
+def test_the_epoch_line_stays_short_and_the_history_keeps_every_statistic(capsys):
+    x, y = _data()
+    model = _model()
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=2,
+                        callbacks=[TrainingMonitor(x[:64], y[:64], seed=0, verbose=1)])
+    printed = capsys.readouterr().out
+    assert "monitor_" not in printed
+    epoch_lines = [line for line in printed.splitlines() if "loss:" in line]
+    assert len(epoch_lines) == 2 and all(len(line) < 100 for line in epoch_lines), printed
+    assert printed.count("TrainingMonitor epoch ") == 2  # the short summary line
+    monitored = [key for key in history.history if key.startswith("monitor_")]
+    assert len(monitored) > 15 and all(len(history.history[k]) == 2 for k in monitored)
+
+
 def test_statistics_are_logged_into_the_history():
     x, y = _data()
     model = _model()

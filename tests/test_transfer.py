@@ -449,9 +449,10 @@ def test_phase_one_changes_no_base_weight_and_trains_the_head():
 
 
 @pytest.mark.parametrize("unfreeze, expected", [
-    (3, {"conv_3"}),
-    (0.5, {"conv_3"}),  # ceil(0.5 * 9) = 5 layers: bn_2 and above
-    (0.6, {"conv_2", "conv_3"}),  # 6 layers: conv_2 and above
+    (3, {"conv_3"}),  # an int counts every layer: bn_3, relu_3 and conv_3
+    # A fraction counts the 3 layers with weights, BatchNorm aside, and takes what is above.
+    (0.3, {"conv_3"}),  # ceil(0.3 * 3) = 1: conv_3 and above
+    (0.5, {"conv_2", "conv_3"}),  # ceil(0.5 * 3) = 2: conv_2 and above
     ("conv_2", {"conv_2", "conv_3"}),
     ("all", {"conv_1", "conv_2", "conv_3"}),
 ])
@@ -469,6 +470,19 @@ def test_phase_two_changes_exactly_the_unfrozen_layers_and_no_batchnorm(unfreeze
         assert all(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))
     base = _base_of(model)
     assert {layer.name for layer in base.layers if layer.trainable_weights} == expected
+
+
+def test_a_fraction_of_a_saved_model_used_as_base_unfreezes_layers_with_weights(tmp_path):
+    # The README's `--set model.base=runs/old/model.keras`: an earlier transfer model, whose
+    # top-level layers are its nested conv base and a pooling layer once its classifier is
+    # cut. unfreeze=0.3 of those two layers was the pooling alone, which has no weights.
+    _transfer().save(tmp_path / "old.keras")
+    old = keras.models.load_model(tmp_path / "old.keras")
+    model = _transfer(old)
+    x, y = _images()
+    history = fine_tune(model, (x, y), head_epochs=1, epochs=1, unfreeze=0.3, verbose=0)
+    assert history.history["phase"] == [1, 2]
+    assert _base_of(model).trainable_weights  # the nested conv base trained in phase 2
 
 
 def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():

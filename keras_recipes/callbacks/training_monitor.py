@@ -40,9 +40,10 @@ class TrainingMonitor(keras.callbacks.Callback):
     `keras_recipes.diagnose` measures them (a softmax/sigmoid crossentropy
     through its logits on every backend).
 
-    The statistics go into the epoch `logs`, hence into `model.fit(...).history`
-    and any `CSVLogger` or `TensorBoard` callback after this one, like
-    `validation_freq` metrics (only on the epochs that are monitored):
+    The statistics go into `model.fit(...).history`, like `validation_freq`
+    metrics (only on the epochs that are monitored), but not into the epoch
+    `logs`, so the progress bar's epoch line stays short (`verbose=1` prints a
+    one-line summary instead):
 
     - always: `monitor_max_dead_fraction`, `monitor_max_saturated_fraction`,
       `monitor_max_gradient_norm`, `monitor_gradient_norm_ratio`,
@@ -73,7 +74,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             Defaults to `32`.
         num_batches: int, the number of probe batches. Defaults to `2`.
         log_dir: str or `None`, a TensorBoard log directory. Defaults to `None`.
-        log_layers: bool, whether to add the per-layer statistics to the logs
+        log_layers: bool, whether to add the per-layer statistics to the history
             (the summary keys are always added). Defaults to `True`.
         dead_fraction_threshold: float in (0, 1], the fraction of dead units
             from which a layer counts as dead. Defaults to `0.5`.
@@ -177,13 +178,18 @@ class TrainingMonitor(keras.callbacks.Callback):
             {"epoch": epoch, "layers": stats, "gradient_norm_ratio": ratio,
              "loss": float(sum(losses) / len(losses)) if losses else math.nan, **values}
         )
-        if logs is not None:
-            logs.update({f"monitor_{key}": value for key, value in values.items()})
-            if self.log_layers:
-                logs.update(
-                    {f"monitor_{layer}_{name}": value
-                     for (layer, name), value in layer_values.items()}
-                )
+        logged = {f"monitor_{key}": value for key, value in values.items()}
+        if self.log_layers:
+            logged.update({f"monitor_{layer}_{name}": value
+                           for (layer, name), value in layer_values.items()})
+        # Into the history of this `fit` directly, not through `logs`: the progress bar
+        # prints every log, and some 25 statistics made each epoch line unreadable.
+        history = getattr(getattr(self.model, "history", None), "history", None)
+        if isinstance(history, dict):
+            for key, value in logged.items():
+                history.setdefault(key, []).append(value)
+        elif logs is not None:
+            logs.update(logged)
         self._open_writer()
         if self._writer is not None:
             self._write_tensorboard(epoch, values, layer_values)

@@ -124,9 +124,11 @@ class LRFinderResult:
     def plot(self, ax=None, *, show_raw=True, show_suggestions=True):
         """Plots the smoothed loss against the learning rate (log scale).
 
-        The suggestion is marked with a red dot and a dotted vertical line; the
-        other named suggestions get grey lines, and the raw losses are drawn
-        faintly behind the smoothed curve.
+        Each named suggestion gets a vertical line of its own colour and style
+        (the chosen one thicker, with a red dot on the curve); `minimum` is
+        fastai's rule, a tenth of the learning rate at the loss minimum, which
+        is marked too. The raw losses are drawn faintly behind the smoothed
+        curve, and the y-range holds both up to the minimum.
 
         Args:
             ax: a matplotlib `Axes` to draw on, or `None` for a new figure.
@@ -150,34 +152,45 @@ class LRFinderResult:
                 '`pip install "keras-recipes[cli]"` (or `pip install matplotlib`).'
             ) from error
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
-        lrs = self.learning_rates
+            _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        lrs, raw, smoothed = self.learning_rates, self.losses, self.smoothed_losses
         if show_raw:
-            ax.plot(lrs, self.losses, color="tab:blue", alpha=0.25, lw=1, label="loss")
-        ax.plot(lrs, self.smoothed_losses, color="tab:blue", lw=2, label="smoothed loss")
+            ax.plot(lrs, raw, color="tab:blue", alpha=0.3, lw=1, label="loss (each batch)")
+        ax.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed loss")
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
+        ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("loss")
-        finite = self.smoothed_losses[np.isfinite(self.smoothed_losses)]
-        if finite.size:
-            low, high = float(finite.min()), float(finite[: max(1, finite.size // 10) + 1].max())
+        finite = np.isfinite(smoothed)
+        if finite.any():
+            # From the lowest loss (raw too) to the highest before the minimum, so both
+            # curves stay in view; the divergence after the minimum may leave the top.
+            lowest = int(np.nanargmin(np.where(finite, smoothed, np.nan)))
+            values = np.concatenate([smoothed[: lowest + 1], raw[: lowest + 1]] if show_raw
+                                    else [smoothed[: lowest + 1]])
+            values = values[np.isfinite(values)]
+            low, high = float(values.min()), float(values.max())
             span = max(high - low, 1e-12)
-            ax.set_ylim(low - 0.1 * span, max(high, float(finite[0])) + 0.5 * span)
-        if show_suggestions:
-            for name in SUGGESTION_METHODS:
-                value = getattr(self, name)
-                if name != self.method and value is not None:
-                    ax.axvline(value, color="grey", ls=":", lw=1, label=f"{name} {value:.2g}")
+            ax.set_ylim(low - 0.05 * span, high + 0.15 * span)
+            if show_suggestions:
+                ax.plot(lrs[lowest], smoothed[lowest], "v", color="tab:purple", ms=7,
+                        label=f"smoothed loss minimum, at {lrs[lowest]:.2g}")
+        styles = {"valley": ("tab:green", "-."), "minimum": ("tab:purple", ":"),
+                  "steepest": ("tab:orange", "--")}
+        labels = {"valley": "valley", "minimum": "minimum / 10 (fastai's rule)",
+                  "steepest": "steepest descent"}
+        for name in SUGGESTION_METHODS:
+            value = getattr(self, name)
+            chosen = name == self.method
+            if value is None or not (show_suggestions or chosen):
+                continue
+            color, style = styles.get(name, ("grey", ":"))
+            ax.axvline(value, color=color, ls=style, lw=2 if chosen else 1.2,
+                       label=f"{labels.get(name, name)}: {value:.2g}"
+                       + (" (the suggestion)" if chosen else ""))
         if self.suggestion is not None:
-            loss_at = float(np.interp(np.log(self.suggestion), np.log(lrs), self.smoothed_losses))
-            ax.axvline(self.suggestion, color="tab:red", ls="--", lw=1)
-            ax.plot(
-                [self.suggestion],
-                [loss_at],
-                "o",
-                color="tab:red",
-                label=f"suggestion ({self.method}) {self.suggestion:.2g}",
-            )
+            loss_at = float(np.interp(np.log(self.suggestion), np.log(lrs), smoothed))
+            ax.plot([self.suggestion], [loss_at], "o", color="tab:red", ms=8, zorder=5,
+                    label=f"suggested learning rate {self.suggestion:.2g}")
         ax.legend(loc="best", fontsize="small")
         ax.set_title("Learning-rate range test")
         return ax

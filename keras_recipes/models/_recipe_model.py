@@ -11,6 +11,7 @@ import keras
 
 from keras_recipes import _keras_internals as internals
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
+from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.callbacks.stop_on_nan import StopOnNaN
 from keras_recipes.models._fit_checks import check_fit_data
 from keras_recipes.optimizers.introspection import one_cycle_schedules
@@ -62,6 +63,31 @@ def check_plateau_callbacks(optimizer, callbacks):
                 "callback out.")
 
 
+_EVALUATE_SIGNATURE = inspect.signature(keras.Model.evaluate)
+_PREDICT_SIGNATURE = inspect.signature(keras.Model.predict)
+
+
+def _progress_bar(callbacks, verbose):
+    """`callbacks` with a progress bar that counts multi-batch calls right, if it prints."""
+    if isinstance(callbacks, keras.callbacks.CallbackList):  # fit's validation: fit's own
+        return callbacks
+    callbacks = list(callbacks or [])
+    if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
+        callbacks.append(ChunkedProgbarLogger())
+    return callbacks
+
+
+def _with_progress_bar(signature, args, kwargs):
+    """The keyword arguments of an `evaluate` / `predict` call, with `_progress_bar`."""
+    arguments = signature.bind(None, *args, **kwargs)
+    arguments.apply_defaults()
+    params = dict(arguments.arguments)
+    params.pop("self")
+    extra = params.pop("kwargs", {})
+    params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
+    return {**params, **extra}
+
+
 _SEED_KEY = "seed_generator_state_"
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end",
@@ -76,6 +102,8 @@ def watches_batches(callback):
     """
     epoch_savers = (keras.callbacks.BackupAndRestore, keras.callbacks.ModelCheckpoint)
     if isinstance(callback, epoch_savers) and callback.save_freq == "epoch":
+        return False
+    if isinstance(callback, keras.callbacks.ProgbarLogger):  # fine with a count per call
         return False
     for hook in _BATCH_HOOKS:
         method = getattr(callback, hook, None)
@@ -135,11 +163,11 @@ class RecipeTraining:
 
     @_in_distribution
     def evaluate(self, *args, **kwargs):
-        return super().evaluate(*args, **kwargs)
+        return super().evaluate(**_with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs))
 
     @_in_distribution
     def predict(self, *args, **kwargs):
-        return super().predict(*args, **kwargs)
+        return super().predict(**_with_progress_bar(_PREDICT_SIGNATURE, args, kwargs))
 
     @_in_distribution
     def fit(self, *args, **kwargs):
@@ -157,6 +185,7 @@ class RecipeTraining:
         self.early_stopping = next((c for c in params["callbacks"]
                                     if isinstance(c, keras.callbacks.EarlyStopping)), None)
         check_plateau_callbacks(self.optimizer, params["callbacks"])
+        params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)

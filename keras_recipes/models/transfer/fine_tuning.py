@@ -121,10 +121,11 @@ def fine_tune(
             that is already trained). Defaults to `5`.
         epochs: int >= 0, epochs of phase 2 (0 skips it). Defaults to `10`.
         unfreeze: what to unfreeze in phase 2, counted on the base's
-            top-level layers (`base.layers`, weightless ones included, as in
-            Keras's guides): an int `n` (the top `n` layers), a float in (0, 1]
-            (that fraction of the layers, from the top, rounded up), the name
-            of a layer (it and every layer above it), or `"all"`.
+            top-level layers (`base.layers`): an int `n` (the top `n` layers,
+            weightless ones included, as in Keras's guides), a float in (0, 1]
+            (that fraction, rounded up, of the layers with weights other than
+            BatchNormalization, from the top, with the layers above them), the
+            name of a layer (it and every layer above it), or `"all"`.
             Defaults to `"all"`.
         learning_rate: float or None, the peak learning rate of phase 1;
             `None` keeps the model's compiled optimizer settings (a fresh copy

@@ -83,7 +83,13 @@ def select_layers(base, unfreeze):
         return layers[names.index(unfreeze):]
     if isinstance(unfreeze, int):
         return layers[count - unfreeze:]
-    return layers[count - math.ceil(unfreeze * count):]
+    # A fraction counts the layers fine-tuning can train (with weights, BatchNorm aside,
+    # which stays frozen), so that the top 30% of a small base is never just its pooling.
+    trainable = [i for i, layer in enumerate(layers)
+                 if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    if not trainable:
+        return layers[count - math.ceil(unfreeze * count):]
+    return layers[trainable[-math.ceil(unfreeze * len(trainable))]:]
 
 
 def freeze(base):
