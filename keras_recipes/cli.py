@@ -182,7 +182,7 @@ def _check_model_settings(config):
 
 def _build(config):
     """Loads the data and builds the model; argument errors name the config key."""
-    from keras_recipes.config import ConfigError, _explain
+    from keras_recipes.config import ConfigError, explain
     from keras_recipes.models.registry import get_recipe_spec
 
     spec = get_recipe_spec(config.recipe)
@@ -191,7 +191,7 @@ def _build(config):
     try:
         model = spec.build(data.input_shape, data.num_classes, seed=config.seed, **model_kwargs)
     except (ValueError, TypeError) as error:
-        raise ConfigError(_explain(error, config, "model")) from None
+        raise ConfigError(explain(error, config, "model")) from None
     except ConnectionError as error:  # weights="imagenet" offline
         raise _RunError(f"{config.source}: model.weights: {error} (set model.weights to such "
                         "a path or to null, e.g. --set model.weights=null)") from None
@@ -258,7 +258,7 @@ def _train(args):
     import keras
 
     from keras_recipes import report
-    from keras_recipes.config import ConfigError, _explain
+    from keras_recipes.config import ConfigError, explain
     from keras_recipes.models.registry import get_recipe_spec
 
     config = _config(args)
@@ -291,7 +291,7 @@ def _train(args):
                 and _names_a_key(error, config.fit)):
             # Checked at the entry of the training function against the model
             # (a layer name to unfreeze, a learning rate that is not lower, ...).
-            raise ConfigError(_explain(error, config, "fit")) from None
+            raise ConfigError(explain(error, config, "fit")) from None
         print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return EXIT_FAILURE

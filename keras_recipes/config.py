@@ -31,7 +31,7 @@ from keras_recipes import _validation as v
 from keras_recipes import datasets
 from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
-__all__ = ["ConfigError", "RunConfig", "load_config", "packaged_config_path"]
+__all__ = ["ConfigError", "RunConfig", "explain", "load_config", "packaged_config_path"]
 
 _SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
 _REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0}
@@ -251,7 +251,7 @@ def _wrap(where, key, check, *args, **kwargs):
         raise ConfigError(f"{where}: {key}: {error}") from None
 
 
-def _explain(error, config, section):
+def explain(error, config, section):
     """Prefixes an argument error raised while using a config section with its file and key.
 
     Factories, training functions and `datasets.load` raise their argument

@@ -1,3 +1,4 @@
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -6,12 +7,34 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
+# The recipes' `jit_compile="auto"` means XLA on TensorFlow, also on a CPU: it costs every
+# new model seconds of compilation, which is most of the time of a test that trains a tiny
+# network for a few steps (measured: the reliability and 1cycle-span tests ran in 94 s
+# instead of 204 s without it). Behaviour that does not depend on XLA is therefore tested
+# with `jit_compile="auto"` meaning no XLA; tests marked `real_execution_defaults` (the
+# execution-defaults tests) keep the real default, and `KERAS_RECIPES_TEST_XLA=1` runs every
+# test with it (`.ci/run` runs the recipe tests that way too).
+TEST_WITH_XLA = os.environ.get("KERAS_RECIPES_TEST_XLA") == "1"
+
 
 @pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """Each test starts from a clean Keras graph/name scope."""
+def _fresh_keras_session(request, monkeypatch):
+    """Each test starts from a clean Keras graph/name scope, without XLA by default."""
     keras.backend.clear_session()
+    if (keras.backend.backend() == "tensorflow" and not TEST_WITH_XLA
+            and not request.node.get_closest_marker("real_execution_defaults")):
+        from keras_recipes.models import _blocks
+
+        check_execution = _blocks.check_execution
+
+        def without_xla(steps_per_execution, jit_compile, distribution=None):
+            return check_execution(steps_per_execution,
+                                   False if jit_compile == "auto" else jit_compile, distribution)
+
+        monkeypatch.setattr(_blocks, "check_execution", without_xla)
     yield
+    keras.backend.clear_session()
+    gc.collect()  # models of finished tests hold compiled functions; free them now
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from keras_recipes.models._recipe_model import set_peak_learning_rate, watches_b
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 BACKEND = keras.backend.backend()
+# These tests are about the execution defaults themselves (see conftest.py).
+pytestmark = pytest.mark.real_execution_defaults
 
 
 def _transfer(input_shape, num_classes, **kwargs):

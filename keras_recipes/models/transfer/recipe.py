@@ -27,6 +27,7 @@ def transfer_learning_recipe(
     activation="relu",
     optimizer="adam",
     learning_rate=1e-2,
+    schedule="auto",
     one_cycle="auto",
     total_steps=None,
     clipnorm=None,
@@ -59,7 +60,7 @@ def transfer_learning_recipe(
         seed: int or None, as in `build_transfer_model`. Defaults to `None`.
         task, num_outputs, base_kwargs, feature_layer, preprocessing, pooling,
             dropout_rate, num_hidden_layers, units, activation, optimizer,
-            learning_rate, one_cycle, total_steps, clipnorm,
+            learning_rate, schedule, one_cycle, total_steps, clipnorm,
             early_stopping_patience, backup_dir, distribution,
             steps_per_execution, jit_compile, name: as in
             `build_transfer_model`, with its defaults.
@@ -105,6 +106,7 @@ def transfer_learning_recipe(
         activation=activation,
         optimizer=optimizer,
         learning_rate=learning_rate,
+        schedule=schedule,
         one_cycle=one_cycle,
         total_steps=total_steps,
         clipnorm=clipnorm,
