@@ -234,7 +234,9 @@ def _recorded_fit(tmp_path, **model_kwargs):
     x, y = small_data(n=96)
     model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=1, units=8, seed=0,
                                             **model_kwargs)
-    recorder = cli._recorder(tmp_path)
+    from keras_recipes.run_record import run_recorder
+
+    recorder = run_recorder(tmp_path)
     model.fit(x[:64], y[:64], validation_data=(x[64:], y[64:]), epochs=4, batch_size=16,
               callbacks=[recorder], verbose=0)
     return model, recorder

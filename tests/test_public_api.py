@@ -9,6 +9,7 @@ import pytest
 MODULES = [
     "keras_recipes",
     "keras_recipes.cli",
+    "keras_recipes.run_record",
     "keras_recipes.config",
     "keras_recipes.datasets",
     "keras_recipes.callbacks",
