@@ -28,10 +28,12 @@
 
 # %%
 # Installs keras-recipes on Colab; elsewhere: pip install "keras-recipes[cli,tfds]".
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    # %pip install -q "keras-recipes[cli,tfds] @ git+https://github.com/keras-recipes/keras-recipes"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "keras-recipes[cli,tfds] @ "
+                    "git+https://github.com/keras-recipes/keras-recipes"], check=True)
 
 # %% [markdown]
 # ## Parameters

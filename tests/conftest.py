@@ -1,4 +1,3 @@
-import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,8 +32,6 @@ def _fresh_keras_session(request, monkeypatch):
 
         monkeypatch.setattr(_blocks, "check_execution", without_xla)
     yield
-    keras.backend.clear_session()
-    gc.collect()  # models of finished tests hold compiled functions; free them now
 
 
 @pytest.fixture(scope="session")

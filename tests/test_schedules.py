@@ -182,8 +182,11 @@ def _assert_phase_shapes(values, case, initial):
             assert np.all(diffs <= tolerance), f"phase {phase + 1} rises: {diffs.max()}"
     if case["three_phase"]:
         middle, last = values[(steps > ends[0]) & (steps <= ends[1])], values[steps > ends[1]]
-        assert middle.min() >= initial * (1 - 1e-5), "phase 2 falls below the initial rate"
-        assert last.max() <= initial * (1 + 1e-5), "phase 3 starts above the initial rate"
+        # (A short cycle can leave a phase without a whole step: nothing to check there.)
+        if middle.size:
+            assert middle.min() >= initial * (1 - 1e-5), "phase 2 falls below the initial rate"
+        if last.size:
+            assert last.max() <= initial * (1 + 1e-5), "phase 3 starts above the initial rate"
 
 
 class _ThreePhaseSkipsTheInitialRate(OneCycle):
