@@ -228,3 +228,14 @@ def test_gradient_accumulation_works_with_plateau_and_constant():
                         optimizer_kwargs={"gradient_accumulation_steps": 2})
     model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0)
     assert int(model.optimizer.iterations) == 3  # 6 batches, one update per 2
+
+
+def test_a_variable_length_input_takes_sequences_of_any_length_and_checks_the_rest():
+    rnn = keras.Sequential([keras.Input((None, 8)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+    model = keras_recipes.compile_recipe(rnn, loss="mse")
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(32, 12, 8)), rng.normal(size=(32, 1)), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `x` must be an array of shape (num_samples, None, 8) to match the model's "
+            "input_shape=(None, 8). Received: x=<array of shape (32, 12, 5)>")):
+        model.fit(rng.normal(size=(32, 12, 5)), rng.normal(size=(32, 1)), epochs=1, verbose=0)

@@ -25,14 +25,17 @@ import keras_recipes_cli
 README = pathlib.Path(__file__).parents[1] / "README.md"
 FENCE = re.compile(r"^```(python|bash)\n(.*?)^```\n", re.S | re.M)
 
-# Offline, small and fast, per snippet (found by its first line): (README text, run instead).
+# Offline, small and fast, per snippet (found by how it begins): (README text, run instead).
 PYTHON_SUBSTITUTIONS = {
+    "import keras\nimport keras_recipes\n\ncnn = ": [("epochs=15", "epochs=2"),
+                                                   ("epochs=20", "epochs=2")],
     "import keras_recipes": [("epochs=30", "epochs=2")],
     "from keras_recipes.callbacks import TrainingMonitor": [
         ("epochs=20", "epochs=2")],
     "model = keras_recipes.build_default_dnn(data.input_shape, data.num_classes, dropout": [
         ("epochs=30", "epochs=2"), ("num_samples=100", "num_samples=10")],
-    "import keras": [  # tf_flowers (a download) and MobileNetV2's ImageNet weights
+    # tf_flowers (a download) and MobileNetV2's ImageNet weights
+    "import keras\nimport tensorflow_datasets": [
         ('weights="imagenet"', 'weights=None, base_kwargs={"alpha": 0.35}'),
         ("head_epochs=5, epochs=10", "head_epochs=1, epochs=1")],
     "spec = keras_recipes.get_recipe_spec": [
@@ -42,6 +45,12 @@ PYTHON_SUBSTITUTIONS = {
 }
 # What the snippets take from the reader's own session.
 PYTHON_PREAMBLES = {
+    "import keras\nimport keras_recipes\n\ncnn = ": """
+rng = np.random.default_rng(0)
+x_train, y_train = rng.normal(size=(64, 28, 28, 1)).astype("float32"), np.arange(64) % 10
+x_val, y_val = x_train[:16], y_train[:16]
+series, targets = rng.normal(size=(40, 12, 8)).astype("float32"), rng.normal(size=(40, 1))
+""",
     "model = keras_recipes.build_transfer_model(base": """
 import tensorflow as tf
 base = conv_base((16, 16, 3))
@@ -59,7 +68,8 @@ x_val, y_val = x[:10], y[:10]
 RUN_UNTIL = {
     "import tensorflow as tf": ("resolver = ", "a TPU, workers with TF_CONFIG, the JAX backend"),
 }
-SLOW_SNIPPETS = ("import keras", "spec = keras_recipes.get_recipe_spec")  # MobileNetV2
+SLOW_SNIPPETS = ("import keras\nimport tensorflow_datasets",  # MobileNetV2
+                 "spec = keras_recipes.get_recipe_spec")
 
 
 def _blocks(language):
@@ -86,9 +96,9 @@ def _expect_errors(code):
     return pattern.sub(check, code)
 
 
-def _cut(first, code):
+def _cut(code):
     for start, (stop, _why) in RUN_UNTIL.items():
-        if first.startswith(start):
+        if code.startswith(start):
             code = code[:code.index(f"\n{stop}")] + "\n"
     return code
 
@@ -96,11 +106,11 @@ def _cut(first, code):
 def _python_snippets(slow):
     for code in _blocks("python"):
         first = code.splitlines()[0]
-        key = next((k for k in PYTHON_SUBSTITUTIONS if first.startswith(k)), None)
-        pre = next((v for k, v in PYTHON_PREAMBLES.items() if first.startswith(k)), "")
+        key = next((k for k in PYTHON_SUBSTITUTIONS if code.startswith(k)), None)
+        pre = next((v for k, v in PYTHON_PREAMBLES.items() if code.startswith(k)), "")
         if (key in SLOW_SNIPPETS) != slow:
             continue
-        yield first, pre + _expect_errors(_cut(first, _substitute(
+        yield first, pre + _expect_errors(_cut(_substitute(
             code, PYTHON_SUBSTITUTIONS.get(key, []))))
 
 
@@ -225,10 +235,10 @@ def _run_commands(tmp_path, slow):
     return ran
 
 
-@pytest.mark.slow  # eight CLI runs, each building and compiling a model: ~2.5 min here
+@pytest.mark.slow  # nine CLI runs, each building and compiling a model: ~2.5 min here
 def test_shell_commands_run(tmp_path, mock_tfds):
     ran = _run_commands(tmp_path, slow=False)
-    assert len(ran) == 8, ran  # the quick start's train, and the CLI section but transfer
+    assert len(ran) == 9, ran  # the quick start's train, and the CLI section but transfer
     assert (tmp_path / "runs" / "fashion" / "report.md").is_file()
 
 

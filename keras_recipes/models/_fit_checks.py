@@ -39,7 +39,9 @@ def _check_pair(model, x_name, y_name, x, y):
         if len(x) == 0:
             v.fail(x_name, v.Described(f"<empty array of shape {x.shape}>"), "at least one sample")
         expected = tuple(model.inputs[0].shape[1:])
-        if tuple(x.shape[1:]) != expected:
+        # None (variable-length sequences, any image size) matches any size.
+        if x.ndim != len(expected) + 1 or any(
+                e is not None and e != d for e, d in zip(expected, x.shape[1:])):
             v.fail(x_name, v.Described(f"<array of shape {x.shape}>"),
                    f"an array of shape (num_samples, {', '.join(map(str, expected))}) to match "
                    f"the model's input_shape={expected}")
