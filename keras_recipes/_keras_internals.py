@@ -253,6 +253,15 @@ def initial_epoch(model):
     return getattr(model, "_initial_epoch", None)
 
 
+def set_initial_epoch(model, epoch):
+    """Makes the current `fit` start at `epoch`, as `BackupAndRestore.on_train_begin` does.
+
+    Private: `Model._initial_epoch`, which `fit` reads after `on_train_begin`; our
+    `AtomicBackupAndRestore` restores its own files and must resume the run the same way.
+    """
+    model._initial_epoch = epoch
+
+
 def clear_initial_epoch(model):
     """Forgets a resumed epoch after `fit`.
 

@@ -14,6 +14,7 @@ MODULES = [
     "keras_recipes.datasets",
     "keras_recipes.callbacks",
     "keras_recipes.callbacks.stop_on_nan",
+    "keras_recipes.callbacks.backup",
     "keras_recipes.models",
     "keras_recipes.models.registry",
     "keras_recipes.models.default_dnn",

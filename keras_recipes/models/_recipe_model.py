@@ -10,6 +10,7 @@ import inspect
 import keras
 
 from keras_recipes import _keras_internals as internals
+from keras_recipes.callbacks.backup import AtomicBackupAndRestore
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.callbacks.stop_on_nan import StopOnNaN
@@ -257,7 +258,7 @@ class RecipeTraining:
             # Before the recipe's callbacks, so that the state is restored before the 1cycle
             # span is computed; after the user's, so that what they record of an epoch is
             # written before the epoch is backed up (a resumed run finds no gap in it).
-            callbacks.append(keras.callbacks.BackupAndRestore(self.backup_dir))
+            callbacks.append(AtomicBackupAndRestore(self.backup_dir))
         if self.auto_one_cycle and not has(OneCycleSpan):
             callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
         if self.reduce_lr_on_plateau and not has(keras.callbacks.ReduceLROnPlateau):
@@ -359,7 +360,8 @@ class RecipeModel(RecipeTraining, keras.Model):
     passed to `fit`, that `fit` runs one batch per call, so every callback
     sees every batch; the next `fit` without one is fast again.
 
-    - `keras.callbacks.BackupAndRestore(backup_dir)` after your callbacks and
+    - `keras_recipes.callbacks.AtomicBackupAndRestore(backup_dir)` (Keras's
+      `BackupAndRestore`, safe against a kill during its write) after your callbacks and
       before the recipe's, when the model has a `backup_dir`: a run killed
       mid-epoch and started again with the same `fit` call resumes from the
       last finished epoch, with the same weights, optimizer state and 1cycle
@@ -395,7 +397,7 @@ class RecipeModel(RecipeTraining, keras.Model):
             early stopping; `None` disables it. Defaults to `None`.
         auto_one_cycle: bool, whether `fit` stretches the optimizer's 1cycle
             schedules over its steps. Defaults to `False`.
-        backup_dir: str or None, folder for `BackupAndRestore`. Defaults to `None`.
+        backup_dir: str or None, folder for `AtomicBackupAndRestore`. Defaults to `None`.
         auto_learning_rate: bool, whether the next `fit` finds the learning
             rate first. Defaults to `False`.
         reduce_lr_on_plateau: bool, whether `fit` adds the recipe's

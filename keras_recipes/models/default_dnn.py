@@ -108,7 +108,7 @@ def build_default_dnn(
             `Normalization` layer to, put in front of the network.
             Defaults to `None`.
         backup_dir: str or None, a folder where `fit` backs up the training
-            state each epoch (`keras.callbacks.BackupAndRestore`), so that a
+            state each epoch (`keras_recipes.callbacks.AtomicBackupAndRestore`), so that a
             killed run started again resumes where it was. Defaults to `None`.
         distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:
             `MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or

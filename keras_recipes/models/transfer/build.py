@@ -164,7 +164,7 @@ def build_transfer_model(
             disables it. Defaults to `5`.
         backup_dir: str or None, a folder where training backs up its state
             after each epoch, so that a killed run started again resumes
-            where it was: `fit` runs `keras.callbacks.BackupAndRestore` on it,
+            where it was: `fit` runs `callbacks.AtomicBackupAndRestore` on it,
             and `fine_tune` (which takes it from the model) resumes in the
             phase it was in. Defaults to `None`.
         distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:

@@ -78,8 +78,8 @@ def fine_tune(
     again with the same call resumes where it was, in the phase it was in:
 
     - killed in phase 1: phase 1 goes on from its last finished epoch (weights,
-      optimizer state and 1cycle position restored by Keras's
-      `BackupAndRestore`), then phase 2 runs;
+      optimizer state and 1cycle position restored by
+      `AtomicBackupAndRestore`), then phase 2 runs;
     - killed in phase 2: phase 1 is **not** run again. The model as it was
       when phase 2 started (head trained, top of the base unfrozen) is
       loaded, phase 2's optimizer is created as before, and phase 2 goes on

@@ -11,6 +11,7 @@ import keras
 
 from keras_recipes import _io
 from keras_recipes import _validation as v
+from keras_recipes.callbacks.backup import AtomicBackupAndRestore
 
 __all__ = [
     "PhaseBackup",
@@ -60,7 +61,7 @@ class PhaseBackup:
 
     Layout of `backup_dir`:
 
-    - `phase_1/`, `phase_2/`: each phase's `keras.callbacks.BackupAndRestore`
+    - `phase_1/`, `phase_2/`: each phase's `AtomicBackupAndRestore`
       folder (weights, optimizer state and epoch of the last finished epoch),
       plus `history.json`, the logs of its finished epochs. Keras deletes the
       folder when its `fit` ends.
@@ -103,10 +104,10 @@ class PhaseBackup:
         return state
 
     def callbacks(self, phase):
-        """The callbacks backing up `phase`: its epoch log, then Keras's BackupAndRestore."""
+        """The callbacks backing up `phase`: its epoch log, then its `AtomicBackupAndRestore`."""
         folder = self.phase_folder(phase)
         return [_EpochLog(os.path.join(folder, "history.json")),
-                keras.callbacks.BackupAndRestore(folder)]
+                AtomicBackupAndRestore(folder)]
 
     def logged_epochs(self, phase):
         """The logs of the epochs of `phase` finished before an interruption."""
