@@ -56,6 +56,10 @@ BATCH_SIZE = 32
 MAX_TRAIN_SAMPLES = 256 if FAST else None
 data_source = (tfds.testing.mock_data(num_examples=400) if FAST  # offline stand-in data
                else contextlib.nullcontext())                     # the real Fashion-MNIST
+if FAST:
+    print("Fast mode (KERAS_RECIPES_FAST=1): random stand-in images, small subsets, few "
+          "epochs. The outputs show what each cell prints and draws; the numbers are not "
+          "results. Run the notebook (on Colab, say) for those.")
 
 # %% [markdown]
 # ## The data

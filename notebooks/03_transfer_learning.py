@@ -63,6 +63,10 @@ UNFREEZE = 0.3                                   # the top 30% of the base's lay
 BATCH_SIZE = 32
 data_source = (tfds.testing.mock_data(num_examples=48) if FAST  # offline stand-in data
                else contextlib.nullcontext())                    # the real tf_flowers
+if FAST:
+    print("Fast mode (KERAS_RECIPES_FAST=1): random stand-in images, small subsets, few "
+          "epochs. The outputs show what each cell prints and draws; the numbers are not "
+          "results. Run the notebook (on Colab, say) for those.")
 
 # %% [markdown]
 # ## The data: tf_flowers

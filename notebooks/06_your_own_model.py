@@ -57,6 +57,10 @@ MAX_TRAIN_SAMPLES = 512 if FAST else None  # None: all 51,000 training images
 NUM_SAMPLES = 10 if FAST else 50           # Monte-Carlo samples per image
 data_source = (tfds.testing.mock_data(num_examples=700) if FAST  # offline stand-in data
                else contextlib.nullcontext())                     # the real Fashion-MNIST
+if FAST:
+    print("Fast mode (KERAS_RECIPES_FAST=1): random stand-in images, small subsets, few "
+          "epochs. The outputs show what each cell prints and draws; the numbers are not "
+          "results. Run the notebook (on Colab, say) for those.")
 
 # %% [markdown]
 # ## The data

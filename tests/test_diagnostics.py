@@ -925,6 +925,12 @@ def test_bad_arguments():
             "Argument `batch_size` must be a positive integer. Received: batch_size='32'")):
         diagnose(model, x, y, batch_size="32")
     with pytest.raises(ValueError, match=re.escape(
+            "Argument `seed` must be a non-negative integer or None. Received: seed=-1")):
+        diagnose(model, x, y, seed=-1)
+    with pytest.raises(ValueError, match=re.escape(
+            'Argument `verbose` must be 0 (silent), 1, 2 or "auto". Received: verbose=3')):
+        diagnose(model, x, y, verbose=3)
+    with pytest.raises(ValueError, match=re.escape(
             "Argument `x` must be given when `y` or `sample_weight` is given. Received: x=None")):
         diagnose(model, y=y)
     with pytest.raises(ValueError, match=re.escape(

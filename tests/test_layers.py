@@ -155,5 +155,8 @@ def test_bad_rate(cls):
 
 def test_bad_seed():
     with pytest.raises(TypeError, match=re.escape(
-            "Argument `seed` must be an integer or None. Received: seed=1.5")):
+            "Argument `seed` must be a non-negative integer or None. Received: seed=1.5")):
         MCDropout(0.1, seed=1.5)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `seed` must be a non-negative integer or None. Received: seed=-1")):
+        MCDropout(0.1, seed=-1)

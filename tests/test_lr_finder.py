@@ -597,7 +597,11 @@ def test_matplotlib_is_optional_and_imported_lazily(monkeypatch):
         ({"shuffle": "yes"}, TypeError,
          "Argument `shuffle` must be a bool (True or False). Received: shuffle='yes'"),
         ({"seed": 1.5}, TypeError,
-         "Argument `seed` must be an integer or None. Received: seed=1.5"),
+         "Argument `seed` must be a non-negative integer or None. Received: seed=1.5"),
+        ({"seed": -1}, ValueError,
+         "Argument `seed` must be a non-negative integer or None. Received: seed=-1"),
+        ({"verbose": 3}, ValueError,
+         'Argument `verbose` must be 0 (silent), 1, 2 or "auto". Received: verbose=3'),
     ],
 )
 def test_bad_arguments(kwargs, error, message):

@@ -235,6 +235,10 @@ def test_works_with_a_tf_dataset():
          "Argument `log_dir` must be a path (str or os.PathLike) or None. Received: log_dir=3"),
         ({"log_layers": 1}, TypeError,
          "Argument `log_layers` must be a bool (True or False). Received: log_layers=1"),
+        ({"seed": -1}, ValueError,
+         "Argument `seed` must be a non-negative integer or None. Received: seed=-1"),
+        ({"verbose": "loud"}, ValueError,
+         'Argument `verbose` must be 0 (silent), 1, 2 or "auto". Received: verbose=\'loud\''),
     ],
 )
 def test_bad_arguments(kwargs, error, message):

@@ -84,7 +84,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             above which gradients count as exploding. Defaults to `100.0`.
         seed: int or `None`, seed of the probe sample drawn from arrays.
             Defaults to `None`.
-        verbose: int, 1 to print one line per measurement. Defaults to `0`.
+        verbose: 0 (silent), 1 or 2 (either prints one line per measurement) or
+            `"auto"` (1), as Keras's `fit` takes it. Defaults to `0`.
 
     Raises:
         TypeError: if `x` is not data or an argument has the wrong type.
@@ -143,9 +144,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.gradient_ratio_threshold = v.check_number(
             "gradient_ratio_threshold", gradient_ratio_threshold, low=1, low_inclusive=False
         )
-        if (seed is not None and not isinstance(seed, int)) or isinstance(seed, bool):
-            v.fail("seed", seed, "an integer or None", error=TypeError)
-        self.verbose = v.check_int("verbose", verbose, min_value=0, max_value=2)
+        seed = v.check_seed(seed)
+        self.verbose = v.check_verbose(verbose)
         self._batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
         self.records = []
         self._warned = set()

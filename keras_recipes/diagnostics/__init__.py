@@ -173,7 +173,8 @@ def diagnose(
             you will pass to `fit`; they are checked against the optimizer
             (see `schedule_with_learning_rate_callback`), never called.
             Defaults to `None`.
-        verbose: int, 1 to print the report. Defaults to `0`.
+        verbose: 0 (silent), 1 or 2 (either prints the report) or `"auto"` (1).
+            Defaults to `0`.
 
     Returns:
         A `DiagnosisReport`: `print(report)` for the readable report,
@@ -202,9 +203,8 @@ def diagnose(
     batch_size = v.check_int("batch_size", batch_size, min_value=1)
     num_batches = v.check_int("num_batches", num_batches, min_value=1)
     num_steps = v.check_int("num_steps", num_steps, min_value=0)
-    verbose = v.check_int("verbose", verbose, min_value=0, max_value=2)
-    if (seed is not None and not isinstance(seed, int)) or isinstance(seed, bool):
-        v.fail("seed", seed, "an integer or None", error=TypeError)
+    verbose = v.check_verbose(verbose)
+    seed = v.check_seed(seed)
     callbacks = _check_callbacks(callbacks)
     if x is None and (y is not None or sample_weight is not None):
         v.fail("x", None, "given when `y` or `sample_weight` is given")

@@ -62,7 +62,7 @@ class MCDropout(keras.layers.Dropout):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         _check_rate(rate)
-        v.check_int("seed", seed, allow_none=True)
+        v.check_seed(seed)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):
@@ -107,7 +107,7 @@ class MCAlphaDropout(keras.layers.AlphaDropout):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         _check_rate(rate)
-        v.check_int("seed", seed, allow_none=True)
+        v.check_seed(seed)
         super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
 
     def call(self, inputs, training=None):

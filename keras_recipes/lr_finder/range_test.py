@@ -12,7 +12,6 @@ schedule). The model comes back exactly as it was (`keras_recipes._training_stat
 from __future__ import annotations
 
 import math
-import numbers
 import time
 
 import keras
@@ -180,7 +179,8 @@ def find_learning_rate(
         shuffle: bool, whether to shuffle array inputs. Defaults to `True`.
         seed: int or `None`, seed of the shuffling (a private generator: the
             global numpy state is not touched). Defaults to `None`.
-        verbose: int, 0 (silent) or 1 (one summary line). Defaults to `0`.
+        verbose: 0 (silent), 1 or 2 (either prints one summary line) or `"auto"`
+            (1). Defaults to `0`.
 
     Returns:
         An `LRFinderResult`; `result.suggestion` is a Python float.
@@ -225,9 +225,8 @@ def find_learning_rate(
         )
     method = v.check_choice("method", method, SUGGESTION_METHODS)
     v.check_bool("shuffle", shuffle)
-    if (seed is not None and not isinstance(seed, numbers.Integral)) or isinstance(seed, bool):
-        v.fail("seed", seed, "an integer or None", error=TypeError)
-    verbose = v.check_int("verbose", verbose, min_value=0, max_value=2)
+    seed = v.check_seed(seed)
+    verbose = v.check_verbose(verbose)
 
     batches = _batches.batches(x, y, sample_weight, batch_size, shuffle, seed)
     first = next(batches)

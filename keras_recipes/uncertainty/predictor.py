@@ -209,7 +209,7 @@ class MCDropoutPredictor:
     ):
         self._check_model(model)
         self.num_samples = v.check_int("num_samples", num_samples, min_value=2)
-        self.seed = v.check_int("seed", seed, min_value=0, allow_none=True)
+        self.seed = v.check_seed(seed)
         self.batch_size = v.check_int("batch_size", batch_size, min_value=1, allow_none=True)
         task = v.check_choice("task", task, _TASKS)
         self.from_logits = v.check_bool("from_logits", from_logits)
