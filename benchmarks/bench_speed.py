@@ -228,18 +228,21 @@ def main(argv=None):
     lines = header("Speed: recipes against plain Keras", command)
     lines += [f"MNIST, {len(x)} training samples, batch 32, a {layers}-hidden-layer "
               "`build_default_dnn`; each epoch timed after a warm-up fit (traced), contenders "
-              f"interleaved, {repeats} repeats; median and min-max."]
-    sections = {
-        "overhead": ("1cycle overhead", lambda: one_cycle_overhead(x, y, repeats, layers)),
-        "fresh_fit": ("A new `fit` call", lambda: fresh_fit(
-            x, y, repeats if args.quick else 7, layers, 2 if args.quick else 3)),
-        "throughput": ("Recipe fit throughput",
+              "interleaved; median and min-max over the repeats each section states."]
+    fresh_repeats = repeats if args.quick else 7
+    import_repeats = 3 if args.quick else 7
+    sections = {  # key -> (title, repeats, run)
+        "overhead": ("1cycle overhead", repeats,
+                     lambda: one_cycle_overhead(x, y, repeats, layers)),
+        "fresh_fit": ("A new `fit` call", fresh_repeats, lambda: fresh_fit(
+            x, y, fresh_repeats, layers, 2 if args.quick else 3)),
+        "throughput": ("Recipe fit throughput", repeats,
                        lambda: fit_throughput(x, y, x_test, y_test, repeats, layers)),
-        "import": ("Import time", lambda: import_time(3 if args.quick else 7)),
+        "import": ("Import time", import_repeats, lambda: import_time(import_repeats)),
     }
-    for key, (title, run) in sections.items():
+    for key, (title, count, run) in sections.items():
         if key in args.only:
-            lines += ["", f"### {title}", ""] + run()
+            lines += ["", f"### {title}", "", f"{count} repeats."] + run()
     write_section(args.output, lines)
 
 

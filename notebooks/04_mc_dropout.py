@@ -57,6 +57,10 @@ NUM_SAMPLES = 10 if FAST else 100     # Monte-Carlo samples per image
 data_source = (tfds.testing.mock_data(num_examples=700) if FAST  # offline stand-in data
                else contextlib.nullcontext())                     # the real datasets
 if FAST:
+    import logging
+
+    # tfds.testing.mock_data logs deprecation warnings of tfds's own (through absl).
+    logging.getLogger("absl").setLevel(logging.ERROR)
     print("Fast mode (KERAS_RECIPES_FAST=1): random stand-in images, small subsets, few "
           "epochs. The outputs show what each cell prints and draws; the numbers are not "
           "results. Run the notebook (on Colab, say) for those.")

