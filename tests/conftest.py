@@ -27,14 +27,17 @@ TEST_WITH_XLA = os.environ.get("KERAS_RECIPES_TEST_XLA") == "1"
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto` (pyproject.toml): two test processes per core, at most 8.
+    """`-n auto` (pyproject.toml): two test processes per core, at most 8; `-n logical`: one.
 
     A TensorFlow test process leaves a core idle much of the time (it waits on its own
     thread pools between the small ops of a tiny model), so one worker per core wastes half
     the machine. Measured side by side on 2 cores, tests/test_recipes.py: 179 s with 2
     workers, 162 s with 3, 147 s with 4, 173 s with 6 (each worker imports TensorFlow).
     """
-    return min(2 * (os.cpu_count() or 1), 8)
+    cores = os.cpu_count() or 1
+    if config.option.numprocesses == "logical":  # `-n logical`: one per core (.ci/run's
+        return cores                              # subprocess and XLA steps, see there)
+    return min(2 * cores, 8)
 
 
 @pytest.fixture(autouse=True)
