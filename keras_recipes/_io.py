@@ -35,6 +35,12 @@ def write_text(path, text):
         temporary.write_text(text, encoding="utf-8")
 
 
+def save_weights(model, path):
+    """Saves a Keras model's weights (and optimizer state) to a `.weights.h5` file atomically."""
+    with atomic_path(path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary, overwrite=True)
+
+
 def save_model(model, path):
     """Saves a Keras model to a `.keras` file atomically."""
     with atomic_path(path, suffix=".keras") as temporary:

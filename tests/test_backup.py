@@ -109,3 +109,16 @@ def _weights_in(path):
     model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
     return model.get_weights()
+
+
+def test_a_recipe_s_backup_dir_is_backed_up_by_this_callback(tmp_path):
+    from test_recipes import small_data, small_model
+
+    x, y = small_data()
+    backup = tmp_path / "backup"
+    model = small_model("default_dnn", backup_dir=str(backup))
+    with pytest.raises(RuntimeError, match="stopped"):
+        # Your callbacks see an epoch's end before the recipe backs it up: epoch 2 is not.
+        model.fit(x, y, epochs=3, batch_size=64, verbose=0, callbacks=[Stop(1)])
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch_1.weights.h5",
+                                                       "training_metadata.json"]

@@ -59,8 +59,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch_{epoch + 1}.weights.h5"
-        with _io.atomic_path(self._file(name), suffix=".weights.h5") as temporary:
-            self.model.save_weights(temporary, overwrite=True)
+        _io.save_weights(self.model, self._file(name))
         _io.write_text(self._file(METADATA),
                        json.dumps({"epoch": epoch + 1, "batch": 0, "weights": name}))
         for other in os.listdir(self.backup_dir):

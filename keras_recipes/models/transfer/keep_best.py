@@ -81,8 +81,7 @@ class KeepBest(keras.callbacks.Callback):
         self.best = {"epoch": int(epoch), "value": float(value)}
         self.best_weights = self.model.get_weights()
         if self.folder is not None:
-            with _io.atomic_path(self._path(self.WEIGHTS), suffix=".weights.h5") as temporary:
-                self.model.save_weights(temporary, overwrite=True)
+            _io.save_weights(self.model, self._path(self.WEIGHTS))
         self._write_state()
 
     def restore(self, model):

@@ -116,8 +116,7 @@ class PhaseBackup:
 
     def save_phase_two_start(self, model, fine_tune_learning_rate, phase_one):
         """Saves the model as phase 2 starts; from then on phase 1 counts as done."""
-        with _io.atomic_path(self._path(self.START), suffix=".weights.h5") as temporary:
-            model.save_weights(temporary, overwrite=True)
+        _io.save_weights(model, self._path(self.START))
         _write_json(self._path(self.STATE), {
             "run": self.run,
             "fine_tune_learning_rate": fine_tune_learning_rate,
