@@ -242,7 +242,7 @@ def main(argv=None):
     }
     for key, (title, count, run) in sections.items():
         if key in args.only:
-            lines += ["", f"### {title}", "", f"{count} repeats."] + run()
+            lines += ["", f"### {title}", "", f"{count} repeats.", ""] + run()
     write_section(args.output, lines)
 
 
