@@ -642,7 +642,7 @@ def _assert_the_heads_weights_were_restored(history, model, head_weights, head_l
     """After a failed phase 2: the model has the head's weights back, and the history and
     the log say so."""
     assert history.params["best_weights"] == {
-        "monitor": "val_loss", "phase": 1, "phase_2_epoch": None,
+        "monitor": "val_loss", "phase": 1, "phase_1_epoch": None, "phase_2_epoch": None,
         "value": pytest.approx(head_loss, rel=1e-5),
         "phase_1_value": pytest.approx(head_loss, rel=1e-5), "restored": True}
     for got, expected in zip(model.get_weights(), head_weights):
@@ -675,7 +675,7 @@ def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(
     losses = history.history["val_loss"]
     assert losses[2] < losses[1] < losses[0]
     assert history.params["best_weights"] == {
-        "monitor": "val_loss", "phase": 2, "phase_2_epoch": 1,
+        "monitor": "val_loss", "phase": 2, "phase_1_epoch": 0, "phase_2_epoch": 1,
         "value": pytest.approx(losses[2]), "phase_1_value": pytest.approx(losses[0], rel=1e-5),
         "restored": False}
     for got, expected in zip(model.get_weights(), kept[2]):
