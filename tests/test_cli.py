@@ -557,6 +557,7 @@ def test_transfer_learning_run_record_says_when_fine_tune_kept_the_heads_weights
     kept = (f"the weights of epoch {head_epoch} (phase 1's, the head's: no epoch of phase 2 "
             "improved {0}val_loss{0} on them, and fine_tune went back to them)")
     assert f"Saved model: {kept.format('')}" in printed
+    assert "fine_tune: no epoch of phase 2 improved val_loss on the head's" in printed
     assert f"The saved model holds {kept.format('`')}" in (output / "report.md").read_text()
     model = keras.models.load_model(output / "model.keras")
     data = keras_recipes.datasets.load(str(images_file), standardize=False, seed=0)

@@ -665,6 +665,11 @@ def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(
     assert min(history.history["val_loss"]) > head_loss  # phase 2 did fail
     _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss,
                                             capsys.readouterr().out)
+    # verbose=0: the history says so all the same, and nothing is printed.
+    quiet = fine_tune(model, (x, y), validation, head_epochs=0, epochs=1, learning_rate=1e4,
+                      fine_tune_learning_rate=1e3, one_cycle=False, verbose=0)
+    assert quiet.params["best_weights"]["phase"] == 1
+    assert quiet.params["best_weights"]["restored"] and capsys.readouterr().out == ""
     # A phase 2 that improves on the head keeps its best epoch (here its last).
     model = _transfer()
     epoch_weights = keras.callbacks.LambdaCallback(
