@@ -263,6 +263,25 @@ def test_metrics_report_the_kept_epoch_and_label_the_lowest_val_loss():
                        "lowest_val_loss": 0.1}
 
 
+def test_the_guards_choice_is_said_in_the_summary_and_report_words():
+    from keras_recipes import report
+
+    history = {"loss": [0.9, 0.5, 0.4], "val_loss": [0.5, 0.3, 0.2], "phase": [1, 1, 2]}
+    metrics = cli._training_metrics(history, 1.0, (3, "best_of_both_phases"))
+    assert metrics["kept_epoch"] == 3 and metrics["kept_val_loss"] == 0.2
+    assert report.kept_weights_text(metrics, markdown=False) == (
+        "the weights of epoch 3 (the best val_loss of both phases, in phase 2)")
+    # No phase 1 (head_epochs=0) and no better phase-2 epoch: the weights phase 2 started
+    # from, which no recorded epoch holds.
+    metrics = cli._training_metrics({"loss": [0.4], "val_loss": [0.9], "phase": [2]}, 1.0,
+                                    (None, "phase_2_start"))
+    assert metrics["kept_by"] == "phase_2_start" and "kept_epoch" not in metrics
+    assert report.kept_weights_text(metrics) == (
+        "the weights phase 2 started from: no epoch of phase 2 improved `val_loss` on them, "
+        "and fine_tune kept them")
+    assert "kept_val_loss" not in metrics
+
+
 def test_evaluate_a_runs_model_file_uses_the_runs_split(tmp_path, capsys):
     output = tmp_path / "run"
     assert cli.main(["train", "--seed", "1", "--set", "fit.epochs=1", "--set",
