@@ -143,8 +143,9 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
 
 def kept_weights_text(metrics, markdown=True):
     """Which weights the saved model holds, from `metrics`' `kept_epoch` and `kept_by`
-    (e.g. "the weights of epoch 3 (restored by early stopping)"); "" when not known.
-    The CLI's summary line and `report.md` say it in these words."""
+    (e.g. "the weights of epoch 3 (the last epoch: early stopping restored none)"); ""
+    when not known. The CLI's summary line and `report.md` say it in these words
+    (`markdown`: `val_loss` in backquotes)."""
     how, kept = metrics.get("kept_by"), metrics.get("kept_epoch")
     code = "`" if markdown else ""
     if how == "phase_2_start":
