@@ -282,9 +282,12 @@ def _train(args):
 
     recorder = run_recorder(output, spec.phases(config.fit) if spec.phases else None)
     status, started = "completed", time.perf_counter()
+    best = None  # fine_tune's guard: which weights of its two phases it kept
     try:
-        spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                   callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2, **config.fit)
+        trained = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                             callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2,
+                             **config.fit)
+        best = (getattr(trained, "params", None) or {}).get("best_weights")
     except KeyboardInterrupt:
         status = "interrupted"
         print("\nInterrupted: saving what finished.", file=sys.stderr)
@@ -304,7 +307,7 @@ def _train(args):
     if status == "completed":
         test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
-    metrics.update(_training_metrics(history, seconds, recorder.kept_weights(),
+    metrics.update(_training_metrics(history, seconds, recorder.kept_weights(best),
                                      recorder.resumed_at))
     if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
         metrics["status"] = status = "diverged"
@@ -404,7 +407,8 @@ def _training_metrics(history, seconds, kept=None, resumed_at=None):
     Args:
         history: dict of per-epoch lists of the whole run (None where not recorded).
         seconds: float, the training time of this process.
-        kept: `(epoch from 1, how)` of the weights the model holds, or None.
+        kept: `(epoch from 1, how)` of the weights the model holds, or None (the
+            epoch is None when they are those phase 2 started from, with no phase 1).
         resumed_at: int or None, the epoch (from 1) a resumed run started again at.
     """
     count = len(next((values for key, values in history.items() if key != "phase"), []))
@@ -415,7 +419,9 @@ def _training_metrics(history, seconds, kept=None, resumed_at=None):
             metrics[f"phase_{phase}_epochs_run"] = phases.count(phase)
     if resumed_at is not None:
         metrics["resumed_at_epoch"] = resumed_at
-    if kept is not None:
+    if kept is not None and kept[0] is None:
+        metrics["kept_by"] = kept[1]
+    elif kept is not None:
         epoch, how = kept
         metrics["kept_epoch"], metrics["kept_by"] = epoch, how
         for key, values in history.items():
@@ -431,15 +437,16 @@ def _training_metrics(history, seconds, kept=None, resumed_at=None):
 
 
 def _print_summary(metrics, output):
+    from keras_recipes import report
+
     width = max(len(key) for key in metrics)
     print("\nRun summary")
     for key, value in metrics.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"  {key:<{width}}  {shown}")
-    if "kept_epoch" in metrics:
-        how = {"early_stopping": "restored by early stopping",
-               "last_epoch": "the last epoch"}.get(metrics["kept_by"], metrics["kept_by"])
-        print(f"Saved model: the weights of epoch {metrics['kept_epoch']} ({how})")
+    kept = report.kept_weights_text(metrics, markdown=False)
+    if kept:
+        print(f"Saved model: {kept}")
     if "test_accuracy" in metrics:
         print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
     print(f"Report: {output / 'report.md'}")

@@ -71,9 +71,11 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
     with a `"phase"` entry (from `fine_tune`) gets the phase boundaries drawn
     on the learning curves. When `metrics` has a `kept_epoch` (the epoch whose
     weights the model holds, counted from 1) it is marked on the learning
-    curves and said in `report.md`, with `kept_by` (`"early_stopping"` or
-    `"last_epoch"`); a `resumed_at_epoch` says that an interrupted run was
-    resumed there.
+    curves and said in `report.md`, with `kept_by` (`"early_stopping"`,
+    `"last_epoch"`, or `"best_of_both_phases"` when `fine_tune`'s guard chose
+    among the epochs of both phases; `"phase_2_start"`, with no `kept_epoch`,
+    when it kept the weights phase 2 started from, with no phase 1); a
+    `resumed_at_epoch` says that an interrupted run was resumed there.
 
     Args:
         output: str or Path, the folder.
@@ -139,22 +141,42 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
     return output / "report.md"
 
 
+def kept_weights_text(metrics, markdown=True):
+    """Which weights the saved model holds, from `metrics`' `kept_epoch` and `kept_by`
+    (e.g. "the weights of epoch 3 (the last epoch: early stopping restored none)"); ""
+    when not known. The CLI's summary line and `report.md` say it in these words
+    (`markdown`: `val_loss` in backquotes)."""
+    how, kept = metrics.get("kept_by"), metrics.get("kept_epoch")
+    code = "`" if markdown else ""
+    if how == "phase_2_start":
+        return (f"the weights phase 2 started from: no epoch of phase 2 improved "
+                f"{code}val_loss{code} on them, and fine_tune kept them")
+    if kept is None:
+        return ""
+    if how == "best_of_both_phases":
+        phase_1 = metrics.get("phase_1_epochs_run", 0)
+        how = (f"the best {code}val_loss{code} of both phases, in phase 2" if kept > phase_1
+               else f"phase 1's, the head's: no epoch of phase 2 improved {code}val_loss{code} "
+               "on them, and fine_tune went back to them")
+    else:
+        how = {"early_stopping": f"restored by early stopping, the epoch with the lowest "
+               f"{code}val_loss{code} it watched",
+               "last_epoch": "the last epoch: early stopping restored none"}.get(how, how)
+    return f"the weights of epoch {kept} ({how})"
+
+
 def _run_notes(metrics):
     """Sentences of `report.md` on which weights were kept and on a resumed run."""
     notes = []
     kept = metrics.get("kept_epoch")
-    if kept is not None:
-        how = {"early_stopping": "restored by early stopping, the epoch with the lowest "
-               "`val_loss` it watched",
-               "last_epoch": "the last epoch: early stopping restored none"}.get(
-                   metrics.get("kept_by"), metrics.get("kept_by"))
+    text = kept_weights_text(metrics)
+    if text:
         figures = ", ".join(f"{key[len('kept_'):]} {_format(value)}" for key, value in
                             metrics.items() if key.startswith("kept_") and key != "kept_by"
                             and key != "kept_epoch")
-        notes.append(f"The saved model holds the weights of epoch {kept} ({how})"
-                     + (f": {figures}." if figures else "."))
+        notes.append(f"The saved model holds {text}" + (f": {figures}." if figures else "."))
         lowest = metrics.get("lowest_val_loss_epoch")
-        if lowest is not None and lowest != kept:
+        if kept is not None and lowest is not None and lowest != kept:
             value = _format(metrics["lowest_val_loss"])
             notes.append(f"The lowest `val_loss` of the run, {value}, was at epoch {lowest}; "
                          "those weights were not kept.")

@@ -114,17 +114,32 @@ def run_recorder(output, phases=None):
                 history["phase"] = [phase for phase, _, _ in self.rows]
             return history
 
-        def kept_weights(self):
-            """`(epoch from 1, "early_stopping" | "last_epoch")`: whose weights the model
-            holds once training has ended normally; None otherwise."""
+        def kept_weights(self, best=None):
+            """`(epoch from 1, how)`: whose weights the model holds once training has ended
+            normally; None otherwise.
+
+            `how` is `"early_stopping"`, `"last_epoch"`, or, with `best` (the outcome of
+            `fine_tune`'s guard, `history.params["best_weights"]`), which has the last
+            word, `"best_of_both_phases"`; with no phase 1 to go back to, the guard's
+            `(None, "phase_2_start")`: the weights phase 2 started from.
+            """
             if not self.calls or not self.calls[-1]["ended"] or not self.rows:
                 return None
+            if best is not None:
+                phase = best["phase"]
+                epoch = best["phase_2_epoch"] if phase == 2 else best.get("phase_1_epoch")
+                if epoch is None:
+                    return None, "phase_2_start"
+                return self._before(phase) + epoch + 1, "best_of_both_phases"
             call = self.calls[-1]
             stopping = call["early_stopping"]
             if (stopping is not None and stopping.restore_best_weights
                     and stopping.best_weights is not None):
-                before = sum(1 for row in self.rows if order(row[0]) < order(call["phase"]))
-                return before + stopping.best_epoch + 1, "early_stopping"
+                return self._before(call["phase"]) + stopping.best_epoch + 1, "early_stopping"
             return len(self.rows), "last_epoch"
+
+        def _before(self, phase):
+            """The number of recorded epochs of the phases before `phase`."""
+            return sum(1 for row in self.rows if order(row[0]) < order(phase))
 
     return Recorder()

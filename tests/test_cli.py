@@ -40,7 +40,7 @@ def test_train_writes_the_full_report_and_prints_a_summary(tmp_path, capsys):
     kept_row = rows[metrics["kept_epoch"] - 1]
     assert metrics["kept_val_loss"] == pytest.approx(float(kept_row["val_loss"]))
     assert f"Saved model: the weights of epoch {metrics['kept_epoch']} (restored by early " \
-        "stopping)" in printed
+        "stopping, the epoch with the lowest val_loss it watched)" in printed
     for png in ("learning_curves.png", "schedule.png"):
         height, width = _png_size(output / png)
         assert height >= 300 and width >= 500
@@ -261,6 +261,25 @@ def test_metrics_report_the_kept_epoch_and_label_the_lowest_val_loss():
                        "kept_by": "early_stopping", "kept_loss": 0.2, "kept_val_loss": 0.2,
                        "kept_val_accuracy": 0.85, "lowest_val_loss_epoch": 2,
                        "lowest_val_loss": 0.1}
+
+
+def test_the_guards_choice_is_said_in_the_summary_and_report_words():
+    from keras_recipes import report
+
+    history = {"loss": [0.9, 0.5, 0.4], "val_loss": [0.5, 0.3, 0.2], "phase": [1, 1, 2]}
+    metrics = cli._training_metrics(history, 1.0, (3, "best_of_both_phases"))
+    assert metrics["kept_epoch"] == 3 and metrics["kept_val_loss"] == 0.2
+    assert report.kept_weights_text(metrics, markdown=False) == (
+        "the weights of epoch 3 (the best val_loss of both phases, in phase 2)")
+    # No phase 1 (head_epochs=0) and no better phase-2 epoch: the weights phase 2 started
+    # from, which no recorded epoch holds.
+    metrics = cli._training_metrics({"loss": [0.4], "val_loss": [0.9], "phase": [2]}, 1.0,
+                                    (None, "phase_2_start"))
+    assert metrics["kept_by"] == "phase_2_start" and "kept_epoch" not in metrics
+    assert report.kept_weights_text(metrics) == (
+        "the weights phase 2 started from: no epoch of phase 2 improved `val_loss` on them, "
+        "and fine_tune kept them")
+    assert "kept_val_loss" not in metrics
 
 
 def test_evaluate_a_runs_model_file_uses_the_runs_split(tmp_path, capsys):
@@ -510,9 +529,10 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs_run"] == 5
     assert metrics["phase_1_epochs_run"] == 3 and metrics["phase_2_epochs_run"] == 2
-    # The model is what phase 2 left: its early stopping (watching phase 2's second epoch)
-    # restored epoch 5, the run's fifth.
-    assert metrics["kept_epoch"] == 5 and metrics["kept_by"] == "early_stopping"
+    # The model holds the best weights of both phases (fine_tune's guard has the last word
+    # over phase 2's early stopping): phase 2's second epoch, the run's fifth.
+    assert metrics["kept_epoch"] == 5 and metrics["kept_by"] == "best_of_both_phases"
+    assert metrics["lowest_val_loss_epoch"] == 5
     assert metrics["test_accuracy"] > 0.8  # 3 classes: chance is 1/3
     report = (output / "report.md").read_text()
     assert "| phase_2_epochs_run | 2 |" in report and "fine_tune_learning_rate" in report
@@ -531,6 +551,37 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     assert evaluated["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert cli.main(["evaluate", str(output)]) == 0
     assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_transfer_learning_run_record_says_when_fine_tune_kept_the_heads_weights(
+        tmp_path, capsys, base_file, images_file):
+    # Phase 2 forced to fail (a constant rate of 0.9 on the whole base): fine_tune's guard
+    # goes back to the head's weights, and metrics.json, the summary line and report.md
+    # say that epoch, not one of phase 2's.
+    output = tmp_path / "run"
+    argv = _transfer(base_file, "fit.head_epochs=2", "fit.epochs=1", "model.learning_rate=1.0",
+                     "model.schedule=constant", "fit.fine_tune_learning_rate=0.9",
+                     "fit.unfreeze=all")
+    assert cli.main([*argv, "--dataset", str(images_file), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader((output / "history.csv").open()))
+    assert [row["phase"] for row in rows] == ["1", "1", "2"]
+    # Phase 1 ends on the epoch its early stopping restored, its lowest val_loss.
+    head_losses = [float(row["val_loss"]) for row in rows[:2]]
+    head_epoch, head_loss = 1 + int(np.argmin(head_losses)), min(head_losses)
+    assert not float(rows[2]["val_loss"]) < head_loss  # phase 2 did fail
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["kept_epoch"] == head_epoch and metrics["kept_by"] == "best_of_both_phases"
+    assert metrics["kept_val_loss"] == pytest.approx(head_loss)
+    kept = (f"the weights of epoch {head_epoch} (phase 1's, the head's: no epoch of phase 2 "
+            "improved {0}val_loss{0} on them, and fine_tune went back to them)")
+    assert f"Saved model: {kept.format('')}" in printed
+    assert "fine_tune: no epoch of phase 2 improved val_loss on the head's" in printed
+    assert f"The saved model holds {kept.format('`')}" in (output / "report.md").read_text()
+    model = keras.models.load_model(output / "model.keras")
+    data = keras_recipes.datasets.load(str(images_file), standardize=False, seed=0)
+    validation = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)
+    assert validation["loss"] == pytest.approx(head_loss, rel=1e-4)
 
 
 def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsys, base_file):

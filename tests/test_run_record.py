@@ -69,6 +69,16 @@ def _check_continued(killed, rows, metrics, epochs):
     assert rows[:kept] == killed[:kept]  # the epochs before the kill are kept as they were
     assert all(row["loss"] != "" for row in rows)
     assert metrics["epochs_run"] == epochs and metrics["status"] == "completed"
+    # The best epoch is the whole run's, the epochs before the kill included.
+    val_losses = [float(row["val_loss"]) for row in rows]
+    assert metrics["lowest_val_loss_epoch"] == 1 + int(np.argmin(val_losses))
+    assert metrics["lowest_val_loss"] == pytest.approx(min(val_losses))
+
+
+def _check_report_says_resumed(output, metrics):
+    resumed = metrics["resumed_at_epoch"]
+    assert f"resumed at epoch {resumed} from its backup: epochs 1-{resumed - 1}" in \
+        (output / "report.md").read_text()
 
 
 @pytest.mark.slow  # three CLI processes, each compiling its model (~20 s each on 2 CPUs)
@@ -88,8 +98,7 @@ def test_a_run_killed_with_sigkill_resumes_with_the_record_of_every_epoch(tmp_pa
     assert f"Epoch {resumed}/30" in printed and f"Epoch {resumed - 1}/30" not in printed
     assert metrics["kept_epoch"] == 30 and metrics["kept_by"] == "last_epoch"
     assert metrics["kept_val_loss"] == pytest.approx(float(rows[-1]["val_loss"]))
-    assert f"resumed at epoch {resumed} from its backup: epochs 1-{resumed - 1}" in \
-        (output / "report.md").read_text()
+    _check_report_says_resumed(output, metrics)
     assert not (output / "backup").exists()
 
 
@@ -126,7 +135,18 @@ def test_a_transfer_run_killed_in_either_phase_resumes_with_both_phases_record(
     assert printed.count("Epoch 1/12") == (1 if killed_in == 1 else 0)
     if killed_in == 2:
         assert rows[:12] == killed[:12]
-    assert metrics["kept_epoch"] == 24 and metrics["kept_by"] == "last_epoch"
+    _check_report_says_resumed(output, metrics)
+    # fine_tune's guard kept the best of phase 1's last epoch (no early stopping) and phase
+    # 2's epochs, a resumed phase 2's included: the saved model holds that epoch's weights.
+    val_losses = [float(row["val_loss"]) for row in rows]
+    kept = 12 + int(np.argmin(val_losses[11:]))
+    assert metrics["kept_epoch"] == kept and metrics["kept_by"] == "best_of_both_phases"
+    assert metrics["kept_val_loss"] == pytest.approx(val_losses[kept - 1])
+    model = keras.models.load_model(output / "model.keras")
+    data = keras_recipes.datasets.load(str(images), standardize=False, seed=0)
+    validation = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)
+    assert validation["loss"] == pytest.approx(val_losses[kept - 1], rel=1e-4)
+    assert not (output / "backup").exists()
 
 
 def test_a_resumed_run_replaces_a_recorded_epoch_that_was_not_backed_up(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ import functools
 import os
 import pathlib
 import re
+import sys
 
 import keras
 import numpy as np
@@ -642,7 +643,7 @@ def _assert_the_heads_weights_were_restored(history, model, head_weights, head_l
     """After a failed phase 2: the model has the head's weights back, and the history and
     the log say so."""
     assert history.params["best_weights"] == {
-        "monitor": "val_loss", "phase": 1, "phase_2_epoch": None,
+        "monitor": "val_loss", "phase": 1, "phase_1_epoch": None, "phase_2_epoch": None,
         "value": pytest.approx(head_loss, rel=1e-5),
         "phase_1_value": pytest.approx(head_loss, rel=1e-5), "restored": True}
     for got, expected in zip(model.get_weights(), head_weights):
@@ -665,6 +666,11 @@ def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(
     assert min(history.history["val_loss"]) > head_loss  # phase 2 did fail
     _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss,
                                             capsys.readouterr().out)
+    # verbose=0: the history says so all the same, and nothing is printed.
+    quiet = fine_tune(model, (x, y), validation, head_epochs=0, epochs=1, learning_rate=1e4,
+                      fine_tune_learning_rate=1e3, one_cycle=False, verbose=0)
+    assert quiet.params["best_weights"]["phase"] == 1
+    assert quiet.params["best_weights"]["restored"] and capsys.readouterr().out == ""
     # A phase 2 that improves on the head keeps its best epoch (here its last).
     model = _transfer()
     epoch_weights = keras.callbacks.LambdaCallback(
@@ -675,7 +681,7 @@ def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(
     losses = history.history["val_loss"]
     assert losses[2] < losses[1] < losses[0]
     assert history.params["best_weights"] == {
-        "monitor": "val_loss", "phase": 2, "phase_2_epoch": 1,
+        "monitor": "val_loss", "phase": 2, "phase_1_epoch": 0, "phase_2_epoch": 1,
         "value": pytest.approx(losses[2]), "phase_1_value": pytest.approx(losses[0], rel=1e-5),
         "restored": False}
     for got, expected in zip(model.get_weights(), kept[2]):
@@ -1034,9 +1040,19 @@ def test_mobilenet_v2_fine_tunes_end_to_end_and_reloads(tmp_path):
 REAL_WEIGHTS = pathlib.Path(os.environ.get(
     "KERAS_RECIPES_MOBILENET_WEIGHTS", pathlib.Path(__file__).resolve().parents[2] / "shared"
     / "weights" / "mobilenet_v2_imagenet_notop.weights.h5"))
-needs_real_weights = pytest.mark.skipif(
-    not REAL_WEIGHTS.is_file(), reason=f"real ImageNet MobileNetV2 weights not found at "
-    f"{REAL_WEIGHTS} (set KERAS_RECIPES_MOBILENET_WEIGHTS to their path)")
+
+
+def _real_weights_or_skip():
+    """Skips the test when the weights file is missing, except where
+    KERAS_RECIPES_REQUIRE_REAL_WEIGHTS=1 (CI's slow step), where it fails instead: a
+    missing file there must not pass unseen."""
+    if REAL_WEIGHTS.is_file():
+        return
+    message = (f"real ImageNet MobileNetV2 weights not found at {REAL_WEIGHTS} (set "
+               "KERAS_RECIPES_MOBILENET_WEIGHTS to their path)")
+    if os.environ.get("KERAS_RECIPES_REQUIRE_REAL_WEIGHTS") == "1":
+        pytest.fail(f"{message}; KERAS_RECIPES_REQUIRE_REAL_WEIGHTS=1 requires them")
+    pytest.skip(message)
 
 
 @functools.cache
@@ -1064,9 +1080,9 @@ def _val_accuracy(model, val):
     return float(np.mean(model.predict(val[0], verbose=0).argmax(axis=1) == val[1]))
 
 
-@needs_real_weights
 @pytest.mark.slow  # MobileNetV2 is built, loaded and compiled for 3 fits: ~30 s on 2 cores
 def test_phase_two_defaults_keep_a_real_imagenet_base_at_least_as_good_as_phase_one(capsys):
+    _real_weights_or_skip()
     train, val = _real_digits()
     model = _real_model()
     history = fine_tune(model, train, validation_data=val, head_epochs=2, epochs=0, verbose=0)
@@ -1092,3 +1108,14 @@ def test_phase_two_defaults_keep_a_real_imagenet_base_at_least_as_good_as_phase_
     _assert_the_heads_weights_were_restored(history, model, head_weights, head_loss,
                                             capsys.readouterr().out)
     assert _val_accuracy(model, val) == head_accuracy
+
+
+def test_missing_real_weights_skip_here_and_fail_where_required(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "REAL_WEIGHTS", tmp_path / "absent.weights.h5")
+    monkeypatch.delenv("KERAS_RECIPES_REQUIRE_REAL_WEIGHTS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="weights not found at"):
+        _real_weights_or_skip()
+    monkeypatch.setenv("KERAS_RECIPES_REQUIRE_REAL_WEIGHTS", "1")
+    with pytest.raises(pytest.fail.Exception, match="KERAS_RECIPES_REQUIRE_REAL_WEIGHTS=1 "
+                       "requires them"):
+        _real_weights_or_skip()

@@ -20,6 +20,7 @@ from keras_recipes.models.transfer.phases import (
     PhaseRun,
     combined_history,
     fit_phase,
+    kept_epoch,
     stopped_on_nan,
 )
 from keras_recipes.models.transfer.resume import history_from_state, phase_backup
@@ -178,7 +179,10 @@ def fine_tune(
         2 does not run. With validation data and a phase 2,
         `history.params["best_weights"]` is a dict: `"monitor"`
         (`"val_loss"`), `"phase"` (1 when the head's weights were kept, else
-        2), `"phase_2_epoch"` (the best epoch of phase 2, from 0, or None),
+        2), `"phase_1_epoch"` (the epoch of phase 1, from 0, whose weights phase
+        2 started from: the one early stopping restored, else its last; None
+        without a phase 1), `"phase_2_epoch"` (the best epoch of phase 2, from
+        0, or None),
         `"value"` (its `val_loss`), `"phase_1_value"` (the head's) and
         `"restored"` (whether the weights are not those of the last epoch).
 
@@ -231,11 +235,13 @@ def fine_tune(
                     unfreeze=unfreeze)
 
     histories = []
+    phase_one_epoch = None  # the epoch of phase 1 whose weights phase 2 starts from
     with scope():  # the new optimizers, the recompiles and the fits
         if resumed is not None:  # phase 1 finished before the interruption
             if resumed["phase_1"] is not None:
                 histories.append((1, history_from_state(model, resumed["phase_1"])))
             tune_rate = resumed["fine_tune_learning_rate"]
+            phase_one_epoch = resumed.get("phase_1_kept_epoch")
         elif head_epochs:
             freeze(base)
             head_optimizer = opt.head_optimizer(model, kind, learning_rate, settings.one_cycle,
@@ -243,6 +249,7 @@ def fine_tune(
             history = fit_phase(model, *head_optimizer, phase=1, epochs=head_epochs, run=run,
                                 find_learning_rate=learning_rate is None)
             histories.append((1, history))
+            phase_one_epoch = kept_epoch(model, history, callbacks)
             if stopped_on_nan(history):  # no phase 2
                 if backup is not None:
                     backup.finish()
@@ -258,11 +265,12 @@ def fine_tune(
             phase_one = histories[0][1] if histories else None
             if validation_data is not None:  # ends on the best weights of both phases
                 guard = KeepBest(validation_data, batch_size,
-                                 None if backup is None else backup.folder)
+                                 None if backup is None else backup.folder, phase_one_epoch)
 
             def start_phase_two():
                 if backup is not None:
-                    backup.start_phase_two(model, resumed, tune_rate, phase_one)
+                    backup.start_phase_two(model, resumed, tune_rate, phase_one,
+                                           phase_one_epoch)
                 if guard is not None:
                     guard.start(model)
 

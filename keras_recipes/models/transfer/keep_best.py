@@ -34,13 +34,16 @@ class KeepBest(keras.callbacks.Callback):
             epoch and its weights are kept there, so that a resumed phase 2 still
             compares with the head's score and restores the best epoch it had
             finished before the interruption.
+        phase_1_epoch: int or None, the epoch of phase 1 (from 0) whose weights phase 2
+            starts from (None without a phase 1); it goes to the outcome.
     """
 
     STATE = "phase_2_best.json"
     WEIGHTS = "phase_2_best.weights.h5"
 
-    def __init__(self, validation_data, batch_size=None, folder=None):
+    def __init__(self, validation_data, batch_size=None, folder=None, phase_1_epoch=None):
         super().__init__()
+        self.phase_1_epoch = phase_1_epoch
         self.validation_data = validation_data
         self.batch_size = batch_size
         self.folder = folder
@@ -91,9 +94,11 @@ class KeepBest(keras.callbacks.Callback):
 
         Returns:
             dict, the outcome: `monitor`, `phase` (1: the head's weights were kept),
-            `phase_2_epoch` (the best epoch of phase 2, counted from 0, or None),
-            `value` (its score), `phase_1_value` (the head's) and `restored` (whether
-            the weights are not those of phase 2's last epoch).
+            `phase_1_epoch` (the epoch of phase 1, from 0, whose weights phase 2
+            started from, or None without a phase 1), `phase_2_epoch` (the best
+            epoch of phase 2, counted from 0, or None), `value` (its score),
+            `phase_1_value` (the head's) and `restored` (whether the weights are not
+            those of phase 2's last epoch).
         """
         epoch = self.best["epoch"]
         restored = epoch is None or epoch != self.last_epoch
@@ -104,7 +109,8 @@ class KeepBest(keras.callbacks.Callback):
         else:  # found before a resume: on disk
             model.load_weights(self._path(self.WEIGHTS))
         self.outcome = {"monitor": MONITOR, "phase": 1 if epoch is None else 2,
-                        "phase_2_epoch": epoch, "value": self.best["value"],
+                        "phase_1_epoch": self.phase_1_epoch, "phase_2_epoch": epoch,
+                        "value": self.best["value"],
                         "phase_1_value": self.reference, "restored": restored}
         return self.outcome
 

@@ -14,7 +14,7 @@ from keras_recipes.models._recipe_model import RecipeModel
 from keras_recipes.models.transfer.optimizers import recompile
 from keras_recipes.models.transfer.resume import with_logged_epochs
 
-__all__ = ["PhaseRun", "combined_history", "fit_phase", "stopped_on_nan"]
+__all__ = ["PhaseRun", "combined_history", "fit_phase", "kept_epoch", "stopped_on_nan"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +92,24 @@ def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_lear
     if guard is not None:
         guard.restore(model)
     return with_logged_epochs(history, logged)
+
+
+def kept_epoch(model, history, callbacks=()):
+    """The epoch (from 0, in its phase) whose weights a phase's `fit` left in `model`.
+
+    The epoch an `EarlyStopping` with `restore_best_weights` restored (a
+    `RecipeModel`'s own, of its latest `fit`, or else one of `callbacks`), else the
+    phase's last epoch; None when the phase ran no epoch.
+    """
+    if not history.epoch:
+        return None
+    stopping = getattr(model, "early_stopping", None)
+    candidates = [stopping] if stopping is not None else [
+        callback for callback in callbacks if isinstance(callback, keras.callbacks.EarlyStopping)]
+    for callback in candidates:
+        if callback.restore_best_weights and callback.best_weights is not None:
+            return int(callback.best_epoch)
+    return int(history.epoch[-1])
 
 
 def stopped_on_nan(history):

@@ -114,12 +114,15 @@ class PhaseBackup:
         entries = _read_json(os.path.join(self.phase_folder(phase), "history.json")) or {}
         return {int(epoch): logs for epoch, logs in entries.items()}
 
-    def save_phase_two_start(self, model, fine_tune_learning_rate, phase_one):
-        """Saves the model as phase 2 starts; from then on phase 1 counts as done."""
+    def save_phase_two_start(self, model, fine_tune_learning_rate, phase_one,
+                             phase_one_epoch=None):
+        """Saves the model as phase 2 starts; from then on phase 1 counts as done.
+        `phase_one_epoch`: the epoch of phase 1 (from 0) whose weights the model holds."""
         _io.save_weights(model, self._path(self.START))
         _write_json(self._path(self.STATE), {
             "run": self.run,
             "fine_tune_learning_rate": fine_tune_learning_rate,
+            "phase_1_kept_epoch": phase_one_epoch,
             "phase_1": None if phase_one is None else {
                 "history": {key: [None if value is None else float(value) for value in values]
                             for key, values in phase_one.history.items()},
@@ -130,13 +133,15 @@ class PhaseBackup:
     def load_phase_two_start(self, model):
         model.load_weights(self._path(self.START))
 
-    def start_phase_two(self, model, resumed, fine_tune_learning_rate, phase_one):
+    def start_phase_two(self, model, resumed, fine_tune_learning_rate, phase_one,
+                        phase_one_epoch=None):
         """Phase 2's starting point, once its optimizer is compiled: loaded when `resumed`
         (the state `phase_one_done` returned), else saved."""
         if resumed is not None:
             self.load_phase_two_start(model)
         else:
-            self.save_phase_two_start(model, fine_tune_learning_rate, phase_one)
+            self.save_phase_two_start(model, fine_tune_learning_rate, phase_one,
+                                      phase_one_epoch)
 
     def finish(self):
         """Removes the run's files, and the folder when nothing else is in it."""
