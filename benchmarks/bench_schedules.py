@@ -67,6 +67,11 @@ def main(argv=None):
         x_test, y_test = x_test[:500], y_test[:500]
     data = ((x, y), (x_val, y_val), (x_test, y_test))
 
+    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "") + (
+        f" --epochs {args.epochs} --seeds {args.seeds}" if not args.quick else "") + (
+        f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
+    # The header is taken before the runs: its load average is the one they started under.
+    lines = header("Schedules: 1cycle against ReduceLROnPlateau", command)
     results = {label: [] for label, _, _ in VARIANTS}
     for seed in range(seeds):  # interleaved: each seed runs every schedule
         for label, schedule, learning_rate in VARIANTS:
@@ -74,10 +79,6 @@ def main(argv=None):
             results[label].append(row)
             print(label, seed, row, flush=True)
 
-    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "") + (
-        f" --epochs {args.epochs} --seeds {args.seeds}" if not args.quick else "") + (
-        f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
-    lines = header("Schedules: 1cycle against ReduceLROnPlateau", command)
     lines += [f"`build_default_dnn` (3 hidden layers of 100, BatchNorm, ELU, Nadam), {len(x)} "
               f"training / {len(x_val)} validation / {len(x_test)} test MNIST images (pixels / "
               f"255), batch 32, up to {epochs} epochs with the recipe's early stopping "

@@ -5,6 +5,7 @@ kill-and-resume) are tested for each kind of model of yours alongside the factor
 test_recipes.py and test_reliability.py (parametrized over MODEL_KINDS).
 """
 
+import math
 import re
 import warnings
 
@@ -14,6 +15,7 @@ import pytest
 from test_recipes import OWN_MODELS, own_cnn, own_rnn, own_subclassed, small_data, small_model
 
 import keras_recipes
+from keras_recipes.callbacks import TrainingMonitor
 from keras_recipes.config import load_config
 from keras_recipes.models import RecipeModel, RecipeWrapper
 from keras_recipes.models.registry import get_recipe_spec
@@ -59,6 +61,54 @@ def test_learning_rate_find_runs_the_finder_on_a_model_of_yours():
     suggestion = model.learning_rate_finder_result.suggestion
     assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion)
     assert not model.auto_learning_rate
+
+
+class BatchNormNet(keras.Model):
+    """A subclassed model of "yours" with BatchNorm and dropout (Glorot before a ReLU)."""
+
+    def __init__(self, rate=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu", name="hidden",
+                                         kernel_initializer=keras.initializers.GlorotUniform(0))
+        self.norm = keras.layers.BatchNormalization(name="norm")
+        self.dropout = keras.layers.Dropout(rate, seed=1, name="drop")
+        self.out = keras.layers.Dense(3, activation="softmax", name="out",
+                                      kernel_initializer=keras.initializers.GlorotUniform(1))
+
+    def call(self, inputs, training=None):
+        hidden = self.norm(self.hidden(inputs), training=training)
+        return self.out(self.dropout(hidden, training=training))
+
+
+def test_diagnose_reads_the_layers_of_the_subclassed_model_a_wrapper_calls():
+    x, y = small_data("own_subclassed", n=64)
+    model = keras_recipes.compile_recipe(BatchNormNet(), loss=LOSS)
+    report = keras_recipes.diagnose(model, x, y, num_steps=0, seed=0)
+    yours = BatchNormNet()
+    yours.compile(optimizer="nadam", loss=LOSS)
+    expected = keras_recipes.diagnose(yours, x, y, num_steps=0, seed=0)
+    # Your model is linted as if compiled by you, not as a pretrained base of the wrapper.
+    assert report.rules == expected.rules == {"initializer_mismatch",
+                                              "batch_normalization_after_activation"}
+    assert [s.layer for s in report.layers] == [s.layer for s in expected.layers] \
+        == ["hidden", "out"]
+    assert all(math.isfinite(s.gradient_norm) for s in report.layers)
+
+
+def test_diagnose_and_the_monitor_measure_the_layers_of_an_unbuilt_sequential_in_a_wrapper():
+    x, y = small_data("own_subclassed", n=64)
+    yours = keras.Sequential([
+        keras.layers.Dense(8, activation="relu", kernel_initializer="he_normal", name="hidden"),
+        keras.layers.Dense(3, activation="softmax", name="out")])
+    model = keras_recipes.compile_recipe(yours, loss=LOSS)
+    assert type(model) is RecipeWrapper
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=0,
+                        callbacks=[TrainingMonitor(x, y, seed=0)])
+    assert "monitor_hidden_dead_fraction" in history.history
+    report = keras_recipes.diagnose(model, x, y, num_steps=0, seed=0)
+    assert not report.notes and not report.rules
+    assert [s.layer for s in report.layers] == ["hidden", "out"]
+    assert math.isfinite(report.layers[0].mean) and report.layers[0].dead_fraction is not None
 
 
 class _OwnStep(keras.Model):

@@ -9,7 +9,7 @@ from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._recipe_model import RecipeModel, RecipeTraining
 
-__all__ = ["RecipeWrapper", "compile_recipe"]
+__all__ = ["RecipeWrapper", "compile_recipe", "wrapped_model"]
 
 # Arguments of the named optimizer that `optimizer_kwargs` may not set: the recipe's own.
 _RECIPE_OPTIMIZER_ARGUMENTS = ("learning_rate", "momentum", "beta_1", "clipnorm")
@@ -80,6 +80,17 @@ class RecipeWrapper(RecipeTraining, keras.Model):
         config["inner_model"] = keras.saving.deserialize_keras_object(
             config["inner_model"], custom_objects=custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def wrapped_model(model):
+    """The model of yours that `model` runs: the one a `RecipeWrapper` calls, else `model`.
+
+    What `diagnose` and `TrainingMonitor` read the layers of: a wrapper's only
+    layer is your model, not a (pretrained) base nested in it.
+    """
+    while isinstance(model, RecipeWrapper):
+        model = model.inner_model
+    return model
 
 
 def compile_recipe(
