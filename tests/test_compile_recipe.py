@@ -17,6 +17,7 @@ from test_recipes import OWN_MODELS, own_cnn, own_rnn, own_subclassed, small_dat
 import keras_recipes
 from keras_recipes.callbacks import TrainingMonitor
 from keras_recipes.config import load_config
+from keras_recipes.lr_finder.range_test import ramp_learning_rates
 from keras_recipes.models import RecipeModel, RecipeWrapper
 from keras_recipes.models.registry import get_recipe_spec
 
@@ -109,6 +110,71 @@ def test_diagnose_and_the_monitor_measure_the_layers_of_an_unbuilt_sequential_in
     assert not report.notes and not report.rules
     assert [s.layer for s in report.layers] == ["hidden", "out"]
     assert math.isfinite(report.layers[0].mean) and report.layers[0].dead_fraction is not None
+
+
+def test_a_subclassed_model_built_before_compile_recipe_keeps_its_weights_and_is_ready(
+        tmp_path):
+    x, y = small_data("own_subclassed", n=64)
+    yours = own_subclassed(3, dropout_rate=0.2)
+    yours(x[:2])  # built by a call, as after a first use
+    initial = yours.get_weights()
+    model = keras_recipes.compile_recipe(yours, loss=LOSS)
+    assert model.built and model.count_params() == yours.count_params()
+    for a, b in zip(model.get_weights(), initial):
+        np.testing.assert_array_equal(a, b)
+    # Ready before any fit: MC Dropout and diagnose on your layers.
+    assert keras_recipes.MCDropoutPredictor(model, num_samples=4).predict(x[:2]).mean.shape \
+        == (2, 3)
+    assert not keras_recipes.diagnose(model).rules
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert model.optimizer._learning_rate.total_steps == 4
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(yours.get_weights(), initial))
+    model.save(tmp_path / "built.keras")
+    reloaded = keras.models.load_model(tmp_path / "built.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+
+
+class Linear(keras.Model):
+    """A subclassed `x -> w * x` from w = 0."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
+@pytest.mark.parametrize("accumulation", [None, 2])
+def test_the_lr_finder_on_a_wrapper_counts_optimizer_updates(accumulation):
+    """Golden values, as in test_lr_finder: loss (w - 1)^2 from w = 0, SGD at the ramp's
+    rate per update (the same batch each time, so an accumulated gradient is one batch's)."""
+    x = np.ones((8, 1), "float32")
+    model = keras_recipes.compile_recipe(
+        Linear(), loss="mse",
+        optimizer=keras.optimizers.SGD(gradient_accumulation_steps=accumulation))
+    assert type(model) is RecipeWrapper
+    result = keras_recipes.find_learning_rate(model, x, x, min_learning_rate=1e-2,
+                                              max_learning_rate=0.5, num_steps=6,
+                                              batch_size=4, divergence_factor=None)
+    w, expected = 0.0, []
+    for lr in ramp_learning_rates(1e-2, 0.5, 6):
+        expected.append((w - 1.0) ** 2)
+        w -= lr * 2.0 * (w - 1.0)
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+    assert float(keras.ops.convert_to_numpy(model.inner_model.dense.kernel)[0, 0]) == 0.0
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+def test_learning_rate_find_with_gradient_accumulation_and_a_constant_rate():
+    x, y = small_data("own_subclassed", n=128)
+    model = small_model("own_subclassed", learning_rate="find", schedule="constant",
+                        optimizer_kwargs={"gradient_accumulation_steps": 2})
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    suggestion = model.learning_rate_finder_result.suggestion
+    assert float(model.optimizer.learning_rate) == pytest.approx(suggestion)
+    assert int(model.optimizer.iterations) == 4  # 8 batches, one update per 2
 
 
 class _OwnStep(keras.Model):
@@ -272,12 +338,32 @@ def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path
     assert keras.models.load_model(tmp_path / "ema.keras").optimizer.use_ema
 
 
-def test_gradient_accumulation_works_with_plateau_and_constant():
+@pytest.mark.parametrize("schedule", ["plateau", "constant"])
+def test_gradient_accumulation_works_with_plateau_and_constant(schedule):
     x, y = small_data("own_cnn", n=64)
-    model = small_model("own_cnn", schedule="plateau",
+    model = small_model("own_cnn", schedule=schedule,
                         optimizer_kwargs={"gradient_accumulation_steps": 2})
     model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0)
     assert int(model.optimizer.iterations) == 3  # 6 batches, one update per 2
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2)  # not lowered
+
+
+def test_clipnorm_bounds_each_weights_update_of_an_rnn():
+    x, y = small_data("own_rnn", n=32)
+    x = x * 100  # large inputs: large gradients
+    updates = {}
+    for clipnorm in (1e-3, None):
+        model = keras_recipes.compile_recipe(own_rnn(3), loss=LOSS, optimizer="sgd",
+                                             schedule="constant", learning_rate=1.0,
+                                             clipnorm=clipnorm)
+        assert model.optimizer.clipnorm == clipnorm
+        model.build((None, 6, 4))
+        before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        model.train_on_batch(x, y)  # one SGD step: the update is learning_rate * gradient
+        updates[clipnorm] = [np.linalg.norm(keras.ops.convert_to_numpy(w) - b)
+                             for w, b in zip(model.trainable_weights, before)]
+    assert max(updates[1e-3]) <= 1e-3 * (1 + 1e-4)  # each gradient clipped to norm 1e-3
+    assert max(updates[None]) > 1e-2  # without clipping the same step is far larger
 
 
 def test_a_variable_length_input_takes_sequences_of_any_length_and_checks_the_rest():

@@ -22,7 +22,9 @@ class RecipeWrapper(RecipeTraining, keras.Model):
     What `compile_recipe` returns for a model without a graph to share: a
     subclassed `keras.Model`, or a `keras.Sequential` not yet built. Its only
     layer is your model (`wrapper.inner_model`), so both share every weight:
-    training the wrapper trains your model. Otherwise it behaves as a
+    training the wrapper trains your model. It is built when your model is
+    (so MC Dropout, `diagnose` and `summary` work before the first `fit`),
+    otherwise by its first `fit`. Otherwise it behaves as a
     `keras_recipes.RecipeModel` (see there for what `fit` adds).
 
     It saves to `.keras` and reloads without `custom_objects` once
@@ -53,6 +55,11 @@ class RecipeWrapper(RecipeTraining, keras.Model):
     def __init__(self, inner_model, **kwargs):
         super().__init__(**kwargs)
         self.inner_model = inner_model
+        config = inner_model.get_build_config() if inner_model.built else None
+        if config and "input_shape" in config:
+            # Your model is built already: so is the wrapper (for MC Dropout, `diagnose`
+            # and `summary` before the first `fit`), on the same input shape.
+            self.build(config["input_shape"])
 
     def fit(self, x=None, *args, **kwargs):
         shape = getattr(x, "shape", None)
