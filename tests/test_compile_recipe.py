@@ -222,6 +222,20 @@ def test_compile_recipe_rejects_bad_arguments_as_the_factories_do(model, kwargs,
         keras_recipes.compile_recipe(model, loss=LOSS, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(early_stopping_patience=-1), dict(early_stopping_patience=2.5),
+    dict(early_stopping_patience="10"), dict(learning_rate=0), dict(learning_rate="fast"),
+    dict(clipnorm=-1.0), dict(total_steps=1.5), dict(schedule="cyclic"), dict(backup_dir=1),
+    dict(steps_per_execution=0), dict(jit_compile="yes"), dict(optimizer="rmsprop"),
+])
+def test_compile_recipe_says_what_build_default_dnn_says_for_each_shared_argument(kwargs):
+    """One validation code path: the same error and message for the same bad value."""
+    with pytest.raises((TypeError, ValueError)) as factory:
+        keras_recipes.build_default_dnn((4,), 3, **kwargs)
+    with pytest.raises(factory.type, match=f"^{re.escape(str(factory.value))}$"):
+        keras_recipes.compile_recipe(own_cnn(3), loss=LOSS, **kwargs)
+
+
 # --- schedule= ------------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ class RecipeWrapper(RecipeTraining, keras.Model):
     layer is your model (`wrapper.inner_model`), so both share every weight:
     training the wrapper trains your model. It is built when your model is
     (so MC Dropout, `diagnose` and `summary` work before the first `fit`),
-    otherwise by its first `fit`. Otherwise it behaves as a
+    otherwise by its first `fit`. Beyond that it behaves as a
     `keras_recipes.RecipeModel` (see there for what `fit` adds).
 
     It saves to `.keras` and reloads without `custom_objects` once
@@ -222,8 +222,10 @@ def compile_recipe(
     schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
     blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
                            clipnorm)
-    v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
-                allow_none=True)
+    # The factories' own check of the arguments every recipe shares (a model of yours has
+    # no layer arguments: theirs are given values that always pass).
+    blocks.check_common(num_hidden_layers=1, units=1, dropout_rate=0.0, seed=None,
+                        early_stopping_patience=early_stopping_patience)
     optimizer_kwargs = _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule)
 
     graph = _keras_internals.functional_graph(model)
