@@ -47,6 +47,19 @@ def run(schedule, learning_rate, data, epochs, seed):
             "final_lr": float(model.optimizer.learning_rate)}
 
 
+def _significance(rows_a, rows_b):
+    """How the gap between two schedules' mean test accuracies compares to the seeds' spread."""
+    a, b = [r["test"] for r in rows_a], [r["test"] for r in rows_b]
+    if min(len(a), len(b)) < 2:
+        return " (one seed: no spread to compare the gap with)"
+    gap = statistics.mean(a) - statistics.mean(b)
+    error = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    spread = max(max(a) - min(a), max(b) - min(b))
+    return (f" (a gap of {100 * gap:.2f} points, {abs(gap) / error:.1f} standard errors of the "
+            f"difference of means; per-seed results spread over up to {100 * spread:.2f} "
+            "points)") if error > 0 else f" (a gap of {100 * gap:.2f} points)"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
@@ -67,6 +80,11 @@ def main(argv=None):
         x_test, y_test = x_test[:500], y_test[:500]
     data = ((x, y), (x_val, y_val), (x_test, y_test))
 
+    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "") + (
+        f" --epochs {args.epochs} --seeds {args.seeds}" if not args.quick else "") + (
+        f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
+    # The header is taken before the runs: its load average is the one they started under.
+    lines = header("Schedules: 1cycle against ReduceLROnPlateau", command)
     results = {label: [] for label, _, _ in VARIANTS}
     for seed in range(seeds):  # interleaved: each seed runs every schedule
         for label, schedule, learning_rate in VARIANTS:
@@ -74,10 +92,6 @@ def main(argv=None):
             results[label].append(row)
             print(label, seed, row, flush=True)
 
-    command = "python benchmarks/bench_schedules.py" + (" --quick" if args.quick else "") + (
-        f" --epochs {args.epochs} --seeds {args.seeds}" if not args.quick else "") + (
-        f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
-    lines = header("Schedules: 1cycle against ReduceLROnPlateau", command)
     lines += [f"`build_default_dnn` (3 hidden layers of 100, BatchNorm, ELU, Nadam), {len(x)} "
               f"training / {len(x_val)} validation / {len(x_test)} test MNIST images (pixels / "
               f"255), batch 32, up to {epochs} epochs with the recipe's early stopping "
@@ -99,8 +113,9 @@ def main(argv=None):
     plateau = max((label for label in mean if label.startswith("plateau")), key=mean.get)
     better = mean["one_cycle"] >= mean[plateau]
     lines += ["", f"1cycle {'>=' if better else '<'} the better plateau ({plateau}) here: "
-              f"{100 * mean['one_cycle']:.2f}% against {100 * mean[plateau]:.2f}%; the book "
-              "reports 1cycle 89.2% against plateau 88.7% on Fashion-MNIST."]
+              f"{100 * mean['one_cycle']:.2f}% against {100 * mean[plateau]:.2f}%"
+              + _significance(results["one_cycle"], results[plateau])
+              + "; the book reports 1cycle 89.2% against plateau 88.7% on Fashion-MNIST."]
     write_section(args.output, lines)
 
 

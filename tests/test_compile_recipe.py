@@ -5,6 +5,7 @@ kill-and-resume) are tested for each kind of model of yours alongside the factor
 test_recipes.py and test_reliability.py (parametrized over MODEL_KINDS).
 """
 
+import math
 import re
 import warnings
 
@@ -14,7 +15,9 @@ import pytest
 from test_recipes import OWN_MODELS, own_cnn, own_rnn, own_subclassed, small_data, small_model
 
 import keras_recipes
+from keras_recipes.callbacks import TrainingMonitor
 from keras_recipes.config import load_config
+from keras_recipes.lr_finder.range_test import ramp_learning_rates
 from keras_recipes.models import RecipeModel, RecipeWrapper
 from keras_recipes.models.registry import get_recipe_spec
 
@@ -61,6 +64,119 @@ def test_learning_rate_find_runs_the_finder_on_a_model_of_yours():
     assert not model.auto_learning_rate
 
 
+class BatchNormNet(keras.Model):
+    """A subclassed model of "yours" with BatchNorm and dropout (Glorot before a ReLU)."""
+
+    def __init__(self, rate=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="relu", name="hidden",
+                                         kernel_initializer=keras.initializers.GlorotUniform(0))
+        self.norm = keras.layers.BatchNormalization(name="norm")
+        self.dropout = keras.layers.Dropout(rate, seed=1, name="drop")
+        self.out = keras.layers.Dense(3, activation="softmax", name="out",
+                                      kernel_initializer=keras.initializers.GlorotUniform(1))
+
+    def call(self, inputs, training=None):
+        hidden = self.norm(self.hidden(inputs), training=training)
+        return self.out(self.dropout(hidden, training=training))
+
+
+def test_diagnose_reads_the_layers_of_the_subclassed_model_a_wrapper_calls():
+    x, y = small_data("own_subclassed", n=64)
+    model = keras_recipes.compile_recipe(BatchNormNet(), loss=LOSS)
+    report = keras_recipes.diagnose(model, x, y, num_steps=0, seed=0)
+    yours = BatchNormNet()
+    yours.compile(optimizer="nadam", loss=LOSS)
+    expected = keras_recipes.diagnose(yours, x, y, num_steps=0, seed=0)
+    # Your model is linted as if compiled by you, not as a pretrained base of the wrapper.
+    assert report.rules == expected.rules == {"initializer_mismatch",
+                                              "batch_normalization_after_activation"}
+    assert [s.layer for s in report.layers] == [s.layer for s in expected.layers] \
+        == ["hidden", "out"]
+    assert all(math.isfinite(s.gradient_norm) for s in report.layers)
+
+
+def test_diagnose_and_the_monitor_measure_the_layers_of_an_unbuilt_sequential_in_a_wrapper():
+    x, y = small_data("own_subclassed", n=64)
+    yours = keras.Sequential([
+        keras.layers.Dense(8, activation="relu", kernel_initializer="he_normal", name="hidden"),
+        keras.layers.Dense(3, activation="softmax", name="out")])
+    model = keras_recipes.compile_recipe(yours, loss=LOSS)
+    assert type(model) is RecipeWrapper
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=0,
+                        callbacks=[TrainingMonitor(x, y, seed=0)])
+    assert "monitor_hidden_dead_fraction" in history.history
+    report = keras_recipes.diagnose(model, x, y, num_steps=0, seed=0)
+    assert not report.notes and not report.rules
+    assert [s.layer for s in report.layers] == ["hidden", "out"]
+    assert math.isfinite(report.layers[0].mean) and report.layers[0].dead_fraction is not None
+
+
+def test_a_subclassed_model_built_before_compile_recipe_keeps_its_weights_and_is_ready(
+        tmp_path):
+    x, y = small_data("own_subclassed", n=64)
+    yours = own_subclassed(3, dropout_rate=0.2)
+    yours(x[:2])  # built by a call, as after a first use
+    initial = yours.get_weights()
+    model = keras_recipes.compile_recipe(yours, loss=LOSS)
+    assert model.built and model.count_params() == yours.count_params()
+    for a, b in zip(model.get_weights(), initial):
+        np.testing.assert_array_equal(a, b)
+    # Ready before any fit: MC Dropout and diagnose on your layers.
+    assert keras_recipes.MCDropoutPredictor(model, num_samples=4).predict(x[:2]).mean.shape \
+        == (2, 3)
+    assert not keras_recipes.diagnose(model).rules
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert model.optimizer._learning_rate.total_steps == 4
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(yours.get_weights(), initial))
+    model.save(tmp_path / "built.keras")
+    reloaded = keras.models.load_model(tmp_path / "built.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+
+
+class Linear(keras.Model):
+    """A subclassed `x -> w * x` from w = 0."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
+@pytest.mark.parametrize("accumulation", [None, 2])
+def test_the_lr_finder_on_a_wrapper_counts_optimizer_updates(accumulation):
+    """Golden values, as in test_lr_finder: loss (w - 1)^2 from w = 0, SGD at the ramp's
+    rate per update (the same batch each time, so an accumulated gradient is one batch's)."""
+    x = np.ones((8, 1), "float32")
+    model = keras_recipes.compile_recipe(
+        Linear(), loss="mse",
+        optimizer=keras.optimizers.SGD(gradient_accumulation_steps=accumulation))
+    assert type(model) is RecipeWrapper
+    result = keras_recipes.find_learning_rate(model, x, x, min_learning_rate=1e-2,
+                                              max_learning_rate=0.5, num_steps=6,
+                                              batch_size=4, divergence_factor=None)
+    w, expected = 0.0, []
+    for lr in ramp_learning_rates(1e-2, 0.5, 6):
+        expected.append((w - 1.0) ** 2)
+        w -= lr * 2.0 * (w - 1.0)
+    np.testing.assert_allclose(result.losses, expected, rtol=1e-5)
+    assert float(keras.ops.convert_to_numpy(model.inner_model.dense.kernel)[0, 0]) == 0.0
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+def test_learning_rate_find_with_gradient_accumulation_and_a_constant_rate():
+    x, y = small_data("own_subclassed", n=128)
+    model = small_model("own_subclassed", learning_rate="find", schedule="constant",
+                        optimizer_kwargs={"gradient_accumulation_steps": 2})
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    suggestion = model.learning_rate_finder_result.suggestion
+    assert float(model.optimizer.learning_rate) == pytest.approx(suggestion)
+    assert int(model.optimizer.iterations) == 4  # 8 batches, one update per 2
+
+
 class _OwnStep(keras.Model):
     def train_step(self, data):  # pragma: no cover - never run
         return super().train_step(data)
@@ -104,6 +220,20 @@ def test_compile_recipe_rejects_bad_arguments_as_the_factories_do(model, kwargs,
     model = own_cnn(3) if model is None else model
     with pytest.raises(error, match=re.escape(message)):
         keras_recipes.compile_recipe(model, loss=LOSS, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(early_stopping_patience=-1), dict(early_stopping_patience=2.5),
+    dict(early_stopping_patience="10"), dict(learning_rate=0), dict(learning_rate="fast"),
+    dict(clipnorm=-1.0), dict(total_steps=1.5), dict(schedule="cyclic"), dict(backup_dir=1),
+    dict(steps_per_execution=0), dict(jit_compile="yes"), dict(optimizer="rmsprop"),
+])
+def test_compile_recipe_says_what_build_default_dnn_says_for_each_shared_argument(kwargs):
+    """One validation code path: the same error and message for the same bad value."""
+    with pytest.raises((TypeError, ValueError)) as factory:
+        keras_recipes.build_default_dnn((4,), 3, **kwargs)
+    with pytest.raises(factory.type, match=f"^{re.escape(str(factory.value))}$"):
+        keras_recipes.compile_recipe(own_cnn(3), loss=LOSS, **kwargs)
 
 
 # --- schedule= ------------------------------------------------------------------------------
@@ -222,12 +352,32 @@ def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path
     assert keras.models.load_model(tmp_path / "ema.keras").optimizer.use_ema
 
 
-def test_gradient_accumulation_works_with_plateau_and_constant():
+@pytest.mark.parametrize("schedule", ["plateau", "constant"])
+def test_gradient_accumulation_works_with_plateau_and_constant(schedule):
     x, y = small_data("own_cnn", n=64)
-    model = small_model("own_cnn", schedule="plateau",
+    model = small_model("own_cnn", schedule=schedule,
                         optimizer_kwargs={"gradient_accumulation_steps": 2})
     model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0)
     assert int(model.optimizer.iterations) == 3  # 6 batches, one update per 2
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2)  # not lowered
+
+
+def test_clipnorm_bounds_each_weights_update_of_an_rnn():
+    x, y = small_data("own_rnn", n=32)
+    x = x * 100  # large inputs: large gradients
+    updates = {}
+    for clipnorm in (1e-3, None):
+        model = keras_recipes.compile_recipe(own_rnn(3), loss=LOSS, optimizer="sgd",
+                                             schedule="constant", learning_rate=1.0,
+                                             clipnorm=clipnorm)
+        assert model.optimizer.clipnorm == clipnorm
+        model.build((None, 6, 4))
+        before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        model.train_on_batch(x, y)  # one SGD step: the update is learning_rate * gradient
+        updates[clipnorm] = [np.linalg.norm(keras.ops.convert_to_numpy(w) - b)
+                             for w, b in zip(model.trainable_weights, before)]
+    assert max(updates[1e-3]) <= 1e-3 * (1 + 1e-4)  # each gradient clipped to norm 1e-3
+    assert max(updates[None]) > 1e-2  # without clipping the same step is far larger
 
 
 def test_a_variable_length_input_takes_sequences_of_any_length_and_checks_the_rest():

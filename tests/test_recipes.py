@@ -362,6 +362,10 @@ def test_recipe_early_stopping_restores_the_best_weights(name):
     history = model.fit(x, y, epochs=20, batch_size=32, validation_data=(x_val, y_val),
                         verbose=0, callbacks=[Track()])
     assert len(history.epoch) < 20
+    # It waits for the 1cycle to anneal: nothing is watched in the first half of the epochs,
+    # so the earliest stop is `patience` epochs after the first watched one.
+    assert stopping.start_from_epoch == (10 if model.auto_one_cycle else 0)
+    assert len(history.epoch) >= stopping.start_from_epoch + stopping.patience + 1
     for restored, kept in zip(model.get_weights(), best["weights"]):
         np.testing.assert_array_equal(restored, kept)
 

@@ -303,10 +303,16 @@ def test_base_must_be_a_name_or_a_graph_model():
         def call(self, x):
             return self.conv(x)
 
-    with pytest.raises(TypeError, match=re.escape(
-            "Argument `base` must be a keras.applications model name or a functional or "
-            "Sequential keras.Model with defined inputs.")):
-        build_transfer_model(Subclassed(), 3)
+    built = Subclassed()
+    built(np.zeros((1, 8, 8, 3), "float32"))
+    for base in (Subclassed(), built):
+        with pytest.raises(TypeError, match=re.escape(
+                "Argument `base` must be a keras.applications model name or a functional or "
+                f"Sequential keras.Model with defined inputs. Received: base={base!r} (a "
+                "subclassed model, even built, has no layer graph to take the features from; "
+                "rebuild it functionally, from keras.Input through its layers, or call a "
+                "Sequential model once on data)")):
+            build_transfer_model(base, 3, input_shape=(8, 8, 3))
 
 
 def test_head_options_are_wired_and_the_task_picks_the_output():

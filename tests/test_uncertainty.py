@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_recipes
 from keras_recipes import _keras_internals as ki
 from keras_recipes.layers import MCAlphaDropout, MCDropout
 from keras_recipes.uncertainty import (
@@ -910,3 +911,17 @@ def test_calibration_bad_input():
     for message, args in cases:
         with pytest.raises(ValueError, match=re.escape(message)):
             expected_calibration_error(*args)
+
+
+def test_a_subclassed_model_in_compile_recipes_wrapper_agrees_with_the_reference_loop():
+    model = subclassed_model()
+    wrapper = keras_recipes.compile_recipe(model, loss="sparse_categorical_crossentropy")
+    assert type(wrapper) is keras_recipes.models.RecipeWrapper
+    x = _x(6) * 2 + 1  # far from the moving statistics: batch statistics would differ
+    before = _state(model)  # moving mean and variance included
+    result = MCDropoutPredictor(wrapper, num_samples=300, seed=0).predict(x, return_samples=True)
+    _assert_agree(result.samples, subclassed_reference(model, x, 300))
+    for a, b in zip(before, _state(model)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_np(wrapper.predict(x, verbose=0)),
+                                  _np(model.predict(x, verbose=0)))

@@ -11,8 +11,8 @@ import keras
 from keras_recipes import _batches
 from keras_recipes import _validation as v
 from keras_recipes.diagnostics import symptoms
-from keras_recipes.diagnostics._graph import LayerGraph
 from keras_recipes.diagnostics._measure import measure
+from keras_recipes.diagnostics._seen import layer_graph
 
 __all__ = ["TrainingMonitor", "TrainingMonitorWarning"]
 
@@ -162,7 +162,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs:
             return
         if self._graph is None:
-            self._graph = LayerGraph(self.model)
+            self._graph = layer_graph(self.model)
             self._cache = {}
         measurement = measure(self.model, self._batches, self._graph, self._cache)
         stats, ratio = measurement.layers, measurement.gradient_norm_ratio

@@ -123,7 +123,10 @@ def diagnose(
     other layers, such as a residual block), since its `call` cannot be
     read; rules about what follows a layer assume that order is the order of
     the calls. A nested model is treated as one block, a (pretrained) base,
-    and checked by the base rules only.
+    and checked by the base rules only. The model `compile_recipe` returns
+    for a subclassed model (a `RecipeWrapper`) is read as the model of yours
+    it calls: your layers are linted and measured, as if you had compiled
+    your model yourself.
 
     The gradients are those of the unscaled training loss. When that loss is
     a Keras crossentropy (`sparse_categorical_crossentropy`,

@@ -25,11 +25,11 @@ from keras_recipes.diagnostics._gradients import gradients, logits_loss
 from keras_recipes.diagnostics._graph import (
     HARD_ZERO_ACTIVATIONS,
     SATURATING_ACTIVATIONS,
-    LayerGraph,
     is_weight_layer,
     own_activation,
     recurrent_layer,
 )
+from keras_recipes.diagnostics._seen import layer_graph
 from keras_recipes.diagnostics.report import LayerStatistics
 
 __all__ = ["Measurement", "measure", "sanity_training"]
@@ -163,7 +163,8 @@ def _measure_activations(model, graph, batches, cache):
             outputs.append(first_input)
         probe = cache.get("probe")
         if probe is None:
-            probe = cache["probe"] = keras.Model(internals.functional_graph(model).input, outputs)
+            probe = cache["probe"] = keras.Model(
+                internals.functional_graph(graph.model).input, outputs)
         for bx, _, _ in batches:
             values = probe(bx, training=True)
             values = list(values) if isinstance(values, (list, tuple)) else [values]
@@ -258,17 +259,17 @@ def measure(model, batches, graph=None, cache=None):
     Args:
         model: a built `keras.Model` with a compiled loss.
         batches: list of `(x, y, sample_weight)` tuples.
-        graph: the model's `LayerGraph`, or None to read it.
+        graph: the model's `LayerGraph`, or None to read it (`_seen.layer_graph`).
         cache: optional dict that keeps the probe model between calls.
 
     Returns:
         A `Measurement` (its `losses` empty: no training happens here).
     """
-    graph = graph or LayerGraph(model)
+    graph = graph or layer_graph(model)
     cache = {} if cache is None else cache
     notes = []
     with state.preserved_model_state(model):
-        if graph.exact or internals.is_graph_model(model):
+        if graph.exact or internals.is_graph_model(graph.model):
             stats, input_stats = _measure_activations(model, graph, batches, cache)
         else:
             stats, input_stats = [], None

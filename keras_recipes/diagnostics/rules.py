@@ -11,8 +11,9 @@ every rule.
 from __future__ import annotations
 
 from keras_recipes.diagnostics import _layer_rules, _training_rules
-from keras_recipes.diagnostics._graph import LayerGraph, count_weight_layers
+from keras_recipes.diagnostics._graph import count_weight_layers
 from keras_recipes.diagnostics._layer_rules import DEEP_NETWORK_WEIGHT_LAYERS
+from keras_recipes.diagnostics._seen import layer_graph
 
 __all__ = ["DEEP_NETWORK_WEIGHT_LAYERS", "STATIC_RULES", "lint"]
 
@@ -23,8 +24,8 @@ STATIC_RULES = {**_layer_rules.RULES, **_training_rules.RULES}
 def lint(model, callbacks=()):
     """Runs every static rule on `model` (and the `callbacks` it will be trained with);
     returns its `LayerGraph` and the findings."""
-    graph = LayerGraph(model)
-    depth = count_weight_layers(model)
+    graph = layer_graph(model)
+    depth = count_weight_layers(graph.model)
     findings = _layer_rules.lint_layers(graph, depth)
     findings += _training_rules.lint_training(model, graph, depth, callbacks)
     return graph, findings

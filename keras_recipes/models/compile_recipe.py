@@ -9,7 +9,7 @@ from keras_recipes import _validation as v
 from keras_recipes.models import _blocks as blocks
 from keras_recipes.models._recipe_model import RecipeModel, RecipeTraining
 
-__all__ = ["RecipeWrapper", "compile_recipe"]
+__all__ = ["RecipeWrapper", "compile_recipe", "wrapped_model"]
 
 # Arguments of the named optimizer that `optimizer_kwargs` may not set: the recipe's own.
 _RECIPE_OPTIMIZER_ARGUMENTS = ("learning_rate", "momentum", "beta_1", "clipnorm")
@@ -22,7 +22,9 @@ class RecipeWrapper(RecipeTraining, keras.Model):
     What `compile_recipe` returns for a model without a graph to share: a
     subclassed `keras.Model`, or a `keras.Sequential` not yet built. Its only
     layer is your model (`wrapper.inner_model`), so both share every weight:
-    training the wrapper trains your model. Otherwise it behaves as a
+    training the wrapper trains your model. It is built when your model is
+    (so MC Dropout, `diagnose` and `summary` work before the first `fit`),
+    otherwise by its first `fit`. Beyond that it behaves as a
     `keras_recipes.RecipeModel` (see there for what `fit` adds).
 
     It saves to `.keras` and reloads without `custom_objects` once
@@ -53,6 +55,11 @@ class RecipeWrapper(RecipeTraining, keras.Model):
     def __init__(self, inner_model, **kwargs):
         super().__init__(**kwargs)
         self.inner_model = inner_model
+        config = inner_model.get_build_config() if inner_model.built else None
+        if config and "input_shape" in config:
+            # Your model is built already: so is the wrapper (for MC Dropout, `diagnose`
+            # and `summary` before the first `fit`), on the same input shape.
+            self.build(config["input_shape"])
 
     def fit(self, x=None, *args, **kwargs):
         shape = getattr(x, "shape", None)
@@ -80,6 +87,17 @@ class RecipeWrapper(RecipeTraining, keras.Model):
         config["inner_model"] = keras.saving.deserialize_keras_object(
             config["inner_model"], custom_objects=custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def wrapped_model(model):
+    """The model of yours that `model` runs: the one a `RecipeWrapper` calls, else `model`.
+
+    What `diagnose` and `TrainingMonitor` read the layers of: a wrapper's only
+    layer is your model, not a (pretrained) base nested in it.
+    """
+    while isinstance(model, RecipeWrapper):
+        model = model.inner_model
+    return model
 
 
 def compile_recipe(
@@ -204,8 +222,10 @@ def compile_recipe(
     schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
     blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
                            clipnorm)
-    v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
-                allow_none=True)
+    # The factories' own check of the arguments every recipe shares (a model of yours has
+    # no layer arguments: theirs are given values that always pass).
+    blocks.check_common(num_hidden_layers=1, units=1, dropout_rate=0.0, seed=None,
+                        early_stopping_patience=early_stopping_patience)
     optimizer_kwargs = _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule)
 
     graph = _keras_internals.functional_graph(model)

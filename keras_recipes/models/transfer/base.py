@@ -218,8 +218,9 @@ def user_base(base, input_shape, weights, feature_layer):
     if not _has_defined_inputs(base):
         v.fail("base", base, "a keras.applications model name or a functional or Sequential "
                "keras.Model with defined inputs",
-               hint="(a subclassed model has no layer graph to take the features from; "
-               "build it with keras.Input, or call a Sequential model once on data)",
+               hint="(a subclassed model, even built, has no layer graph to take the features "
+               "from; rebuild it functionally, from keras.Input through its layers, or call a "
+               "Sequential model once on data)",
                error=TypeError)
     if len(base.inputs) != 1 or len(base.outputs) != 1:
         v.fail("base", base.name, "a model with one input and one output",
