@@ -1049,9 +1049,9 @@ REAL_WEIGHTS = pathlib.Path(os.environ.get(
 
 
 def _real_weights_or_skip():
-    """Skips the test when the weights file is missing, except where
-    KERAS_RECIPES_REQUIRE_REAL_WEIGHTS=1 (CI's slow step), where it fails instead: a
-    missing file there must not pass unseen."""
+    """Skips the test when the weights file is missing (as shared/weights/README.md asks: a
+    machine without `../shared` still passes), except where KERAS_RECIPES_REQUIRE_REAL_WEIGHTS=1,
+    where it fails instead: set it where the file must be there."""
     if REAL_WEIGHTS.is_file():
         return
     message = (f"real ImageNet MobileNetV2 weights not found at {REAL_WEIGHTS} (set "
