@@ -614,6 +614,25 @@ def test_loss_not_falling_with_a_learning_rate_far_too_small():
     assert "loss_not_falling" not in report.rules
 
 
+def test_a_trained_1cycle_recipe_model_runs_its_sanity_steps_on_a_whole_cycle():
+    # After a fit, the 1cycle has annealed to ~1e-8; the sanity steps run the cycle a fit of
+    # 20 steps would run (not that annealed rate, where no loss falls), and the span is
+    # left as the fit set it.
+    import keras_recipes
+
+    x, y = _data()
+    model = keras_recipes.build_default_dnn((8,), 3, num_hidden_layers=2, units=16, seed=0)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    schedule = model.optimizer._learning_rate
+    span = (schedule.total_steps, schedule.start_step)
+    assert float(model.optimizer.learning_rate) < 1e-6
+    report = diagnose(model, x, y, seed=0)
+    assert "loss_not_falling" not in report.rules, report.losses
+    assert report.losses[-1] < report.losses[0]
+    assert (schedule.total_steps, schedule.start_step) == span
+    assert float(model.optimizer.learning_rate) < 1e-6
+
+
 def test_loss_not_falling_when_it_diverges():
     # Least squares from zero weights: SGD above its stability limit makes the loss grow
     # geometrically, the same on every backend (a randomly initialised softmax network

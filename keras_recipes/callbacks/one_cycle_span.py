@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 from keras_recipes import _keras_internals as internals
 from keras_recipes.optimizers.introspection import own_one_cycle_schedules
 
-__all__ = ["OneCycleSpan", "resize"]
+__all__ = ["OneCycleSpan", "one_whole_cycle", "resize"]
 
 
 class OneCycleSpan(keras.callbacks.Callback):
@@ -71,3 +73,35 @@ def resize(schedule, total_steps, start_step):
             f"(pct_start={schedule.pct_start}): {error} Train for more steps, or build the "
             "model with `one_cycle=False`."
         ) from None
+
+
+@contextlib.contextmanager
+def one_whole_cycle(model, steps):
+    """Runs a recipe model's 1cycle whole over the next `steps` steps taken outside `fit`.
+
+    For training steps that no `fit` (and so no `OneCycleSpan`) announces, such as
+    `diagnose`'s sanity training: they see the rates a `fit` of that many steps would
+    run, not wherever the last `fit` left the cycle (after one, annealed to about
+    1e-8, where no loss falls). The spans are restored on exit; the caller restores
+    the optimizer's variables. A model with a fixed `total_steps`, or a span too short
+    for the cycle's phases, is left as it is.
+    """
+    saved, baked_in = [], False
+    if getattr(model, "auto_one_cycle", False):
+        for optimizer in internals.component_optimizers(model.optimizer):
+            iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+            for schedule in own_one_cycle_schedules(optimizer):
+                span = (schedule.total_steps, schedule.start_step)
+                try:
+                    schedule.set_span(steps, iterations)
+                except ValueError:
+                    continue
+                saved.append((schedule, span))
+                baked_in |= optimizer.built and schedule.state is None
+    if baked_in:
+        model.make_train_function(force=True)
+    try:
+        yield
+    finally:
+        for schedule, span in saved:
+            schedule.set_span(*span)

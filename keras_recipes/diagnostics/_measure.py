@@ -21,6 +21,7 @@ from keras import ops
 from keras_recipes import _batches
 from keras_recipes import _keras_internals as internals
 from keras_recipes import _training_state as state
+from keras_recipes.callbacks.one_cycle_span import one_whole_cycle
 from keras_recipes.diagnostics._gradients import gradients, logits_loss
 from keras_recipes.diagnostics._graph import (
     HARD_ZERO_ACTIVATIONS,
@@ -239,9 +240,12 @@ def _measure_gradients(model, graph, batches):
 
 
 def sanity_training(model, batches, num_steps):
-    """The losses of `num_steps` training steps cycling over `batches`; the model is restored."""
+    """The losses of `num_steps` training steps cycling over `batches`; the model is restored.
+
+    A recipe model's 1cycle runs whole over the steps, as in a `fit` of that many steps.
+    """
     losses = []
-    with state.preserved_training_state(model):
+    with state.preserved_training_state(model), one_whole_cycle(model, num_steps):
         for step in range(num_steps):
             bx, by, bsw = batches[step % len(batches)]
             logs = model.train_on_batch(bx, by, sample_weight=bsw, return_dict=True)
