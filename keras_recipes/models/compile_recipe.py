@@ -6,7 +6,8 @@ import keras
 
 from keras_recipes import _keras_internals
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models._recipe_model import RecipeModel, RecipeTraining
 
 __all__ = ["RecipeWrapper", "compile_recipe"]
@@ -201,9 +202,9 @@ def compile_recipe(
                "a model that uses Keras's train step",
                hint="(the recipe runs Keras's own; compile your model yourself, with "
                     "keras_recipes.optimizers and schedules, to keep yours)")
-    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
-    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
-                           clipnorm)
+    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
+    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+                                     total_steps, clipnorm)
     v.check_int("early_stopping_patience", early_stopping_patience, min_value=0,
                 allow_none=True)
     optimizer_kwargs = _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule)
@@ -215,10 +216,11 @@ def compile_recipe(
             return RecipeModel(graph.inputs, graph.outputs, name=model.name, **settings)
         return RecipeWrapper(model, name=f"{model.name}_recipe", **settings)
 
-    return blocks.compile_with_recipe(
+    return compile_path.compile_with_recipe(
         make_model,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                       total_steps, clipnorm, **optimizer_kwargs),
+        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate,
+                                                 schedule == "one_cycle", total_steps,
+                                                 clipnorm, **optimizer_kwargs),
         loss=loss, metrics=metrics, loss_weights=loss_weights,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         learning_rate=learning_rate, schedule=schedule,
