@@ -42,6 +42,7 @@ __all__ = [
     "producer",
     "run_through_graph",
     "set_keras_mask",
+    "set_initial_epoch",
     "set_learning_rate_object",
     "standardize_inputs",
     "symbolic_build",

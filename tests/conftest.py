@@ -51,6 +51,7 @@ def _fresh_keras_session(request, monkeypatch):
         check_execution = _execution.check_execution
 
         def without_xla(steps_per_execution, jit_compile, distribution=None):
+            """`check_execution` with `jit_compile="auto"` meaning no XLA."""
             return check_execution(steps_per_execution,
                                    False if jit_compile == "auto" else jit_compile, distribution)
 

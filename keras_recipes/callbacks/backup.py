@@ -12,7 +12,7 @@ from keras_recipes import _keras_internals as ki
 
 __all__ = ["AtomicBackupAndRestore"]
 
-METADATA = "training_metadata.json"  # Keras's name: a folder Keras's callback wrote still loads
+_METADATA = "training_metadata.json"  # Keras's name: a folder Keras's callback wrote still loads
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -41,7 +41,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return os.path.join(self.backup_dir, name)
 
     def on_train_begin(self, logs=None):
-        metadata = self._file(METADATA)
+        metadata = self._file(_METADATA)
         if not os.path.isfile(metadata):
             return  # nothing backed up yet (a weights file alone is an epoch not finished)
         with open(metadata, encoding="utf-8") as file:
@@ -60,7 +60,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch_{epoch + 1}.weights.h5"
         _io.save_weights(self.model, self._file(name))
-        _io.write_text(self._file(METADATA),
+        _io.write_text(self._file(_METADATA),
                        json.dumps({"epoch": epoch + 1, "batch": 0, "weights": name}))
         for other in os.listdir(self.backup_dir):
             if other.endswith(".weights.h5") and other != name and not other.startswith("."):

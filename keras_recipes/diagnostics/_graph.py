@@ -66,6 +66,8 @@ MERGE_LAYERS = (
 
 
 def activation_name(fn):
+    """The name of an activation function as the rules compare it (`"linear"` for None,
+    Keras's aliases `swish` / `hard_swish` as `silu` / `hard_silu`)."""
     if fn is None:
         return "linear"
     name = None
@@ -137,6 +139,8 @@ def own_activation(layer):
 
 
 def initializer_family(initializer):
+    """`"glorot"`, `"he"`, `"lecun"` or `"variance_scaling"` for a `VarianceScaling`
+    initializer by its scale and mode; any other initializer's class name."""
     if isinstance(initializer, keras.initializers.VarianceScaling):
         scale, mode = float(initializer.scale), initializer.mode
         if mode == "fan_avg" and math.isclose(scale, 1.0):
@@ -150,6 +154,7 @@ def initializer_family(initializer):
 
 
 def initializer_name(initializer):
+    """An initializer's class name, with scale and mode for `VarianceScaling`, for messages."""
     name = type(initializer).__name__
     if isinstance(initializer, keras.initializers.VarianceScaling):
         name += f"(scale={initializer.scale:g}, mode={initializer.mode!r})"
