@@ -26,6 +26,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     to a new file, renamed into place once complete; then the metadata, which names that
     file, is replaced in one rename; only then is the previous weights file removed. A kill
     at any instant leaves the last complete epoch's backup, and resuming loads exactly it.
+    Still needed with Keras 3.16: the nightly's (3.16.0.dev2026102704) `BackupAndRestore` is the
+    same as 3.15.1's (its `double_checkpoint` copy helps only when loading raises).
 
     The recipes use it for `backup_dir=`; pass your own `keras.callbacks.BackupAndRestore`
     to `fit` to save every few batches instead (Keras's format, Keras's guarantees).

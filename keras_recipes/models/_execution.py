@@ -66,7 +66,9 @@ def check_execution(steps_per_execution, jit_compile, distribution=None):
     `steps_per_execution="auto"` is 32, or 1 on PyTorch, whose Keras trainer runs
     one batch per call, and under a `tf.distribute` strategy, where Keras 3.15's
     multi-step loop fails ("You must feed a value for placeholder tensor",
-    apparently keras-team/keras#19246).
+    apparently keras-team/keras#19246). Still so in the Keras 3.16 nightly
+    (3.16.0.dev2026102704): measured with a two-replica `MirroredStrategy` on CPU,
+    `steps_per_execution=4` and a validation split, the same error on both.
 
     `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
     XLA off for TensorFlow on a machine without an accelerator, where it still

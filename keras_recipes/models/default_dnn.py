@@ -122,9 +122,9 @@ def build_default_dnn(
             compiled call (as in `compile`): fewer Python round trips make
             small networks faster. `"auto"` is 32, or 1 on PyTorch (whose
             Keras trainer allows only 1) and under a `tf.distribute` strategy
-            (where Keras 3.15 fails with more). Callbacks with per-batch hooks still
-            see every batch: `fit` runs one batch per call while any is
-            present. Defaults to `"auto"`.
+            (where Keras 3.15 and 3.16 fail with more). Callbacks with per-batch
+            hooks still see every batch: `fit` runs one batch per call while any
+            is present. Defaults to `"auto"`.
         jit_compile: bool or `"auto"`, XLA compilation (as in `compile`).
             `"auto"` is Keras's choice, except that XLA is also used on a
             TensorFlow machine without an accelerator, where Keras turns it off

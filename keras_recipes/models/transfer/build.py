@@ -67,7 +67,8 @@ def build_transfer_model(
       keras-team/keras#23364; BatchNormalization is unaffected, for the reason
       above, but other layers of the base that act only in training -- Dropout,
       EfficientNet's stochastic depth -- are active during `fit`, as they were
-      during pretraining.);
+      during pretraining. Keras 3.16 keeps the `training=False` (checked on the
+      nightly 3.16.0.dev2026102704): there those layers are inactive during `fit`.);
     - the application's own **`preprocess_input`** is in the graph (as an
       `ApplicationPreprocessing` layer, which reloads in Keras's safe mode
       where a `Lambda` would not), so the model takes raw images with pixel
