@@ -7,12 +7,13 @@ from keras_recipes import _graph_walk as gw
 
 
 def _nested_model():
-    """inputs -> inner(dense_a -> dense_b) -> out, with `inner` frozen."""
+    """inputs -> inner(dense_a -> dense_b) -> out, with `inner` frozen but `dense_a` not."""
     inner_inputs = keras.Input(shape=(4,), name="inner_inputs")
     a = keras.layers.Dense(8, name="dense_a")(inner_inputs)
     b = keras.layers.Dense(8, name="dense_b")(a)
     inner = keras.Model(inner_inputs, b, name="inner")
-    inner.trainable = False
+    inner.trainable = False  # freezes its layers too
+    inner.get_layer("dense_a").trainable = True  # trainable itself, frozen through `inner`
     inputs = keras.Input(shape=(4,), name="inputs")
     outputs = keras.layers.Dense(2, name="out")(inner(inputs))
     return keras.Model(inputs, outputs, name="outer"), inner
@@ -30,7 +31,7 @@ def test_walk_is_depth_first_parents_first_with_expanded_and_frozen():
         ("inputs", False, False),
         ("inner", True, True),
         ("inner_inputs", False, True),
-        ("dense_a", False, True),  # trainable itself, frozen through `inner`
+        ("dense_a", False, True),  # frozen through `inner`
         ("dense_b", False, True),
         ("out", False, False),
     ]
