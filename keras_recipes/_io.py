@@ -7,6 +7,8 @@ import os
 import pathlib
 import tempfile
 
+__all__ = ["atomic_path", "save_model", "save_weights", "write_text"]
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import keras
 
-# Masks travel on tensors as a private attribute; Keras exports no accessor.
+# Masks travel on tensors as a private attribute; Keras exports no accessor (3.15, nor the
+# 3.16 nightly 3.16.0.dev2026102704).
 from keras.src.backend.common.masking import get_keras_mask, set_keras_mask  # noqa: F401
 
 # `keras.Model` is a factory that returns a `Functional` for inputs/outputs, but
 # the class itself is not exported: without it, a functional model cannot be told
-# from a subclassed one by type.
+# from a subclassed one by type. (Not exported in the 3.16 nightly either.)
 from keras.src.models.functional import Functional
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "producer",
     "run_through_graph",
     "set_keras_mask",
+    "set_initial_epoch",
     "set_learning_rate_object",
     "standardize_inputs",
     "symbolic_build",
@@ -266,7 +268,9 @@ def clear_initial_epoch(model):
     """Forgets a resumed epoch after `fit`.
 
     Works around a Keras 3.15 bug: `BackupAndRestore` leaves `model._initial_epoch`
-    set, so every later `fit` of a resumed model starts at that epoch.
+    set, so every later `fit` of a resumed model starts at that epoch. Still needed with
+    Keras 3.16: in the nightly (3.16.0.dev2026102704) `BackupAndRestore` is unchanged and
+    `fit` still reads `self._initial_epoch or initial_epoch` without ever resetting it.
     """
     model._initial_epoch = None
 

@@ -14,6 +14,7 @@ import re
 
 import keras
 
+from keras_recipes import _graph_walk
 from keras_recipes import _validation as v
 
 __all__ = ["apply_max_norm"]
@@ -109,7 +110,7 @@ def _children(layer):
     return None
 
 
-def _tree(layer, frozen=False):
+def _tree(layer):
     """`(layer, is_container, frozen)` for `layer` and every layer under it, parents first.
 
     Containers (see `_children`) are expanded; every other layer is a leaf, even
@@ -120,13 +121,9 @@ def _tree(layer, frozen=False):
     This is not a walk of the model's graph: a constraint belongs to every layer
     that owns a kernel, whether or not it is a node of a graph (the two layers of a
     `Bidirectional`, the layers of a subclassed model), and neither order nor
-    connections matter. It uses public attributes only.
+    connections matter.
     """
-    frozen = frozen or not layer.trainable
-    children = _children(layer)
-    yield layer, children is not None, frozen
-    for child in children or ():
-        yield from _tree(child, frozen)
+    return _graph_walk.walk(layer, _children)
 
 
 def _leaves(layer):

@@ -10,7 +10,7 @@ import pathlib
 from keras_recipes import _io, plots
 from keras_recipes import _keras_internals as internals
 
-__all__ = ["history_csv", "write_run_report"]
+__all__ = ["history_csv", "history_from_csv", "kept_weights_text", "write_run_report"]
 
 
 def _figure():

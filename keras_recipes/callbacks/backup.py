@@ -12,7 +12,7 @@ from keras_recipes import _keras_internals as ki
 
 __all__ = ["AtomicBackupAndRestore"]
 
-METADATA = "training_metadata.json"  # Keras's name: a folder Keras's callback wrote still loads
+_METADATA = "training_metadata.json"  # Keras's name: a folder Keras's callback wrote still loads
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -26,6 +26,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     to a new file, renamed into place once complete; then the metadata, which names that
     file, is replaced in one rename; only then is the previous weights file removed. A kill
     at any instant leaves the last complete epoch's backup, and resuming loads exactly it.
+    Still needed with Keras 3.16: the nightly's (3.16.0.dev2026102704) `BackupAndRestore` is the
+    same as 3.15.1's (its `double_checkpoint` copy helps only when loading raises).
 
     The recipes use it for `backup_dir=`; pass your own `keras.callbacks.BackupAndRestore`
     to `fit` to save every few batches instead (Keras's format, Keras's guarantees).
@@ -41,7 +43,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return os.path.join(self.backup_dir, name)
 
     def on_train_begin(self, logs=None):
-        metadata = self._file(METADATA)
+        metadata = self._file(_METADATA)
         if not os.path.isfile(metadata):
             return  # nothing backed up yet (a weights file alone is an epoch not finished)
         with open(metadata, encoding="utf-8") as file:
@@ -60,7 +62,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch_{epoch + 1}.weights.h5"
         _io.save_weights(self.model, self._file(name))
-        _io.write_text(self._file(METADATA),
+        _io.write_text(self._file(_METADATA),
                        json.dumps({"epoch": epoch + 1, "batch": 0, "weights": name}))
         for other in os.listdir(self.backup_dir):
             if other.endswith(".weights.h5") and other != name and not other.startswith("."):

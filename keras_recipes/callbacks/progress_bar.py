@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+__all__ = ["ChunkedProgbarLogger"]
+
 
 class ChunkedProgbarLogger(keras.callbacks.ProgbarLogger):
     """`keras.callbacks.ProgbarLogger` for `steps_per_execution > 1`.

@@ -1,7 +1,7 @@
 """The layer-graph view of a model that the lint rules and the measurements read.
 
 `LayerGraph(model)` lists the operations of one model level in topological order with
-their connections, from `keras_recipes._keras_internals.graph_nodes` for functional
+their connections, from `keras_recipes._graph_walk.graph_nodes` for functional
 and Sequential models, or as the chain of `model.layers` otherwise. Also here: how a
 layer's activation and initializer are classified.
 """
@@ -12,7 +12,7 @@ import math
 
 import keras
 
-from keras_recipes import _keras_internals as internals
+from keras_recipes import _graph_walk
 
 __all__ = [
     "HARD_ZERO_ACTIVATIONS",
@@ -66,6 +66,8 @@ MERGE_LAYERS = (
 
 
 def activation_name(fn):
+    """The name of an activation function as the rules compare it (`"linear"` for None,
+    Keras's aliases `swish` / `hard_swish` as `silu` / `hard_silu`)."""
     if fn is None:
         return "linear"
     name = None
@@ -137,6 +139,8 @@ def own_activation(layer):
 
 
 def initializer_family(initializer):
+    """`"glorot"`, `"he"`, `"lecun"` or `"variance_scaling"` for a `VarianceScaling`
+    initializer by its scale and mode; any other initializer's class name."""
     if isinstance(initializer, keras.initializers.VarianceScaling):
         scale, mode = float(initializer.scale), initializer.mode
         if mode == "fan_avg" and math.isclose(scale, 1.0):
@@ -150,6 +154,7 @@ def initializer_family(initializer):
 
 
 def initializer_name(initializer):
+    """An initializer's class name, with scale and mode for `VarianceScaling`, for messages."""
     name = type(initializer).__name__
     if isinstance(initializer, keras.initializers.VarianceScaling):
         name += f"(scale={initializer.scale:g}, mode={initializer.mode!r})"
@@ -177,11 +182,11 @@ class LayerGraph:
         self.predecessors = {}
         self.nodes = {}
         self.outputs = set()
-        nodes = internals.graph_nodes(model)
+        nodes = _graph_walk.graph_nodes(model)
         self.exact = nodes is not None
         if self.exact:
             self._from_nodes(nodes)
-            self.outputs = {id(op) for op in internals.graph_output_operations(model)}
+            self.outputs = {id(op) for op in _graph_walk.graph_output_operations(model)}
         else:
             self._from_chain(visible_layers(model))
 
@@ -277,8 +282,24 @@ def _is_custom_container(layer):
         not isinstance(layer, keras.Model)
         and not type(layer).__module__.startswith("keras.")
         and not is_weight_layer(layer)
-        and bool(internals.child_layers(layer))
+        and bool(_graph_walk.sublayers(layer))
     )
+
+
+def _layer_children(root, into_models):
+    """What the layer view walks into: `root`, the user's own container layers and,
+    with `into_models`, nested models."""
+    def children(layer):
+        if layer is root or _is_custom_container(layer) or (
+                into_models and isinstance(layer, keras.Model)):
+            return _graph_walk.sublayers(layer)
+        return None
+    return children
+
+
+def _layers(model, into_models):
+    steps = _graph_walk.walk(model, _layer_children(model, into_models), include_root=False)
+    return [step.layer for step in steps if not _is_custom_container(step.layer)]
 
 
 def visible_layers(model):
@@ -287,24 +308,13 @@ def visible_layers(model):
 
     This is how a subclassed model is read: as the chain of the layers it holds.
     """
-    out = []
-    for layer in model.layers if isinstance(model, keras.Model) else internals.child_layers(model):
-        if _is_custom_container(layer):
-            out.extend(visible_layers(layer))
-        else:
-            out.append(layer)
-    return out
+    return _layers(model, into_models=False)
 
 
 def all_layers(model):
     """Every layer below `model`, nested models and the user's container layers included
     (depth first)."""
-    out = []
-    for layer in visible_layers(model):
-        out.append(layer)
-        if isinstance(layer, keras.Model):
-            out.extend(all_layers(layer))
-    return out
+    return _layers(model, into_models=True)
 
 
 def count_weight_layers(model):

@@ -35,8 +35,8 @@ from keras_recipes.diagnostics.report import LayerStatistics
 
 __all__ = ["Measurement", "measure", "sanity_training"]
 
-SIGMOID_SATURATION = 0.01  # output within this of 0 or 1
-TANH_SATURATION = 0.99  # |output| above this
+_SIGMOID_SATURATION = 0.01  # output within this of 0 or 1
+_TANH_SATURATION = 0.99  # |output| above this
 
 
 @dataclasses.dataclass
@@ -88,10 +88,10 @@ class _Accumulator:
             self.alive = alive if self.alive is None else self.alive | alive
         if self.activation in ("sigmoid", "hard_sigmoid"):
             self.saturated += int(
-                np.sum((clean < SIGMOID_SATURATION) | (clean > 1 - SIGMOID_SATURATION))
+                np.sum((clean < _SIGMOID_SATURATION) | (clean > 1 - _SIGMOID_SATURATION))
             )
         elif self.activation in SATURATING_ACTIVATIONS:
-            self.saturated += int(np.sum(np.abs(clean) > TANH_SATURATION))
+            self.saturated += int(np.sum(np.abs(clean) > _TANH_SATURATION))
 
     def result(self, name):
         mean = self.total / self.count if self.count else math.nan

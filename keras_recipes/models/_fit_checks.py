@@ -11,6 +11,8 @@ import numpy as np
 
 from keras_recipes import _validation as v
 
+__all__ = ["check_fit_data"]
+
 
 def _array(value):
     if isinstance(value, (list, tuple)) and value and not isinstance(value[0], np.ndarray):

@@ -6,6 +6,8 @@ import keras
 
 from keras_recipes import _validation as v
 
+__all__ = ["dense_input_stem"]
+
 
 def dense_input_stem(input_shape, normalization):
     """Returns `(inputs, x)`: an `Input`, flattened if needed, then `normalization`."""

@@ -18,6 +18,8 @@ from keras_recipes.models._fit_checks import check_fit_data
 from keras_recipes.optimizers.introspection import one_cycle_schedules
 from keras_recipes.schedules import OneCycle
 
+__all__ = ["RecipeModel", "RecipeTraining", "set_peak_learning_rate", "watches_batches"]
+
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 
 
@@ -39,11 +41,11 @@ def set_peak_learning_rate(optimizer, learning_rate):
 
 
 # `schedule="plateau"`: the chapter's performance scheduling, as in its example.
-PLATEAU_FACTOR = 0.5
-PLATEAU_PATIENCE = 5
+_PLATEAU_FACTOR = 0.5
+_PLATEAU_PATIENCE = 5
 
 
-def check_plateau_callbacks(optimizer, callbacks):
+def _check_plateau_callbacks(optimizer, callbacks):
     """Refuses a `ReduceLROnPlateau` for an optimizer whose learning rate is a schedule.
 
     Keras would fail only at the first reduction, with a TypeError from inside the
@@ -185,7 +187,7 @@ class RecipeTraining:
         params.pop("self")
         self.early_stopping = next((c for c in params["callbacks"]
                                     if isinstance(c, keras.callbacks.EarlyStopping)), None)
-        check_plateau_callbacks(self.optimizer, params["callbacks"])
+        _check_plateau_callbacks(self.optimizer, params["callbacks"])
         params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
@@ -263,8 +265,8 @@ class RecipeTraining:
             callbacks.append(OneCycleSpan(initial_epoch=initial_epoch))
         if self.reduce_lr_on_plateau and not has(keras.callbacks.ReduceLROnPlateau):
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss" if has_validation else "loss", factor=PLATEAU_FACTOR,
-                patience=PLATEAU_PATIENCE))
+                monitor="val_loss" if has_validation else "loss", factor=_PLATEAU_FACTOR,
+                patience=_PLATEAU_PATIENCE))
         if (
             has_validation
             and self.early_stopping_patience is not None

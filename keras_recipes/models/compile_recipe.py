@@ -6,7 +6,8 @@ import keras
 
 from keras_recipes import _keras_internals
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models._recipe_model import RecipeModel, RecipeTraining
 
 __all__ = ["RecipeWrapper", "compile_recipe", "wrapped_model"]
@@ -219,13 +220,10 @@ def compile_recipe(
                "a model that uses Keras's train step",
                hint="(the recipe runs Keras's own; compile your model yourself, with "
                     "keras_recipes.optimizers and schedules, to keep yours)")
-    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
-    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
-                           clipnorm)
-    # The factories' own check of the arguments every recipe shares (a model of yours has
-    # no layer arguments: theirs are given values that always pass).
-    blocks.check_common(num_hidden_layers=1, units=1, dropout_rate=0.0, seed=None,
-                        early_stopping_patience=early_stopping_patience)
+    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
+    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+                                     total_steps, clipnorm)
+    compile_path.check_training_arguments(early_stopping_patience=early_stopping_patience)
     optimizer_kwargs = _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule)
 
     graph = _keras_internals.functional_graph(model)
@@ -235,10 +233,11 @@ def compile_recipe(
             return RecipeModel(graph.inputs, graph.outputs, name=model.name, **settings)
         return RecipeWrapper(model, name=f"{model.name}_recipe", **settings)
 
-    return blocks.compile_with_recipe(
+    return compile_path.compile_with_recipe(
         make_model,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                       total_steps, clipnorm, **optimizer_kwargs),
+        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate,
+                                                 schedule == "one_cycle", total_steps,
+                                                 clipnorm, **optimizer_kwargs),
         loss=loss, metrics=metrics, loss_weights=loss_weights,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
         learning_rate=learning_rate, schedule=schedule,

@@ -6,7 +6,10 @@ import keras
 
 from keras_recipes import _validation as v
 from keras_recipes.constraints import apply_max_norm
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _layer_blocks as layer_blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
+from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
 __all__ = ["build_default_dnn"]
@@ -119,9 +122,9 @@ def build_default_dnn(
             compiled call (as in `compile`): fewer Python round trips make
             small networks faster. `"auto"` is 32, or 1 on PyTorch (whose
             Keras trainer allows only 1) and under a `tf.distribute` strategy
-            (where Keras 3.15 fails with more). Callbacks with per-batch hooks still
-            see every batch: `fit` runs one batch per call while any is
-            present. Defaults to `"auto"`.
+            (where Keras 3.15 and 3.16 fail with more). Callbacks with per-batch
+            hooks still see every batch: `fit` runs one batch per call while any
+            is present. Defaults to `"auto"`.
         jit_compile: bool or `"auto"`, XLA compilation (as in `compile`).
             `"auto"` is Keras's choice, except that XLA is also used on a
             TensorFlow machine without an accelerator, where Keras turns it off
@@ -144,51 +147,52 @@ def build_default_dnn(
     >>> model = keras_recipes.build_default_dnn((64,), num_classes=10, seed=0)
     >>> history = model.fit(x, y, epochs=2, validation_split=0.2, verbose=0)
     """
-    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
                         dropout_rate=dropout_rate, seed=seed,
                         early_stopping_patience=early_stopping_patience)
-    task = blocks.resolve_task(task, num_classes, num_outputs)
-    activation = v.check_choice("activation", activation, blocks.ACTIVATION_INITIALIZERS)
+    task = heads.resolve_task(task, num_classes, num_outputs)
+    activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
     v.check_bool("batch_norm", batch_norm)
     v.check_number("l1", l1, low=0)
     v.check_number("l2", l2, low=0)
     v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
-    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
-    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
+    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
                            clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
-    initializer_name = blocks.ACTIVATION_INITIALIZERS[activation]
+    initializer_name = layer_blocks.ACTIVATION_INITIALIZERS[activation]
     output_layer_args = (task, num_classes, num_outputs)
-    loss, metrics = blocks.task_loss(task)
+    loss, metrics = heads.task_loss(task)
     # Under a tf.distribute strategy each replica would otherwise normalise with
     # the statistics of its own share of the batch (JAX's SPMD sharding already
     # computes them over the global batch).
     synchronized = distribution is not None and keras.backend.backend() == "tensorflow"
 
     def graph():
-        normalization = blocks.normalization_layer(normalization_data, input_shape=input_shape)
+        normalization = layer_blocks.normalization_layer(normalization_data,
+                                                         input_shape=input_shape)
         inputs, x = dense_input_stem(input_shape, normalization)
         for i in range(1, num_hidden_layers + 1):
             x = keras.layers.Dense(
                 units,
                 use_bias=not batch_norm,
-                kernel_initializer=blocks.seeded_initializer(
-                    initializer_name, blocks.layer_seed(seed, i)),
-                kernel_regularizer=blocks.kernel_regularizer(l1, l2),
+                kernel_initializer=layer_blocks.seeded_initializer(
+                    initializer_name, layer_blocks.layer_seed(seed, i)),
+                kernel_regularizer=layer_blocks.kernel_regularizer(l1, l2),
                 name=f"hidden_{i}",
             )(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(synchronized=synchronized,
                                                     name=f"batch_norm_{i}")(x)
-            x = blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
+            x = layer_blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
             if dropout_rate:
-                x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                x = keras.layers.Dropout(dropout_rate, seed=layer_blocks.layer_seed(seed, 1000 + i),
                                          name=f"dropout_{i}")(x)
-        return inputs, blocks.output_layer(*output_layer_args, seed=seed)(x)
+        return inputs, heads.output_layer(*output_layer_args, seed=seed)(x)
 
-    model = blocks.assemble(
+    model = compile_path.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
                                        total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,

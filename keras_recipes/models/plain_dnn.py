@@ -5,7 +5,10 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _layer_blocks as layer_blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
+from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
 __all__ = ["build_plain_dnn"]
@@ -72,31 +75,31 @@ def build_plain_dnn(
     >>> import keras_recipes
     >>> baseline = keras_recipes.build_plain_dnn((64,), num_classes=10, seed=0)
     """
-    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units, dropout_rate=0.0,
+    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units, dropout_rate=0.0,
                         seed=seed, early_stopping_patience=early_stopping_patience)
-    task = blocks.resolve_task(task, num_classes, num_outputs)
+    task = heads.resolve_task(task, num_classes, num_outputs)
     v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
-    schedule = blocks.resolve_schedule(schedule, "auto", "adam")
+    schedule = optimizer_choice.resolve_schedule(schedule, "auto", "adam")
     input_shape = v.check_shape("input_shape", input_shape)
-    loss, metrics = blocks.task_loss(task)
+    loss, metrics = heads.task_loss(task)
 
     def graph():
         inputs, x = dense_input_stem(input_shape, None)
         for i in range(1, num_hidden_layers + 1):
             x = keras.layers.Dense(
                 units, activation="relu",
-                kernel_initializer=blocks.seeded_initializer("glorot_uniform",
-                                                             blocks.layer_seed(seed, i)),
+                kernel_initializer=layer_blocks.seeded_initializer("glorot_uniform",
+                                                             layer_blocks.layer_seed(seed, i)),
                 name=f"hidden_{i}",
             )(x)
-        return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
+        return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
     def make_optimizer():
         if schedule == "one_cycle":
-            return blocks.build_optimizer("adam", learning_rate, True, None, None)
+            return optimizer_choice.build_optimizer("adam", learning_rate, True, None, None)
         return keras.optimizers.Adam(learning_rate), False
 
-    return blocks.assemble(
+    return compile_path.assemble(
         graph, make_optimizer,
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _layer_blocks as layer_blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
+from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
 __all__ = ["build_self_normalizing_dnn"]
@@ -161,26 +164,26 @@ def build_self_normalizing_dnn(
                            ("dropout", dropout), ("batch_norm", batch_norm), ("l1", l1),
                            ("l2", l2)):
         _guard(guarded, value)
-    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
                         dropout_rate=dropout_rate, seed=seed,
                         early_stopping_patience=early_stopping_patience)
-    task = blocks.resolve_task(task, num_classes, num_outputs)
-    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
-    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+    task = heads.resolve_task(task, num_classes, num_outputs)
+    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
+    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
                            clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
-    loss, metrics = blocks.task_loss(task)
+    loss, metrics = heads.task_loss(task)
 
     def graph():
-        normalization = blocks.normalization_layer(
+        normalization = layer_blocks.normalization_layer(
             normalization_data, input_mean, input_variance, input_shape=input_shape)
         inputs, x = dense_input_stem(input_shape, normalization)
         for i in range(1, num_hidden_layers + 1):
             x = keras.layers.Dense(
                 units,
                 activation="selu",
-                kernel_initializer=blocks.seeded_initializer(
-                    "lecun_normal", blocks.layer_seed(seed, i)),
+                kernel_initializer=layer_blocks.seeded_initializer(
+                    "lecun_normal", layer_blocks.layer_seed(seed, i)),
                 name=f"hidden_{i}",
             )(x)
         if dropout_rate:
@@ -188,13 +191,13 @@ def build_self_normalizing_dnn(
             # layer, the gap between training-mode and inference-mode activations
             # compounds once training moves the weights off the fixed point (digits,
             # 20 layers, rate 0.1: 57% test accuracy with one per layer, 94-95% with one).
-            x = keras.layers.AlphaDropout(dropout_rate, seed=blocks.layer_seed(seed, 1000),
+            x = keras.layers.AlphaDropout(dropout_rate, seed=layer_blocks.layer_seed(seed, 1000),
                                           name="alpha_dropout")(x)
-        return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
+        return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
-    return blocks.assemble(
+    return compile_path.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
                                        total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,

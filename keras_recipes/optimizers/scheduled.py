@@ -23,7 +23,7 @@ _PACKAGE = "keras_recipes"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
-class ScheduledHyperparameter:
+class _ScheduledHyperparameter:
     """A descriptor: stores a float or a schedule, reads as its value at the current step."""
 
     def __init__(self, name):
@@ -160,7 +160,7 @@ class Adam(_ScheduledMixin, keras.optimizers.Adam):
     """
 
     _scheduled = ("beta_1",)
-    beta_1 = ScheduledHyperparameter("beta_1")
+    beta_1 = _ScheduledHyperparameter("beta_1")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -183,7 +183,7 @@ class AdamW(_ScheduledMixin, keras.optimizers.AdamW):
     """
 
     _scheduled = ("beta_1",)
-    beta_1 = ScheduledHyperparameter("beta_1")
+    beta_1 = _ScheduledHyperparameter("beta_1")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -206,7 +206,7 @@ class Nadam(_ScheduledMixin, keras.optimizers.Nadam):
     """
 
     _scheduled = ("beta_1",)
-    beta_1 = ScheduledHyperparameter("beta_1")
+    beta_1 = _ScheduledHyperparameter("beta_1")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -233,7 +233,7 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
     """
 
     _scheduled = ("momentum",)
-    momentum = ScheduledHyperparameter("momentum")
+    momentum = _ScheduledHyperparameter("momentum")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         # Keras's SGD validates momentum as a float; hand it a placeholder and

@@ -20,18 +20,26 @@ import math
 
 from keras import ops
 
+__all__ = [
+    "ANNEAL_FUNCTIONS",
+    "one_cycle_constants",
+    "one_cycle_phase_ends",
+    "piecewise_anneal",
+    "unpack_constants",
+]
 
-def cosine_anneal(end, rise, remaining):
+
+def _cosine_anneal(end, rise, remaining):
     """Cosine annealing to `end` (remaining=0) from `end + rise` (remaining=1)."""
     return end + rise * ops.square(ops.sin((math.pi / 2.0) * remaining))
 
 
-def linear_anneal(end, rise, remaining):
+def _linear_anneal(end, rise, remaining):
     """Linear annealing to `end` (remaining=0) from `end + rise` (remaining=1)."""
     return end + rise * remaining
 
 
-ANNEAL_FUNCTIONS = {"cos": cosine_anneal, "linear": linear_anneal}
+ANNEAL_FUNCTIONS = {"cos": _cosine_anneal, "linear": _linear_anneal}
 
 
 def one_cycle_phase_ends(total_steps: int, pct_start: float, three_phase: bool) -> list[float]:
@@ -69,7 +77,7 @@ def one_cycle_constants(start_step, total_steps, pct_start, three_phase, phase_v
     return constants
 
 
-def num_constants(num_phases):
+def _num_constants(num_phases):
     """The length of `one_cycle_constants`'s list for a cycle of `num_phases` phases."""
     return 2 + 4 * num_phases
 

@@ -2,14 +2,14 @@
 
 Which dropout layers its graph calls (and which are hidden inside subclassed
 layers), which nested graph models lead to them, and how the model ends (softmax,
-sigmoid or neither). Graphs are read through `keras_recipes._keras_internals`.
+sigmoid or neither). Graphs are walked with `keras_recipes._graph_walk`.
 """
 
 from __future__ import annotations
 
 import keras
 
-from keras_recipes import _keras_internals as ki
+from keras_recipes import _graph_walk
 
 __all__ = [
     "DROPOUT_TYPES",
@@ -23,12 +23,20 @@ __all__ = [
 DROPOUT_TYPES = (keras.layers.Dropout, keras.layers.AlphaDropout, keras.layers.GaussianDropout)
 
 
-def _children(model):
-    """The operations of a Functional or Sequential model, in graph order."""
-    graph = ki.functional_graph(model)
-    if graph is not None:
-        return list(graph.operations)
-    return list(model.layers)
+def _graph_children(root):
+    """What `find_dropout_layers` walks into: the operations of `root`, and of every
+    Functional/Sequential model nested in it, in graph order."""
+    def children(op):
+        if op is root or _graph_walk.is_graph_model(op):
+            return _graph_walk.operations(op)
+        return None
+    return children
+
+
+def _nested_operations(model):
+    """Every operation below `model`, through nested graph models, in graph order."""
+    return (step.layer for step in
+            _graph_walk.walk(model, _graph_children(model), include_root=False))
 
 
 def _has_active_rate(layer):
@@ -44,23 +52,16 @@ def find_dropout_layers(model):
         lists `(owner, dropout_layer)` for active dropout layers hidden inside
         subclassed layers, which cannot be switched on alone.
     """
-    found, opaque, seen = [], [], set()
-
-    def visit(container):
-        for op in _children(container):
-            if id(op) in seen:
-                continue
-            seen.add(id(op))
-            if isinstance(op, DROPOUT_TYPES):
-                found.append(op)
-            elif ki.is_graph_model(op):
-                visit(op)
-            elif isinstance(op, keras.layers.Layer):
-                for inner in ki.flatten_layers(op, include_self=False):
-                    if isinstance(inner, DROPOUT_TYPES) and _has_active_rate(inner):
-                        opaque.append((op, inner))
-
-    visit(model)
+    found, opaque = [], []
+    for step in _graph_walk.walk(model, _graph_children(model), include_root=False,
+                                 unique=True):
+        op = step.layer
+        if isinstance(op, DROPOUT_TYPES):
+            found.append(op)
+        elif not step.expanded and isinstance(op, keras.layers.Layer):
+            for inner in _graph_walk.flatten_layers(op, include_self=False):
+                if isinstance(inner, DROPOUT_TYPES) and _has_active_rate(inner):
+                    opaque.append((op, inner))
     return found, opaque
 
 
@@ -70,27 +71,18 @@ def tracked_dropout_layers(model):
     For a model whose call cannot be read (a subclassed model), the dropout layers
     are its tracked sublayers, not nodes of a graph.
     """
-    return [layer for layer in ki.flatten_layers(model, include_self=False)
+    return [layer for layer in _graph_walk.flatten_layers(model, include_self=False)
             if isinstance(layer, DROPOUT_TYPES)]
 
 
 def _contains_any(model, ids):
     """Whether a graph model contains (at any depth) an operation in `ids`."""
-    for op in _children(model):
-        if id(op) in ids:
-            return True
-        if ki.is_graph_model(op) and _contains_any(op, ids):
-            return True
-    return False
+    return any(id(op) in ids for op in _nested_operations(model))
 
 
 def _all_graph_models(model):
     """The model and every Functional/Sequential model nested in it."""
-    result = [model]
-    for op in _children(model):
-        if ki.is_graph_model(op):
-            result.extend(_all_graph_models(op))
-    return result
+    return [model] + [op for op in _nested_operations(model) if _graph_walk.is_graph_model(op)]
 
 
 def graph_models_containing(model, layers):
@@ -104,13 +96,13 @@ def _output_operation(model):
 
     A model without a graph ends, by this guess, in its last tracked layer.
     """
-    operations = ki.graph_output_operations(model)
+    operations = _graph_walk.graph_output_operations(model)
     if operations:
         op = operations[0]
     else:
         layers = model.layers
         op = layers[-1] if layers else None
-    if op is not None and ki.is_graph_model(op):
+    if op is not None and _graph_walk.is_graph_model(op):
         return _output_operation(op)
     return op
 

@@ -8,7 +8,7 @@ import dataclasses
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models.transfer.optimizers import check_multi_optimizer
 from keras_recipes.models.transfer.selection import check_unfreeze, find_base, select_layers
 
@@ -82,9 +82,10 @@ def check_fine_tune_arguments(*, head_epochs, epochs, unfreeze, fine_tune_learni
     if optimizer is not None:
         if not isinstance(optimizer, str):
             v.fail("optimizer", optimizer,
-                   "None or an optimizer name (" + ", ".join(repr(n) for n in blocks.OPTIMIZERS)
-                   + ")", error=TypeError)
-        kind = v.check_choice("optimizer", optimizer, blocks.OPTIMIZERS)
+                   "None or an optimizer name ("
+                   + ", ".join(repr(n) for n in optimizer_choice.OPTIMIZERS) + ")",
+                   error=TypeError)
+        kind = v.check_choice("optimizer", optimizer, optimizer_choice.OPTIMIZERS)
     if one_cycle != "auto":
         v.check_bool("one_cycle", one_cycle)
     v.check_number("clipnorm", clipnorm, low=0, low_inclusive=False, allow_none=True)

@@ -13,7 +13,7 @@ import warnings
 
 import keras
 
-from keras_recipes import _keras_internals as ki
+from keras_recipes import _graph_walk
 from keras_recipes import _validation as v
 
 __all__ = [
@@ -158,19 +158,6 @@ def check_base_kwargs(name, base_kwargs):
 # --- a user's model as the base ------------------------------------------------------------
 
 
-def _has_defined_inputs(model):
-    """Whether `model` has symbolic inputs and outputs to take its features from.
-
-    Not `_keras_internals.is_graph_model` (functional or Sequential by type): a
-    Sequential model never built on an input shape has no inputs yet and is refused
-    here too.
-    """
-    try:
-        return bool(model.inputs) and bool(model.outputs)
-    except (AttributeError, ValueError):
-        return False
-
-
 # Layers of a classifier top besides its Dense layers: what sits between them.
 _TOP_EXTRAS = (
     keras.layers.Activation, keras.layers.Softmax, keras.layers.ReLU, keras.layers.LeakyReLU,
@@ -192,18 +179,15 @@ def _auto_feature_tensor(model):
     chapter's "reuse all layers but the output layer".
     """
     chain = []  # (layer, node) from the output backwards
-    tensor = model.outputs[0]
-    while True:
-        layer, node = ki.producer(tensor)
+    for tensor, layer, node in _graph_walk.upstream(model.outputs[0]):
         is_top = isinstance(layer, (keras.layers.Dense, *_TOP_EXTRAS))
         if not is_top or len(node.input_tensors) != 1 or len(tensor.shape) != 2:
-            break
+            break  # `tensor` is what the top received
         chain.append((layer, node))
-        tensor = node.input_tensors[0]
     dense = [i for i, (layer, _) in enumerate(chain) if isinstance(layer, keras.layers.Dense)]
     if not dense:
         return None
-    if isinstance(ki.producer(tensor)[0], keras.layers.InputLayer):
+    if isinstance(_graph_walk.producer(tensor)[0], keras.layers.InputLayer):
         # Only Dense layers: keep all but the last Dense layer.
         return chain[dense[0]][1].input_tensors[0]
     return tensor
@@ -215,7 +199,7 @@ def user_base(base, input_shape, weights, feature_layer):
     Returns:
         `(extractor, input_shape)`.
     """
-    if not _has_defined_inputs(base):
+    if not _graph_walk.has_defined_inputs(base):
         v.fail("base", base, "a keras.applications model name or a functional or Sequential "
                "keras.Model with defined inputs",
                hint="(a subclassed model, even built, has no layer graph to take the features "
@@ -267,7 +251,7 @@ def _feature_tensor(model, feature_layer):
         v.fail("feature_layer", feature_layer, "a layer after the input")
     # The layer's output in this model's graph (a nested model's `output` is
     # the one of its own graph).
-    nodes = ki.inbound_nodes(layer)
+    nodes = _graph_walk.inbound_nodes(layer)
     if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
         v.fail("feature_layer", feature_layer, "a layer called once, with one output")
     return nodes[0].output_tensors[0]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _execution as execution
+from keras_recipes.models import _layer_blocks as layer_blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
+from keras_recipes.models import _task_heads as heads
 from keras_recipes.models.transfer import base as tb
 from keras_recipes.models.transfer.preprocessing import preprocessing_layer
 from keras_recipes.models.transfer.resume import check_backup_dir
@@ -63,7 +67,8 @@ def build_transfer_model(
       keras-team/keras#23364; BatchNormalization is unaffected, for the reason
       above, but other layers of the base that act only in training -- Dropout,
       EfficientNet's stochastic depth -- are active during `fit`, as they were
-      during pretraining.);
+      during pretraining. Keras 3.16 keeps the `training=False` (checked on the
+      nightly 3.16.0.dev2026102704): there those layers are inactive during `fit`.);
     - the application's own **`preprocess_input`** is in the graph (as an
       `ApplicationPreprocessing` layer, which reloads in Keras's safe mode
       where a `Lambda` would not), so the model takes raw images with pixel
@@ -204,21 +209,21 @@ def build_transfer_model(
     >>> model.predict(images, verbose=0).shape
     (8, 5)
     """
-    blocks.check_common(num_hidden_layers=num_hidden_layers, units=units,
+    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
                         dropout_rate=dropout_rate, seed=seed,
                         early_stopping_patience=early_stopping_patience, min_hidden_layers=0)
-    task = blocks.resolve_task(task, num_classes, num_outputs)
-    activation = v.check_choice("activation", activation, blocks.ACTIVATION_INITIALIZERS)
+    task = heads.resolve_task(task, num_classes, num_outputs)
+    activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
     pooling = v.check_choice("pooling", pooling, POOLINGS)
     weights = tb.check_weights(weights)
-    schedule = blocks.resolve_schedule(schedule, one_cycle, optimizer)
-    blocks.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
+    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
+    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
                            clipnorm)
     check_backup_dir(backup_dir)
     # Checked before the base is built; the base's variables belong to the
     # distribution as much as the head's.
-    scope = blocks.distribution_scope(distribution)
-    blocks.check_execution(steps_per_execution, jit_compile, distribution)
+    scope = execution.distribution_scope(distribution)
+    execution.check_execution(steps_per_execution, jit_compile, distribution)
 
     if isinstance(base, str):
         application = v.check_choice("base", base, tb.application_names())
@@ -256,26 +261,26 @@ def build_transfer_model(
         if pool is not None:
             x = pool(x)
         if dropout_rate:
-            x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000),
+            x = keras.layers.Dropout(dropout_rate, seed=layer_blocks.layer_seed(seed, 1000),
                                      name="dropout")(x)
-        initializer_name = blocks.ACTIVATION_INITIALIZERS[activation]
+        initializer_name = layer_blocks.ACTIVATION_INITIALIZERS[activation]
         for i in range(1, num_hidden_layers + 1):
             x = keras.layers.Dense(
                 units,
-                kernel_initializer=blocks.seeded_initializer(initializer_name,
-                                                             blocks.layer_seed(seed, i)),
+                kernel_initializer=layer_blocks.seeded_initializer(initializer_name,
+                                                             layer_blocks.layer_seed(seed, i)),
                 name=f"hidden_{i}",
             )(x)
-            x = blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
+            x = layer_blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
             if dropout_rate:
-                x = keras.layers.Dropout(dropout_rate, seed=blocks.layer_seed(seed, 1000 + i),
+                x = keras.layers.Dropout(dropout_rate, seed=layer_blocks.layer_seed(seed, 1000 + i),
                                          name=f"dropout_{i}")(x)
-        return inputs, blocks.output_layer(task, num_classes, num_outputs, seed=seed)(x)
+        return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
-    loss, metrics = blocks.task_loss(task)
-    return blocks.assemble(
+    loss, metrics = heads.task_loss(task)
+    return compile_path.assemble(
         graph,
-        lambda: blocks.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
+        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
                                        total_steps, clipnorm),
         name=name, loss=loss, metrics=metrics,
         early_stopping_patience=early_stopping_patience, learning_rate=learning_rate,

@@ -8,7 +8,7 @@ import keras
 
 from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _execution as execution
 
 __all__ = ["distribution_scope"]
 
@@ -25,7 +25,7 @@ def _own_distribution(model):
         return ki.distribute_strategy(model)
     if backend == "jax":
         owner = getattr(getattr(model, "_distribution_scope", None), "__self__", None)
-        return owner if blocks._is_keras_distribution(owner) else None
+        return owner if execution.is_keras_distribution(owner) else None
     return None
 
 
@@ -53,7 +53,7 @@ def distribution_scope(model, distribution):
     own = _own_distribution(model)
     if distribution is None:
         return own.scope if own is not None else contextlib.nullcontext
-    scope = blocks.distribution_scope(distribution)  # type and backend
+    scope = execution.distribution_scope(distribution)  # type and backend
     if own is not None and own is not distribution:
         v.fail("distribution", distribution, "None or the distribution the model was built in",
                hint=f"(the model was built in {own!r})")

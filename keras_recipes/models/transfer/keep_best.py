@@ -21,7 +21,7 @@ from keras_recipes import _io
 
 __all__ = ["KeepBest"]
 
-MONITOR = "val_loss"
+_MONITOR = "val_loss"
 
 
 class KeepBest(keras.callbacks.Callback):
@@ -78,7 +78,7 @@ class KeepBest(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.last_epoch = epoch
-        value = (logs or {}).get(MONITOR)
+        value = (logs or {}).get(_MONITOR)
         if value is None or not math.isfinite(float(value)) or value >= self.best["value"]:
             return
         self.best = {"epoch": int(epoch), "value": float(value)}
@@ -108,7 +108,7 @@ class KeepBest(keras.callbacks.Callback):
             model.set_weights(self.best_weights)
         else:  # found before a resume: on disk
             model.load_weights(self._path(self.WEIGHTS))
-        self.outcome = {"monitor": MONITOR, "phase": 1 if epoch is None else 2,
+        self.outcome = {"monitor": _MONITOR, "phase": 1 if epoch is None else 2,
                         "phase_1_epoch": self.phase_1_epoch, "phase_2_epoch": epoch,
                         "value": self.best["value"],
                         "phase_1_value": self.reference, "restored": restored}

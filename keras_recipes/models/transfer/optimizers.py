@@ -9,7 +9,7 @@ import keras
 
 from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.models import _blocks as blocks
+from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models.transfer.selection import own_layers
 from keras_recipes.schedules.one_cycle import OneCycle
 
@@ -38,10 +38,10 @@ _OptimizerMap = getattr(keras.optimizers, "OptimizerMap", None)
 
 
 def optimizer_kind(optimizer):
-    """The name in `blocks.OPTIMIZERS` of an optimizer's class (a `MultiOptimizer`'s
+    """The name in `optimizer_choice.OPTIMIZERS` of an optimizer's class (a `MultiOptimizer`'s
     default one), or None."""
     name = type(ki.default_optimizer(optimizer)).__name__.lower()
-    return name if name in blocks.OPTIMIZERS else None
+    return name if name in optimizer_choice.OPTIMIZERS else None
 
 
 def peak_learning_rate(optimizer):
@@ -107,14 +107,14 @@ def head_optimizer(model, kind, learning_rate, one_cycle, clipnorm):
     if learning_rate is None:
         fresh = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
         return fresh, bool(getattr(model, "auto_one_cycle", False))
-    return blocks.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
+    return optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
 
 
 def tune_optimizer(model, base, kind, learning_rate, one_cycle, clipnorm, factor, groups):
     """Phase 2's optimizer and whether `fit` spreads its 1cycle: one rate, or
     discriminative rates when `factor` is not None."""
     if factor is None:
-        return blocks.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
+        return optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
     optimizer, auto, _ = discriminative_optimizer(model, base, kind, learning_rate, one_cycle,
                                                   clipnorm, factor, groups)
     return optimizer, auto
@@ -143,13 +143,13 @@ def discriminative_optimizer(model, base, kind, learning_rate, one_cycle, clipno
                "None for a model whose trainable variables do not have unique paths",
                hint=f"(MultiOptimizer maps variables by path, and {duplicated[:3]} occur more "
                "than once; give those layers distinct names)")
-    head, auto = blocks.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
+    head, auto = optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
     optimizer_map = _OptimizerMap(head)
     rates = []
     for k, chunk in enumerate(chunks, start=1):
         rate = learning_rate * factor**k
         rates.append(rate)
-        group, _ = blocks.build_optimizer(kind, rate, one_cycle, None, clipnorm)
+        group, _ = optimizer_choice.build_optimizer(kind, rate, one_cycle, None, clipnorm)
         for layer in chunk:
             for variable in layer.trainable_weights:
                 # Escaped, so that the pattern matches this path and no other.

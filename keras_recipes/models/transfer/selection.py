@@ -12,7 +12,7 @@ import math
 
 import keras
 
-from keras_recipes import _keras_internals as ki
+from keras_recipes import _graph_walk
 from keras_recipes import _validation as v
 
 __all__ = [
@@ -104,14 +104,14 @@ def unfreeze_top(base, selected):
     for layer in own_layers(base):
         if id(layer) not in chosen:
             layer.trainable = False
-    for layer in ki.flatten_layers(base):
+    for layer in _graph_walk.flatten_layers(base):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
 
 
 def trainable_flags(model):
     """Every layer of `model` (nested ones included) with its `trainable` flag."""
-    return [(layer, layer.trainable) for layer in ki.flatten_layers(model)]
+    return [(layer, layer.trainable) for layer in _graph_walk.flatten_layers(model)]
 
 
 def restore_flags(flags):

@@ -1,0 +1,100 @@
+"""How a recipe runs: the distribution's scope (a `tf.distribute` strategy or a
+`keras.distribution` distribution) and the execution defaults, `steps_per_execution`
+and `jit_compile` resolved from `"auto"` (`check_execution`, which `tests/conftest.py`
+patches to leave XLA out of the fast suite)."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+
+__all__ = [
+    "STEPS_PER_EXECUTION",
+    "check_execution",
+    "distribution_scope",
+    "is_keras_distribution",
+]
+
+# Batches per compiled call for `steps_per_execution="auto"`: one Python round trip
+# per 32 steps instead of per step (see benchmarks/RESULTS.md, recipe fit throughput).
+STEPS_PER_EXECUTION = 32
+
+
+def is_keras_distribution(distribution):
+    """Whether `distribution` is a `keras.distribution` one (not a `tf.distribute` strategy).
+
+    Keras exports the distributions but not their base class.
+    """
+    return isinstance(distribution, (keras.distribution.DataParallel,
+                                     keras.distribution.ModelParallel))
+
+
+def distribution_scope(distribution):
+    """Validates `distribution`; returns a zero-argument function opening its scope.
+
+    Accepts a `tf.distribute.Strategy` on the TensorFlow backend
+    (`MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or a
+    `keras.distribution.Distribution` (`DataParallel`, `ModelParallel`) on JAX.
+    """
+    import contextlib
+
+    if distribution is None:
+        return contextlib.nullcontext
+    backend = keras.backend.backend()
+    if is_keras_distribution(distribution):
+        if backend != "jax":
+            v.fail("distribution", distribution,
+                   "a tf.distribute.Strategy on the TensorFlow backend",
+                   hint=f"keras.distribution needs the JAX backend; this is {backend!r}")
+        return distribution.scope
+    if type(distribution).__module__.startswith("tensorflow") and hasattr(distribution, "scope"):
+        if backend != "tensorflow":
+            v.fail("distribution", distribution,
+                   "a keras.distribution distribution on the JAX backend",
+                   hint=f"tf.distribute strategies need the TensorFlow backend; this is "
+                   f"{backend!r}")
+        return distribution.scope
+    v.fail("distribution", distribution,
+           "None, a tf.distribute.Strategy (TensorFlow) or a keras.distribution "
+           "distribution (JAX)", error=TypeError)
+
+
+def check_execution(steps_per_execution, jit_compile, distribution=None):
+    """Validates the factories' `steps_per_execution` and `jit_compile`; resolves `"auto"`.
+
+    `steps_per_execution="auto"` is 32, or 1 on PyTorch, whose Keras trainer runs
+    one batch per call, and under a `tf.distribute` strategy, where Keras 3.15's
+    multi-step loop fails ("You must feed a value for placeholder tensor",
+    apparently keras-team/keras#19246). Still so in the Keras 3.16 nightly
+    (3.16.0.dev2026102704): measured with a two-replica `MirroredStrategy` on CPU,
+    `steps_per_execution=4` and a validation split, the same error on both.
+
+    `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
+    XLA off for TensorFlow on a machine without an accelerator, where it still
+    makes the recipes' networks faster (benchmarks/RESULTS.md); here it is on
+    there too (Keras itself falls back when a layer does not support it). Under
+    a `tf.distribute` strategy Keras's own choice is kept.
+
+    Returns:
+        `(steps_per_execution, jit_compile)` to compile with.
+    """
+    backend = keras.backend.backend()
+    tf_strategy = distribution is not None and not is_keras_distribution(distribution)
+    if steps_per_execution == "auto":
+        steps_per_execution = 1 if backend == "torch" or tf_strategy else STEPS_PER_EXECUTION
+    else:
+        try:
+            v.check_int("steps_per_execution", steps_per_execution, min_value=1)
+        except (TypeError, ValueError) as error:
+            v.fail("steps_per_execution", steps_per_execution, 'a positive integer or "auto"',
+                   error=type(error) if not isinstance(steps_per_execution, str) else ValueError)
+    if backend == "torch" and steps_per_execution != 1:
+        v.fail("steps_per_execution", steps_per_execution, '1 or "auto"',
+               hint="Keras's PyTorch backend runs one batch per call")
+    if jit_compile != "auto" and not isinstance(jit_compile, bool):
+        v.fail("jit_compile", jit_compile, 'True, False or "auto"',
+               error=ValueError if isinstance(jit_compile, str) else TypeError)
+    if jit_compile == "auto" and backend == "tensorflow" and not tf_strategy:
+        jit_compile = True
+    return steps_per_execution, jit_compile

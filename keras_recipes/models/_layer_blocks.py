@@ -1,0 +1,89 @@
+"""The layers of a recipe's stem and hidden stack: each activation with the initializer that
+keeps its variance stable, seeded initializers and per-layer seeds, L1/L2 regularizers,
+and the input `Normalization` layer adapted to data or built from statistics."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_recipes import _validation as v
+from keras_recipes import datasets
+
+__all__ = [
+    "ACTIVATION_INITIALIZERS",
+    "activation_layer",
+    "kernel_regularizer",
+    "layer_seed",
+    "normalization_layer",
+    "seeded_initializer",
+]
+
+# Each activation with the initializer that keeps its variance stable
+# (He for the ReLU family and its smooth cousins, LeCun for SELU).
+ACTIVATION_INITIALIZERS = {
+    "relu": "he_normal",
+    "leaky_relu": "he_normal",
+    "prelu": "he_normal",
+    "elu": "he_normal",
+    "selu": "lecun_normal",
+    "swish": "he_normal",
+    "silu": "he_normal",
+    "gelu": "he_normal",
+}
+
+
+def activation_layer(name, *, layer_name=None):
+    """A layer applying the activation `name` (one of `ACTIVATION_INITIALIZERS`)."""
+    if name == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name=layer_name)
+    if name == "prelu":
+        return keras.layers.PReLU(name=layer_name)
+    return keras.layers.Activation("silu" if name == "swish" else name, name=layer_name)
+
+
+def seeded_initializer(name, seed):
+    """The initializer `name`, seeded with `seed` when it is not None."""
+    initializer = keras.initializers.get(name)
+    if seed is None:
+        return initializer
+    config = initializer.get_config()
+    config["seed"] = seed
+    return type(initializer).from_config(config)
+
+
+def layer_seed(seed, index):
+    """A distinct, reproducible seed per layer (None stays None)."""
+    return None if seed is None else seed + index
+
+
+def kernel_regularizer(l1, l2):
+    """An L1/L2 regularizer, or None when both are 0."""
+    if not l1 and not l2:
+        return None
+    return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+
+def normalization_layer(normalization_data=None, mean=None, variance=None, *, input_shape):
+    """A `Normalization` layer adapted to data or built from statistics, or None."""
+    if normalization_data is None and mean is None and variance is None:
+        return None
+    if normalization_data is not None:
+        if mean is not None or variance is not None:
+            v.fail("normalization_data", v.Described("<array>"),
+                   "None when `input_mean`/`input_variance` are given",
+                   hint="Pass either data to adapt to or the statistics, not both")
+        import numpy as np
+
+        data = np.asarray(normalization_data, dtype="float32")
+        if data.ndim < 2 or data.shape[1:] != tuple(input_shape):
+            v.fail("normalization_data", v.Described(f"<array of shape {data.shape}>"),
+                   f"an array of shape (num_samples, *{tuple(input_shape)}) matching "
+                   "`input_shape`")
+        if not np.all(np.isfinite(data)):
+            v.fail("normalization_data", v.Described("<array with NaN or Inf>"), "finite values")
+        mean, variance = datasets.standardization_statistics(data.reshape(len(data), -1))
+        return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
+    if mean is None or variance is None:
+        v.fail("input_mean" if mean is None else "input_variance", None,
+               "given together with the other statistic")
+    return keras.layers.Normalization(mean=mean, variance=variance, name="standardize")
