@@ -142,8 +142,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
     parser.add_argument("--output", type=pathlib.Path, default=RESULTS_DIR / "fine_tune.md")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="data draws 0..N-1 (default 5; --quick runs one)")
     args = parser.parse_args(argv)
-    command = "python benchmarks/bench_fine_tune.py" + (" --quick" if args.quick else "")
+    if args.seeds < 1:
+        parser.error(f"argument --seeds must be a positive integer. Received: {args.seeds}")
+    command = "python benchmarks/bench_fine_tune.py" + (
+        " --quick" if args.quick else f" --seeds {args.seeds}")
     title = "Fine-tuning a real ImageNet base (`fine_tune` phase 2)"
     if not WEIGHTS.is_file():
         message = (f"The benchmark needs the real ImageNet MobileNetV2 weights at {WEIGHTS} "
@@ -152,7 +157,7 @@ def main(argv=None):
             sys.exit(message)
         write_section(args.output, header(title, command) + [f"- Skipped: {message}", ""])
         return
-    seeds = (0,) if args.quick else (0, 1)
+    seeds = (0,) if args.quick else tuple(range(args.seeds))
     size = 32 if args.quick else 64
     n_train, n_val, n_test = (100, 50, 100) if args.quick else (1000, 300, 1000)
     head_epochs, epochs = (1, 1) if args.quick else (3, 2)
