@@ -45,17 +45,29 @@ class OneCycleSpan(keras.callbacks.Callback):
         initial_epoch = internals.initial_epoch(self.model) or self.initial_epoch
         total_steps = steps * self.params["epochs"]
         baked_in = False
-        # Each optimizer of a MultiOptimizer counts its own steps.
-        for optimizer in internals.component_optimizers(self.model.optimizer):
-            iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        for optimizer, iterations, schedule in _one_cycle_schedules(self.model):
             start_step = max(iterations - steps * initial_epoch, 0)
-            for schedule in own_one_cycle_schedules(optimizer):
-                changed = (schedule.total_steps, schedule.start_step) != (total_steps, start_step)
-                # Always written: `BackupAndRestore` may just have loaded another span.
-                resize(schedule, total_steps, start_step)
-                baked_in |= changed and optimizer.built and schedule.state is None
+            changed = (schedule.total_steps, schedule.start_step) != (total_steps, start_step)
+            # Always written: `BackupAndRestore` may just have loaded another span.
+            resize(schedule, total_steps, start_step)
+            baked_in |= changed and _baked_in(optimizer, schedule)
         if baked_in:
             self.model.make_train_function(force=True)
+
+
+def _one_cycle_schedules(model):
+    """`(optimizer, its iterations, schedule)` for each 1cycle schedule of `model`'s
+    optimizer; each optimizer of a MultiOptimizer counts its own steps."""
+    for optimizer in internals.component_optimizers(model.optimizer):
+        iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        for schedule in own_one_cycle_schedules(optimizer):
+            yield optimizer, iterations, schedule
+
+
+def _baked_in(optimizer, schedule):
+    """Whether the built train step holds `schedule`'s span as a constant (a 1cycle
+    followed by another optimizer than ours), so that a new span needs a new step."""
+    return optimizer.built and schedule.state is None
 
 
 def resize(schedule, total_steps, start_step):
@@ -82,22 +94,21 @@ def one_whole_cycle(model, steps):
     For training steps that no `fit` (and so no `OneCycleSpan`) announces, such as
     `diagnose`'s sanity training: they see the rates a `fit` of that many steps would
     run, not wherever the last `fit` left the cycle (after one, annealed to about
-    1e-8, where no loss falls). The spans are restored on exit; the caller restores
-    the optimizer's variables. A model with a fixed `total_steps`, or a span too short
-    for the cycle's phases, is left as it is.
+    1e-8, where no loss falls). The spans (and a train function rebuilt for them) are
+    restored on exit; the caller restores the optimizer's variables. A model with a fixed
+    `total_steps`, or a span too short for the cycle's phases, is left as it is.
     """
     saved, baked_in = [], False
     if getattr(model, "auto_one_cycle", False):
-        for optimizer in internals.component_optimizers(model.optimizer):
-            iterations = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            for schedule in own_one_cycle_schedules(optimizer):
-                span = (schedule.total_steps, schedule.start_step)
-                try:
-                    schedule.set_span(steps, iterations)
-                except ValueError:
-                    continue
-                saved.append((schedule, span))
-                baked_in |= optimizer.built and schedule.state is None
+        for optimizer, iterations, schedule in _one_cycle_schedules(model):
+            span = (schedule.total_steps, schedule.start_step)
+            try:
+                schedule.set_span(steps, iterations)
+            except ValueError:
+                continue
+            saved.append((schedule, span))
+            baked_in |= _baked_in(optimizer, schedule)
+    train_function = model.train_function
     if baked_in:
         model.make_train_function(force=True)
     try:
@@ -105,3 +116,4 @@ def one_whole_cycle(model, steps):
     finally:
         for schedule, span in saved:
             schedule.set_span(*span)
+        model.train_function = train_function
