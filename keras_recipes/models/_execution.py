@@ -12,6 +12,7 @@ from keras_recipes import _validation as v
 __all__ = [
     "STEPS_PER_EXECUTION",
     "check_execution",
+    "dividing_steps_per_execution",
     "distribution_scope",
     "is_keras_distribution",
 ]
@@ -98,3 +99,29 @@ def check_execution(steps_per_execution, jit_compile, distribution=None):
     if jit_compile == "auto" and backend == "tensorflow" and not tf_strategy:
         jit_compile = True
     return steps_per_execution, jit_compile
+
+
+def dividing_steps_per_execution(configured, *step_counts):
+    """The batches per compiled call that run exactly `step_counts` steps.
+
+    Keras runs whole groups of `steps_per_execution` batches: with 32 per call,
+    `fit(steps_per_epoch=8)` on a repeated dataset trains 32 steps an epoch and
+    `evaluate(steps=3)` reads 32 batches. A group ends early only where the data
+    runs out (arrays, a finite dataset), never at a requested count. So where a
+    count is requested, each group must divide it: this is the largest number of
+    batches per call, at most `configured`, that divides every given count (1 for
+    a count with no such divisor, such as a prime above `configured`).
+
+    Args:
+        configured: int >= 1, the compiled `steps_per_execution`.
+        *step_counts: int or None, the requested steps (`steps_per_epoch`,
+            `validation_steps`, `steps`); None where the data decides.
+
+    Returns:
+        int, between 1 and `configured`.
+    """
+    counts = [int(count) for count in step_counts if count is not None]
+    for candidate in range(configured, 0, -1):
+        if all(count % candidate == 0 for count in counts):
+            return candidate
+    return 1

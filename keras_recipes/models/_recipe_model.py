@@ -14,6 +14,7 @@ from keras_recipes.callbacks.backup import AtomicBackupAndRestore
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.callbacks.stop_on_nan import StopOnNaN
+from keras_recipes.models._execution import dividing_steps_per_execution
 from keras_recipes.models._fit_checks import check_fit_data
 from keras_recipes.optimizers.introspection import one_cycle_schedules
 from keras_recipes.schedules import OneCycle
@@ -160,17 +161,25 @@ class RecipeTraining:
         self.auto_one_cycle = auto_one_cycle
         self.backup_dir = None if backup_dir is None else str(backup_dir)
         self.early_stopping = None  # the EarlyStopping of the latest fit
+        self._fitting = False
+        self._functions_by_batches_per_call = {}
         # A keras.distribution distribution (JAX) must be active while data is
         # sharded, so fit/evaluate/predict re-enter it; not saved with the model.
         self._distribution_scope = contextlib.nullcontext
 
     @_in_distribution
     def evaluate(self, *args, **kwargs):
-        return super().evaluate(**_with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs))
+        params = _with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs)
+        if self._fitting:  # fit's validation: fit has chosen
+            return super().evaluate(**params)
+        with self._batches_per_call(self._dividing(params["steps"])):
+            return super().evaluate(**params)
 
     @_in_distribution
     def predict(self, *args, **kwargs):
-        return super().predict(**_with_progress_bar(_PREDICT_SIGNATURE, args, kwargs))
+        params = _with_progress_bar(_PREDICT_SIGNATURE, args, kwargs)
+        with self._batches_per_call(self._dividing(params["steps"])):
+            return super().predict(**params)
 
     @_in_distribution
     def fit(self, *args, **kwargs):
@@ -192,27 +201,56 @@ class RecipeTraining:
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         if self.auto_learning_rate:
             self._find_learning_rate(params)
-        one_per_call = self.steps_per_execution > 1 and any(
-            map(watches_batches, params["callbacks"]))
+        if any(map(watches_batches, params["callbacks"])):
+            batches_per_call = 1  # so that those callbacks see every batch
+        else:
+            validation_steps = (params["validation_steps"]
+                                if params["validation_data"] is not None else None)
+            batches_per_call = self._dividing(params["steps_per_epoch"], validation_steps)
         # `BackupAndRestore` sets `_initial_epoch` when it restores a run and Keras never
         # clears it, so the next `fit` of the model would silently start at that epoch.
         internals.clear_initial_epoch(self)
+        self._fitting = True  # fit's own `evaluate` of the validation data keeps fit's choice
         try:
-            with self._one_batch_per_call() if one_per_call else contextlib.nullcontext():
+            with self._batches_per_call(batches_per_call):
                 return super().fit(**params)
         finally:
+            self._fitting = False
             internals.clear_initial_epoch(self)
 
+    def _dividing(self, *step_counts):
+        """The batches per call, at most the compiled number, that run exactly the
+        requested steps (see `dividing_steps_per_execution`)."""
+        return dividing_steps_per_execution(self.steps_per_execution, *step_counts)
+
     @contextlib.contextmanager
-    def _one_batch_per_call(self):
-        steps_per_execution = self.steps_per_execution
-        self.steps_per_execution = 1
-        self.train_function = self.test_function = None  # rebuilt for one batch per call
+    def _batches_per_call(self, batches_per_call):
+        """Runs `batches_per_call` batches per compiled call inside the block.
+
+        Keras's compiled functions hold the number as a constant, so each number has
+        its own; they are kept, so that a `fit` like an earlier one reuses its functions
+        rather than tracing them again, until the model is compiled anew.
+        """
+        compiled = self.steps_per_execution
+        if batches_per_call == compiled:
+            yield
+            return
+        self._switch_functions(compiled, batches_per_call)
         try:
             yield
         finally:
-            self.steps_per_execution = steps_per_execution
-            self.train_function = self.test_function = None
+            self._switch_functions(batches_per_call, compiled)
+
+    def _switch_functions(self, current, new):
+        kept = self._functions_by_batches_per_call
+        kept[current] = (self.train_function, self.test_function, self.predict_function)
+        self.steps_per_execution = new
+        self.train_function, self.test_function, self.predict_function = kept.get(
+            new, (None, None, None))
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        self._functions_by_batches_per_call = {}
 
     def compile_from_config(self, config):
         # A model compiled on TensorFlow or JAX with several batches per call

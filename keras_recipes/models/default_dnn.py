@@ -124,7 +124,9 @@ def build_default_dnn(
             Keras trainer allows only 1) and under a `tf.distribute` strategy
             (where Keras 3.15 and 3.16 fail with more). Callbacks with per-batch
             hooks still see every batch: `fit` runs one batch per call while any
-            is present. Defaults to `"auto"`.
+            is present. A `steps_per_epoch`, `validation_steps` or `steps` is run
+            exactly: the batches per call are then the largest number, at most
+            this, that divides it. Defaults to `"auto"`.
         jit_compile: bool or `"auto"`, XLA compilation (as in `compile`).
             `"auto"` is Keras's choice, except that XLA is also used on a
             TensorFlow machine without an accelerator, where Keras turns it off

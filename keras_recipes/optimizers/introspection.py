@@ -7,11 +7,41 @@ optimizer wrappers is `keras_recipes._keras_internals`'s job.
 
 from __future__ import annotations
 
+import keras
+
 from keras_recipes import _keras_internals as internals
 from keras_recipes.optimizers.scheduled import followed_schedules
 from keras_recipes.schedules.one_cycle import OneCycle, OneCycleMomentum
 
-__all__ = ["followed_schedules", "one_cycle_schedules", "own_one_cycle_schedules"]
+__all__ = ["followed_schedules", "learning_rate_schedule", "one_cycle_schedules",
+           "own_one_cycle_schedules"]
+
+
+def learning_rate_schedule(optimizer):
+    """The learning-rate schedule an optimizer follows, or None for a constant rate.
+
+    Keras's `optimizer.learning_rate` is the rate at the current step, which
+    cannot say which schedule (a `keras_recipes.schedules.OneCycle`, its span,
+    its peak) produces it; this returns the schedule itself. A
+    `LossScaleOptimizer` (mixed precision) is unwrapped; a `MultiOptimizer` has
+    none of its own (ask each of its `optimizers`).
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer`.
+
+    Returns:
+        A `keras.optimizers.schedules.LearningRateSchedule`, or None.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> from keras_recipes.optimizers import learning_rate_schedule
+    >>> model = keras_recipes.build_default_dnn((4,), 3, learning_rate=0.01)
+    >>> learning_rate_schedule(model.optimizer).max_learning_rate
+    0.01
+    """
+    rate = internals.learning_rate_object(optimizer)
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
 
 
 def own_one_cycle_schedules(optimizer):
