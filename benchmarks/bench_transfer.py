@@ -54,7 +54,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import header, load_mnist  # noqa: E402
 
 import keras_recipes  # noqa: E402
-from keras_recipes.models import _optimizer_choice as optimizer_choice  # noqa: E402
 from keras_recipes.models.transfer import build_transfer_model, fine_tune  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "transfer.md"
@@ -98,13 +97,10 @@ def pretrain(x, y, x_val, y_val, epochs, seed):
 
 def scratch_model(seed, early_stopping_patience=10):
     inputs, outputs = small_cnn(5, seed)
-    optimizer, auto = optimizer_choice.build_optimizer("adam", 1e-3, True, None, None)
-    model = keras_recipes.RecipeModel(inputs, outputs, name="scratch",
-                                      early_stopping_patience=early_stopping_patience,
-                                      auto_one_cycle=auto)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    return keras_recipes.compile_recipe(
+        keras.Model(inputs, outputs, name="scratch"), optimizer="adam", learning_rate=1e-3,
+        early_stopping_patience=early_stopping_patience,
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
 def accuracy(model, x, y):

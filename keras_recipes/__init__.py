@@ -28,7 +28,9 @@ from keras_recipes.models.registry import (  # noqa: E402
     get_recipe_spec,
     list_recipes,
 )
-from keras_recipes.models.transfer import build_transfer_model, fine_tune  # noqa: E402
+from keras_recipes.models.transfer import build_transfer_model  # noqa: E402
+from keras_recipes.recipe import Recipe  # noqa: E402
+from keras_recipes.training import fine_tune  # noqa: E402
 from keras_recipes.uncertainty import (  # noqa: E402
     MCDropoutPredictor,
     MCDropoutResult,
@@ -46,6 +48,7 @@ __all__ = [
     "optimizers",
     "plots",
     "schedules",
+    "Recipe",
     "RecipeModel",
     "build_default_dnn",
     "build_plain_dnn",

@@ -28,12 +28,25 @@ __all__ = [
     "has_defined_inputs",
     "inbound_nodes",
     "is_graph_model",
+    "model_of",
     "operations",
     "producer",
     "sublayers",
     "upstream",
     "walk",
 ]
+
+def model_of(model):
+    """The model whose layers `model` runs: for a wrapper that says it wraps a model
+    (`wraps_a_model`, as `compile_recipe`'s `RecipeWrapper` does), the model in it.
+
+    What `diagnose`, `TrainingMonitor` and the lint read the layers of: a wrapper's
+    only layer is your model, not a (pretrained) base nested in it.
+    """
+    while getattr(type(model), "wraps_a_model", False):
+        model = model.inner_model
+    return model
+
 
 # The graph primitives, re-exported so that walking a model needs this one module.
 flatten_layers = ki.flatten_layers

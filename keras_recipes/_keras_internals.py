@@ -342,3 +342,30 @@ def batch_iterations(optimizer):
     is evaluated at this batch counter.
     """
     return int(keras.ops.convert_to_numpy(inner_optimizer(optimizer)._iterations))
+
+
+# --- attributes kept out of Keras's tracking ------------------------------------------------
+
+__all__ += ["instance_attribute", "set_instance_attribute"]
+
+
+def instance_attribute(obj, name, default=None):
+    """The value stored on `obj` itself under `name` (not its class's), or `default`.
+
+    Reads the instance `__dict__`: a layer whose `call` was replaced on the instance
+    (MC Dropout's sampling) must be told from one using its class's, to restore it
+    exactly; `getattr` cannot tell them apart.
+    """
+    return obj.__dict__.get(name, default)
+
+
+def set_instance_attribute(obj, name, value):
+    """Stores `value` on `obj` itself, past Keras's attribute tracking.
+
+    Writes the instance `__dict__`: Keras layers and optimizers route `setattr`
+    through a tracker that wraps and records what is assigned, and a scheduled
+    hyperparameter (momentum / `beta_1` following a schedule) is read through a
+    descriptor of the optimizer's class, which a plain assignment would call again.
+    Keras has no public way to store an untracked value.
+    """
+    obj.__dict__[name] = value

@@ -16,6 +16,9 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,6 +34,7 @@ __all__ = [
     "check_verbose",
     "did_you_mean",
     "fail",
+    "warn_deprecated",
 ]
 
 
@@ -242,3 +246,19 @@ def check_shape(name: str, value: Any) -> tuple[int, ...]:
     if not all(_is_integer(d) and d > 0 for d in value):
         fail(name, value, "a tuple of positive integers, e.g. (64,) or (28, 28, 1)")
     return tuple(int(d) for d in value)
+
+
+_PACKAGE_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_deprecated(message):
+    """Issues a `DeprecationWarning` pointing at the caller's own code.
+
+    The warning names the first frame outside keras_recipes, however deep inside the
+    package the deprecated argument was noticed.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_FOLDER):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)

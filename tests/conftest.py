@@ -46,16 +46,16 @@ def _fresh_keras_session(request, monkeypatch):
     keras.backend.clear_session()
     if (keras.backend.backend() == "tensorflow" and not TEST_WITH_XLA
             and not request.node.get_closest_marker("real_execution_defaults")):
-        from keras_recipes.models import _execution
+        from keras_recipes.recipe import _execution
 
-        check_execution = _execution.check_execution
+        resolve_execution = _execution.resolve_execution
 
-        def without_xla(steps_per_execution, jit_compile, distribution=None):
-            """`check_execution` with `jit_compile="auto"` meaning no XLA."""
-            return check_execution(steps_per_execution,
-                                   False if jit_compile == "auto" else jit_compile, distribution)
+        def without_xla(recipe):
+            """`resolve_execution` with `jit_compile="auto"` meaning no XLA."""
+            steps_per_execution, jit_compile = resolve_execution(recipe)
+            return steps_per_execution, False if recipe.jit_compile == "auto" else jit_compile
 
-        monkeypatch.setattr(_execution, "check_execution", without_xla)
+        monkeypatch.setattr(_execution, "resolve_execution", without_xla)
     yield
 
 

@@ -27,6 +27,7 @@ import keras  # noqa: E402
 from fixed_order import FixedOrderBatches  # noqa: E402
 
 import keras_recipes  # noqa: E402
+from keras_recipes.optimizers import learning_rate_schedule  # noqa: E402
 
 
 def distribution():
@@ -111,8 +112,8 @@ def compare_transfer():
         "backend": backend,
         "max_weight_difference": max(diffs),
         "phase_steps": [single_steps, spread_steps],
-        "total_steps": [single.optimizer._learning_rate.total_steps,
-                        spread.optimizer._learning_rate.total_steps],
+        "total_steps": [learning_rate_schedule(single.optimizer).total_steps,
+                        learning_rate_schedule(spread.optimizer).total_steps],
         "phase": [single_history.history["phase"], spread_history.history["phase"]],
         "loss": [single_history.history["loss"], spread_history.history["loss"]],
         "undistributed": undistributed(spread),
@@ -133,8 +134,8 @@ if __name__ == "__main__":
         "max_weight_difference": max(diffs),
         "iterations": [int(keras.ops.convert_to_numpy(m.optimizer.iterations))
                        for m in (single, spread)],
-        "total_steps": [single.optimizer._learning_rate.total_steps,
-                        spread.optimizer._learning_rate.total_steps]
-        if single.auto_one_cycle else None,
+        "total_steps": [learning_rate_schedule(single.optimizer).total_steps,
+                        learning_rate_schedule(spread.optimizer).total_steps]
+        if single.recipe.stretches_one_cycle else None,
         "loss": [single_history.history["loss"][-1], spread_history.history["loss"][-1]],
     }))

@@ -9,10 +9,12 @@ import sys
 import keras
 import numpy as np
 import pytest
+import yaml
 from test_recipes import conv_base, small_data
 
 import keras_recipes
 from keras_recipes import cli
+from keras_recipes.optimizers import learning_rate_schedule
 
 REPORT_FILES = ["config.yaml", "history.csv", "learning_curves.png", "metrics.json",
                 "model.keras", "report.md", "schedule.png"]
@@ -404,7 +406,7 @@ def test_train_with_lr_find_uses_the_suggestion_and_reports_the_curve(tmp_path):
     assert metrics["found_learning_rate"] > 0
     assert "lr_finder.png" in (output / "report.md").read_text()
     model = keras.models.load_model(output / "model.keras")
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(
+    assert learning_rate_schedule(model.optimizer).max_learning_rate == pytest.approx(
         metrics["found_learning_rate"])
 
 
@@ -473,8 +475,10 @@ def test_config_backup_dir_inside_the_output_folder_is_used(tmp_path):
     output = tmp_path / "run"
     assert cli.main(["train", "--set", "fit.epochs=1", "--set", "model.backup_dir=backup",
                      "--output", str(output)]) == 0
-    model = keras.models.load_model(output / "model.keras")
-    assert model.backup_dir == str((output / "backup").resolve())
+    settings = yaml.safe_load((output / "config.yaml").read_text())
+    assert settings["model"]["backup_dir"] == str((output / "backup").resolve())
+    # A run's folder is not the model's: the saved model carries none.
+    assert keras.models.load_model(output / "model.keras").recipe.backup_dir is None
 
 
 # --- transfer_learning: two phases with fine_tune, from the command line -------------------
@@ -598,7 +602,7 @@ def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsy
         assert metrics["status"] == "completed" and metrics["epochs_run"] == 2
         assert metrics["phase_2_epochs_run"] == 1
         assert "![Learning-rate range test](lr_finder.png)" in (output / "report.md").read_text()
-        phase_2 = keras.models.load_model(output / "model.keras").optimizer._learning_rate
+        phase_2 = learning_rate_schedule(keras.models.load_model(output / "model.keras").optimizer)
         assert phase_2.max_learning_rate == pytest.approx(metrics["found_learning_rate"] / 100)
         capsys.readouterr()
         assert cli.main(["evaluate", str(output)]) == 0

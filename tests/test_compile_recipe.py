@@ -20,6 +20,7 @@ from keras_recipes.config import load_config
 from keras_recipes.lr_finder.range_test import ramp_learning_rates
 from keras_recipes.models import RecipeModel, RecipeWrapper
 from keras_recipes.models.registry import get_recipe_spec
+from keras_recipes.optimizers import learning_rate_schedule
 
 LOSS = "sparse_categorical_crossentropy"
 
@@ -44,13 +45,14 @@ def test_a_subclassed_or_unbuilt_model_is_wrapped_and_trains_in_place(tmp_path):
         model = keras_recipes.compile_recipe(yours, loss=LOSS, metrics=["accuracy"])
         assert type(model) is RecipeWrapper and model.inner_model is yours
         model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-        assert model.optimizer._learning_rate.total_steps == 4
+        assert learning_rate_schedule(model.optimizer).total_steps == 4
         np.testing.assert_allclose(yours.predict(x, verbose=0), model.predict(x, verbose=0),
                                    rtol=1e-6, atol=1e-6)
         model.save(tmp_path / "m.keras")
         reloaded = keras.models.load_model(tmp_path / "m.keras")  # no custom_objects
         assert type(reloaded) is RecipeWrapper and type(reloaded.inner_model) is type(yours)
-        assert reloaded.auto_one_cycle and reloaded.early_stopping_patience == 10
+        assert reloaded.recipe.stretches_one_cycle
+        assert reloaded.recipe.early_stopping_patience == 10
         np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                    rtol=1e-6, atol=1e-6)
 
@@ -60,8 +62,8 @@ def test_learning_rate_find_runs_the_finder_on_a_model_of_yours():
     model = small_model("own_subclassed", learning_rate="find")
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
     suggestion = model.learning_rate_finder_result.suggestion
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion)
-    assert not model.auto_learning_rate
+    assert learning_rate_schedule(model.optimizer).max_learning_rate == pytest.approx(suggestion)
+    assert not model.recipe.finds_learning_rate
 
 
 class BatchNormNet(keras.Model):
@@ -127,7 +129,7 @@ def test_a_subclassed_model_built_before_compile_recipe_keeps_its_weights_and_is
         == (2, 3)
     assert not keras_recipes.diagnose(model).rules
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-    assert model.optimizer._learning_rate.total_steps == 4
+    assert learning_rate_schedule(model.optimizer).total_steps == 4
     assert any(np.abs(a - b).max() > 0 for a, b in zip(yours.get_weights(), initial))
     model.save(tmp_path / "built.keras")
     reloaded = keras.models.load_model(tmp_path / "built.keras")
@@ -250,7 +252,7 @@ def test_plateau_halves_the_learning_rate_when_the_validation_loss_stalls(name):
     rates = {}
     for schedule in ("plateau", "constant"):
         model = small_model(name, schedule=schedule, early_stopping_patience=None, **extra)
-        assert model.reduce_lr_on_plateau is (schedule == "plateau")
+        assert (model.recipe.schedule == "plateau") is (schedule == "plateau")
         start = float(model.optimizer.learning_rate)
         model.fit(x, y, epochs=12, batch_size=32, validation_data=(x_val, y_val), verbose=0,
                   shuffle=False)  # the same batches whatever ran before (no global RNG)
@@ -262,8 +264,8 @@ def test_plateau_halves_the_learning_rate_when_the_validation_loss_stalls(name):
 
 def test_plateau_is_on_a_float_learning_rate_and_watches_the_training_loss_without_validation():
     model = small_model("default_dnn", schedule="plateau")
-    assert not model.auto_one_cycle and isinstance(
-        model.optimizer._learning_rate, keras.Variable)
+    assert not model.recipe.stretches_one_cycle
+    assert learning_rate_schedule(model.optimizer) is None  # a float rate, in a variable
     [plateau] = [c for c in model.recipe_callbacks([], has_validation=True)
                  if isinstance(c, keras.callbacks.ReduceLROnPlateau)]
     assert (plateau.monitor, plateau.factor, plateau.patience) == ("val_loss", 0.5, 5)
@@ -293,16 +295,31 @@ def test_reduce_lr_on_plateau_with_the_1cycle_is_refused_with_a_clear_message(na
                                      schedule="plateau")
 
 
+def test_the_settings_of_the_previous_release_are_read_from_the_recipe_with_a_warning():
+    model = keras_recipes.build_default_dnn((4,), 3, schedule="plateau", backup_dir="b",
+                                            early_stopping_patience=4)
+    expected = {"early_stopping_patience": 4, "auto_one_cycle": False, "backup_dir": "b",
+                "auto_learning_rate": False, "reduce_lr_on_plateau": True}
+    for name, value in expected.items():
+        with pytest.warns(DeprecationWarning, match="is deprecated: read model.recipe."):
+            assert getattr(model, name) == value
+    inputs = keras.Input((4,))
+    with pytest.warns(DeprecationWarning, match="pass recipe=keras_recipes.Recipe"):
+        legacy = keras_recipes.RecipeModel(inputs, keras.layers.Dense(3)(inputs),
+                                           early_stopping_patience=2, auto_one_cycle=True)
+    assert legacy.recipe.early_stopping_patience == 2 and legacy.recipe.stretches_one_cycle
+
+
 def test_one_cycle_is_a_deprecated_alias_of_schedule():
     with pytest.warns(DeprecationWarning, match="`one_cycle` is deprecated"):
         model = keras_recipes.build_default_dnn((4,), 3, one_cycle=False)
-    assert not model.auto_one_cycle and not model.reduce_lr_on_plateau
+    assert not model.recipe.stretches_one_cycle and model.recipe.schedule != "plateau"
     with pytest.warns(DeprecationWarning):
         assert keras_recipes.build_default_dnn((4,), 3, one_cycle=True,
-                                               schedule="one_cycle").auto_one_cycle
+                                               schedule="one_cycle").recipe.stretches_one_cycle
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the default says nothing
-        assert keras_recipes.build_default_dnn((4,), 3).auto_one_cycle
+        assert keras_recipes.build_default_dnn((4,), 3).recipe.stretches_one_cycle
     with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=re.escape(
             "Argument `one_cycle` must be left out when `schedule='plateau'`. Received: "
             "one_cycle=True (`one_cycle` is the deprecated form of `schedule`)")):
@@ -344,7 +361,7 @@ def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path
     model = small_model("own_subclassed", optimizer_kwargs={"use_ema": True, "ema_momentum": 0.5})
     assert model.optimizer.use_ema
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-    assert model.optimizer._learning_rate.total_steps == 4
+    assert learning_rate_schedule(model.optimizer).total_steps == 4
     ema = [keras.ops.convert_to_numpy(v) for v in model.optimizer._model_variables_moving_average]
     for weight, average in zip(model.trainable_weights, ema):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), average, rtol=1e-6)

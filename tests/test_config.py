@@ -13,9 +13,11 @@ def test_every_recipe_ships_a_config_that_resolves(recipe):
     assert packaged_config_path(recipe).is_file()
     config = load_config(recipe)
     assert config.recipe == recipe and config.source == f"{recipe}.yaml"
-    factory = keras_recipes.get_recipe(recipe)
-    parameters = inspect.signature(factory).parameters
-    assert set(config.model) <= set(parameters)
+    spec = keras_recipes.get_recipe_spec(recipe)
+    parameters = set()
+    for function in (spec.build, *spec.build_arguments):  # what the factory passes on
+        parameters |= set(inspect.signature(function).parameters)
+    assert set(config.model) <= parameters
     assert config.fit["epochs"] >= 1 and config.dataset["name"]
 
 
@@ -89,9 +91,10 @@ def test_configs_are_read_with_safe_load(tmp_path):
 def test_transfer_learning_config_takes_the_arguments_of_its_factory_and_fine_tune():
     config = load_config("transfer_learning")
     # The model section: every keyword of build_transfer_model (read from its signature,
-    # so arguments added there are configurable at once), with the shipped values.
+    # so arguments added there are configurable at once), with the shipped values; its
+    # training options make the recipe (a `recipe` object itself is no YAML value).
     built = set(inspect.signature(build_transfer_model).parameters)
-    assert set(config.model) == built - {"input_shape", "num_classes", "seed"}
+    assert set(config.model) == built - {"input_shape", "num_classes", "seed", "recipe"}
     assert config.model["base"] == "MobileNetV2" and config.model["weights"] == "imagenet"
     # The fit section: fine_tune's phases, not model.fit's.
     assert config.fit == {"head_epochs": 5, "epochs": 10, "batch_size": 32, "unfreeze": 0.3,

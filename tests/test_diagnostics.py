@@ -14,6 +14,7 @@ from keras_recipes.diagnostics import (
     Finding,
     diagnose,
 )
+from keras_recipes.optimizers import learning_rate_schedule
 from keras_recipes.schedules import OneCycle
 
 L = keras.layers
@@ -623,7 +624,7 @@ def test_a_trained_1cycle_recipe_model_runs_its_sanity_steps_on_a_whole_cycle():
     x, y = _data()
     model = keras_recipes.build_default_dnn((8,), 3, num_hidden_layers=2, units=16, seed=0)
     model.fit(x, y, epochs=3, batch_size=32, verbose=0)
-    schedule = model.optimizer._learning_rate
+    schedule = learning_rate_schedule(model.optimizer)
     span = (schedule.total_steps, schedule.start_step)
     assert float(model.optimizer.learning_rate) < 1e-6
     report = diagnose(model, x, y, seed=0)

@@ -10,8 +10,10 @@ import pytest
 import keras_recipes
 from keras_recipes import optimizers
 from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
-from keras_recipes.models._recipe_model import set_peak_learning_rate, watches_batches
+from keras_recipes.optimizers import learning_rate_schedule
+from keras_recipes.recipe._fit_callbacks import watches_batches
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
+from keras_recipes.training.recipe_model import set_peak_learning_rate
 
 BACKEND = keras.backend.backend()
 # These tests are about the execution defaults themselves (see conftest.py).
@@ -182,7 +184,7 @@ def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
     model.fit(*_data(64), epochs=2, verbose=0)
     assert model.train_function is function
     assert float(model.optimizer.learning_rate) == pytest.approx(
-        model.optimizer._learning_rate.final_learning_rate, rel=1e-4)
+        learning_rate_schedule(model.optimizer).final_learning_rate, rel=1e-4)
 
 
 def test_fine_tune_keeps_the_execution_settings_through_its_recompiles():
@@ -278,7 +280,7 @@ def test_a_recipe_model_fits_again_without_rebuilding_its_train_function():
     assert model.train_function is function and True not in forced
     if BACKEND != "torch":
         assert len(traces) == traced
-    schedule = model.optimizer._learning_rate
+    schedule = learning_rate_schedule(model.optimizer)
     assert (schedule.total_steps, schedule.start_step) == (3 * 7, 2 * 7)
     assert float(model.optimizer.learning_rate) == pytest.approx(schedule.final_learning_rate,
                                                                  rel=1e-4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_recipes
-from keras_recipes.optimizers import Adam
+from keras_recipes.optimizers import Adam, learning_rate_schedule
 from keras_recipes.optimizers.introspection import one_cycle_schedules
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
@@ -43,7 +43,7 @@ def test_every_optimizer_of_a_multi_optimizer_runs_one_whole_cycle():
     steps = 3 * 7
     for inner, peak in ((low, 1e-3), (high, 1e-2)):
         assert int(inner.iterations) == steps
-        schedule = inner._learning_rate
+        schedule = learning_rate_schedule(inner)
         assert (schedule.total_steps, schedule.start_step) == (steps, 0)
         # Annealed to the end of the cycle, momentum back at its maximum.
         assert float(inner.learning_rate) == pytest.approx(schedule.final_learning_rate,
@@ -58,7 +58,7 @@ def test_a_second_fit_continues_each_cycle_from_its_initial_epoch():
     model.fit(x, y, epochs=2, batch_size=32, verbose=0)
     model.fit(x, y, epochs=4, initial_epoch=2, batch_size=32, verbose=0)
     for inner in (low, high):
-        schedule = inner._learning_rate
+        schedule = learning_rate_schedule(inner)
         assert (schedule.total_steps, schedule.start_step) == (4 * 7, 0)
         assert float(inner.learning_rate) == pytest.approx(schedule.final_learning_rate,
                                                            rel=1e-4)

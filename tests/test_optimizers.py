@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from keras_recipes import optimizers
+from keras_recipes.optimizers import learning_rate_schedule
+from keras_recipes.optimizers.scheduled import raw_hyperparameter
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "one_cycle_adam_torch.npz"
@@ -138,7 +140,7 @@ def _built(cls, name):
                                        (optimizers.AdamW, "beta_1"), (optimizers.SGD, "momentum")])
 def test_the_1cycle_state_is_an_optimizer_variable_saved_and_loaded_with_it(cls, name):
     optimizer = _built(cls, name)
-    schedules = [optimizer._learning_rate, optimizer.__dict__[f"_{name}_value"]]
+    schedules = [learning_rate_schedule(optimizer), raw_hyperparameter(optimizer, name)]
     states = [schedule.state for schedule in schedules]
     # The last variables, after the slots, float32 whatever floatx is.
     assert [v.path for v in optimizer.variables[-2:]] == [v.path for v in states]
@@ -151,9 +153,9 @@ def test_the_1cycle_state_is_an_optimizer_variable_saved_and_loaded_with_it(cls,
     # Loaded into an optimizer with another span, the definition (the config) wins.
     other = _built(cls, name)
     other.load_own_variables(store)
-    assert other._learning_rate.total_steps == 200
+    assert learning_rate_schedule(other).total_steps == 200
     steps = keras.ops.arange(250)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(other._learning_rate(steps)),
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(learning_rate_schedule(other)(steps)),
                                   keras.ops.convert_to_numpy(OneCycle(0.01, 200)(steps)))
 
 
@@ -169,5 +171,5 @@ def test_an_optimizer_saved_before_the_1cycle_kept_state_still_loads():
     for mine, saved in zip(loaded.variables[:-2], optimizer.variables[:-2]):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine),
                                       keras.ops.convert_to_numpy(saved))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded._learning_rate.state),
-                                  keras.ops.convert_to_numpy(optimizer._learning_rate.state))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(learning_rate_schedule(loaded).state),
+                                  keras.ops.convert_to_numpy(learning_rate_schedule(optimizer).state))

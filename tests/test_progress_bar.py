@@ -7,7 +7,7 @@ import pytest
 
 import keras_recipes
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
-from keras_recipes.models._recipe_model import watches_batches
+from keras_recipes.recipe._fit_callbacks import watches_batches
 
 COUNT = re.compile(r"(\d+)/(\d+|Unknown) ")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -10,6 +10,8 @@ import pytest
 import keras_recipes
 from keras_recipes.models.registry import fine_tune_model, fit_model, get_recipe_spec
 from keras_recipes.models.transfer import fine_tune, transfer_learning_recipe
+from keras_recipes.optimizers import learning_rate_schedule
+from keras_recipes.optimizers.scheduled import raw_hyperparameter
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 RECIPES = keras_recipes.list_recipes()
@@ -167,7 +169,7 @@ def _accepts(name, argument):
 def _cycled(name, **kwargs):
     """A small model of a recipe that uses the 1cycle, or a skip."""
     model = small_model(name, **kwargs)
-    if not model.auto_one_cycle:
+    if not model.recipe.stretches_one_cycle:
         pytest.skip(f"the {name} recipe has no 1cycle")
     return model
 
@@ -223,7 +225,7 @@ def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
     assert isinstance(model, keras.Model) and model.compiled
     model.fit(x, y, epochs=3, batch_size=32, verbose=0)
     steps = 3 * (len(x) // 32)
-    lr_schedule = model.optimizer._learning_rate
+    lr_schedule = learning_rate_schedule(model.optimizer)
     assert isinstance(lr_schedule, OneCycle)
     assert (lr_schedule.total_steps, lr_schedule.start_step) == (steps, 0)
     assert int(model.optimizer.iterations) == steps
@@ -254,7 +256,7 @@ def test_recipe_cycle_is_applied_inside_the_compiled_step(name):
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[Record()])
     steps, learning_rates, momenta = map(list, zip(*seen))
     assert steps == list(range(1, 13))
-    peak = model.optimizer._learning_rate.max_learning_rate
+    peak = learning_rate_schedule(model.optimizer).max_learning_rate
     expected_lr = OneCycle(max_learning_rate=peak, total_steps=12)
     expected_beta = OneCycleMomentum(total_steps=12)
     assert learning_rates == pytest.approx([float(expected_lr(s)) for s in steps], rel=1e-5)
@@ -314,8 +316,8 @@ def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, t
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), interrupted.predict(x, verbose=0),
                                rtol=1e-6, atol=1e-6)
     reloaded.fit(x, y, epochs=4, initial_epoch=2, batch_size=32, shuffle=False, verbose=0)
-    if reloaded.auto_one_cycle:
-        assert reloaded.optimizer._learning_rate.total_steps == 24
+    if reloaded.recipe.stretches_one_cycle:
+        assert learning_rate_schedule(reloaded.optimizer).total_steps == 24
     for resumed, reference in zip(reloaded.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(resumed, reference, rtol=1e-5, atol=1e-5)
 
@@ -332,7 +334,7 @@ def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run
     # With a 1cycle, early stopping watches the second half of the epochs only.
     [late] = [c for c in model.recipe_callbacks([], has_validation=True, epochs=30)
               if isinstance(c, keras.callbacks.EarlyStopping)]
-    assert late.start_from_epoch == (15 if model.auto_one_cycle else 0)
+    assert late.start_from_epoch == (15 if model.recipe.stretches_one_cycle else 0)
     mine = keras.callbacks.EarlyStopping(patience=1)
     assert [c for c in model.recipe_callbacks([mine], has_validation=True)
             if isinstance(c, keras.callbacks.EarlyStopping)] == [mine]
@@ -364,7 +366,7 @@ def test_recipe_early_stopping_restores_the_best_weights(name):
     assert len(history.epoch) < 20
     # It waits for the 1cycle to anneal: nothing is watched in the first half of the epochs,
     # so the earliest stop is `patience` epochs after the first watched one.
-    assert stopping.start_from_epoch == (10 if model.auto_one_cycle else 0)
+    assert stopping.start_from_epoch == (10 if model.recipe.stretches_one_cycle else 0)
     assert len(history.epoch) >= stopping.start_from_epoch + stopping.patience + 1
     for restored, kept in zip(model.get_weights(), best["weights"]):
         np.testing.assert_array_equal(restored, kept)
@@ -467,7 +469,7 @@ def test_default_dnn_blocks_are_dense_without_bias_then_batchnorm_then_elu():
         assert type(dense.kernel_initializer).__name__ == "HeNormal"
     assert all(layer.activation.__name__ == "elu" for layer in layers[2:-1:3])
     assert type(model.optimizer).__name__ == "Nadam"
-    assert isinstance(model.optimizer._beta_1_value, OneCycleMomentum)
+    assert isinstance(raw_hyperparameter(model.optimizer, "beta_1"), OneCycleMomentum)
 
 
 @pytest.mark.parametrize("activation, initializer, layer_type", [
@@ -495,21 +497,21 @@ def test_default_dnn_regularisation_options_are_wired():
     assert model.get_layer("dropout_2").rate == 0.3
     assert model.get_layer("flatten") is not None
     assert model.optimizer.clipnorm == 1.0
-    assert isinstance(model.optimizer._momentum_value, OneCycleMomentum)
+    assert isinstance(raw_hyperparameter(model.optimizer, "momentum"), OneCycleMomentum)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 def test_default_dnn_takes_an_optimizer_instance_as_given():
     optimizer = keras.optimizers.Adam(1e-3)
     model = keras_recipes.build_default_dnn((12,), 3, optimizer=optimizer)
-    assert model.optimizer is optimizer and not model.auto_one_cycle
+    assert model.optimizer is optimizer and not model.recipe.stretches_one_cycle
 
 
 def test_default_dnn_explicit_total_steps_is_kept_by_fit():
     x, y = small_data()
     model = keras_recipes.build_default_dnn((12,), 3, total_steps=50, num_hidden_layers=1)
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
-    assert model.optimizer._learning_rate.total_steps == 50
+    assert learning_rate_schedule(model.optimizer).total_steps == 50
 
 
 def test_default_dnn_normalization_layer_standardises_with_training_statistics():
@@ -524,7 +526,7 @@ def test_default_dnn_normalization_layer_standardises_with_training_statistics()
 
 
 def test_cycle_resize_that_leaves_a_phase_empty_explains_the_cycle_is_too_short():
-    from keras_recipes.callbacks.one_cycle_span import resize
+    from keras_recipes.optimizers.span import resize
 
     schedule = OneCycle(0.1, total_steps=100, pct_start=0.5)
     with pytest.raises(ValueError, match=re.escape(
@@ -627,11 +629,12 @@ def test_selu_fixed_point_holds_through_100_layers_where_relu_glorot_does_not():
 def test_learning_rate_find_runs_the_finder_on_the_fit_data_and_trains_at_its_suggestion(name):
     x, y = small_data(n=384)
     found = small_model(name, learning_rate="find")
-    assert found.auto_learning_rate
+    assert found.recipe.finds_learning_rate
     found.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
     result = found.learning_rate_finder_result
-    assert isinstance(result, keras_recipes.LRFinderResult) and not found.auto_learning_rate
-    assert found.optimizer._learning_rate.max_learning_rate == pytest.approx(result.suggestion)
+    assert isinstance(result, keras_recipes.LRFinderResult) and not found.recipe.finds_learning_rate
+    assert learning_rate_schedule(found.optimizer).max_learning_rate == pytest.approx(
+        result.suggestion)
     # Training ran at the suggestion and the finder left no trace: the same model
     # built with that learning rate given explicitly ends at the same weights.
     given = small_model(name, learning_rate=result.suggestion)
@@ -702,14 +705,14 @@ def test_fine_tune_model_keeps_the_models_clipnorm_and_one_cycle_choice_in_phase
     model = small_model("transfer_learning", one_cycle=False, clipnorm=0.5, learning_rate=0.02)
     fine_tune_model(model, (x, y), head_epochs=0, epochs=1, unfreeze=3, verbose=0)
     assert model.optimizer.clipnorm == 0.5
-    assert not isinstance(model.optimizer._learning_rate, OneCycle)
+    assert not isinstance(learning_rate_schedule(model.optimizer), OneCycle)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0002)
     # With the model's defaults phase 2 runs a 1cycle peaking at a hundredth of the head's rate,
     # unclipped, as the head did.
     model = small_model("transfer_learning")
     fine_tune_model(model, (x, y), head_epochs=0, epochs=1, unfreeze=3, verbose=0)
     assert model.optimizer.clipnorm is None
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(1e-4)
+    assert learning_rate_schedule(model.optimizer).max_learning_rate == pytest.approx(1e-4)
 
 
 def test_fine_tune_model_takes_only_what_a_config_may_set():

@@ -15,6 +15,7 @@ from test_recipes import (  # each recipe's (and own model's) small inputs and m
 )
 
 import keras_recipes
+from keras_recipes.optimizers import learning_rate_schedule
 
 
 def _data():
@@ -66,17 +67,25 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_final_state(name, tmp_path):
                                    keras.ops.convert_to_numpy(expected), rtol=1e-6, atol=1e-6)
     assert float(resumed.optimizer.learning_rate) == pytest.approx(
         float(straight.optimizer.learning_rate), rel=1e-6)
-    if resumed.auto_one_cycle:
-        assert resumed.optimizer._learning_rate.get_config() == \
-            straight.optimizer._learning_rate.get_config()
+    if resumed.recipe.stretches_one_cycle:
+        assert learning_rate_schedule(resumed.optimizer).get_config() == \
+            learning_rate_schedule(straight.optimizer).get_config()
         assert float(resumed.optimizer.beta_1) == pytest.approx(float(straight.optimizer.beta_1))
     assert not backup.exists()  # Keras deletes the backup once training completes
 
 
-def test_backup_dir_is_saved_with_the_model(tmp_path):
-    model = keras_recipes.build_default_dnn((4,), 3, backup_dir=str(tmp_path / "b"))
+def test_backup_dir_is_not_saved_with_the_model_and_a_loaded_model_touches_no_folder(tmp_path):
+    folder = tmp_path / "b"
+    model = keras_recipes.build_default_dnn((4,), 3, backup_dir=str(folder))
+    assert model.recipe.backup_dir == str(folder)
     model.save(tmp_path / "m.keras")
-    assert keras.models.load_model(tmp_path / "m.keras").backup_dir == str(tmp_path / "b")
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.recipe.backup_dir is None
+    x, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 3
+    loaded.fit(x, y, epochs=2, verbose=0)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
     with pytest.raises(TypeError, match="Argument `backup_dir` must be None or a folder path"):
         keras_recipes.build_default_dnn((4,), 3, backup_dir=3)
 
@@ -115,3 +124,52 @@ def test_a_fit_after_a_resumed_fit_runs_all_its_epochs(tmp_path):
     resumed = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
     assert len(resumed.history["loss"]) == 1  # epochs 0 and 1 had finished
     assert len(model.fit(x, y, epochs=2, batch_size=32, verbose=0).history["loss"]) == 2
+
+
+class CrashAtEpochEnd(keras.callbacks.Callback):
+    """Stops the run (an exception, as a kill would) at the end of epoch `epoch`, after the
+    recipe has backed that epoch up."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.crash_epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.crash_epoch + 1:
+            raise RuntimeError("induced crash")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "plateau", "one_cycle"])
+def test_a_resumed_run_keeps_early_stopping_and_plateau_state(schedule, tmp_path):
+    """Killed after its best epoch, then started again: the same epochs, the same best
+    weights and the same early-stopping decision as the run that was not interrupted
+    (before the recipe owned this state, the resumed run waited anew and trained on)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6)).astype("float32")
+    y = rng.integers(0, 3, 96)  # noise: the validation loss soon rises, so it stops
+    validation = (rng.normal(size=(48, 6)).astype("float32"), rng.integers(0, 3, 48))
+
+    def run(backup_dir=None, callbacks=()):
+        keras.utils.set_random_seed(0)
+        model = keras_recipes.build_default_dnn(
+            (6,), 3, num_hidden_layers=2, units=32, learning_rate=3e-2, schedule=schedule,
+            early_stopping_patience=2, backup_dir=backup_dir, seed=0)
+        history = model.fit(x, y, epochs=12, batch_size=16, shuffle=False, verbose=0,
+                            validation_data=validation, callbacks=list(callbacks))
+        return model, history
+
+    straight, straight_history = run()
+    stopped = straight.early_stopping
+    assert straight_history.epoch[-1] < 11  # early stopping acted
+    crash_epoch = stopped.best_epoch + 1  # after the best epoch, before the stop
+    assert crash_epoch < straight_history.epoch[-1]
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="induced crash"):
+        run(backup, [CrashAtEpochEnd(crash_epoch)])
+    resumed, resumed_history = run(backup)
+    assert resumed_history.epoch[-1] == straight_history.epoch[-1]
+    assert resumed.early_stopping.best_epoch == stopped.best_epoch
+    assert resumed.early_stopping.stopped_epoch == stopped.stopped_epoch
+    for got, expected in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not os.path.exists(backup)  # a completed run leaves nothing behind

@@ -4,6 +4,7 @@ import pytest
 
 import keras_recipes
 from keras_recipes import plots, report
+from keras_recipes.optimizers import learning_rate_schedule
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
@@ -25,7 +26,7 @@ def test_applied_schedule_is_what_the_optimizer_used():
     model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     values = plots.applied_schedule(model.optimizer)
     assert len(values["steps"]) == 12
-    schedule = model.optimizer._learning_rate
+    schedule = learning_rate_schedule(model.optimizer)
     expected = keras.ops.convert_to_numpy(schedule(keras.ops.arange(12)))
     np.testing.assert_allclose(values["learning_rate"], expected)
     assert values["momentum"][0] == pytest.approx(0.95) and values["momentum"].min() < 0.9

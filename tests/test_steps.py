@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import keras_recipes
-from keras_recipes.models._execution import dividing_steps_per_execution
 from keras_recipes.optimizers import learning_rate_schedule
+from keras_recipes.recipe._execution import dividing_steps_per_execution
 
 BATCH = 4
 FEATURES = 6

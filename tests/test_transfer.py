@@ -13,6 +13,7 @@ import pytest
 from fixed_order import FixedOrderBatches
 
 import keras_recipes
+from keras_recipes._keras_internals import flatten_layers
 from keras_recipes.models.transfer import (
     ApplicationPreprocessing,
     build_transfer_model,
@@ -21,6 +22,7 @@ from keras_recipes.models.transfer import (
 )
 from keras_recipes.models.transfer.base import application_family, application_names
 from keras_recipes.models.transfer.preprocessing import FAMILY_MODES
+from keras_recipes.optimizers import learning_rate_schedule
 from keras_recipes.schedules import OneCycle
 
 TINY_MOBILENET = dict(input_shape=(32, 32, 3), weights=None, base_kwargs={"alpha": 0.35})
@@ -167,10 +169,11 @@ def test_application_model_has_preprocess_input_in_the_graph_before_the_frozen_b
     np.testing.assert_allclose(keras.ops.convert_to_numpy(features(raw)),
                                keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
     # Compiled with the recipe: Adam on a 1cycle spread over each fit.
-    assert model.compiled and model.auto_one_cycle and model.early_stopping_patience == 5
+    assert model.compiled and model.recipe.stretches_one_cycle
+    assert model.recipe.early_stopping_patience == 5
     assert type(model.optimizer).__name__ == "Adam"
-    assert isinstance(model.optimizer._learning_rate, OneCycle)
-    assert model.optimizer._learning_rate.max_learning_rate == 1e-2
+    assert isinstance(learning_rate_schedule(model.optimizer), OneCycle)
+    assert learning_rate_schedule(model.optimizer).max_learning_rate == 1e-2
     assert model.loss == "sparse_categorical_crossentropy"
 
 
@@ -504,7 +507,7 @@ def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():
     assert max(head) == pytest.approx(0.01, rel=1e-5)
     # A fresh cycle over phase 2 alone: up from 1/25 of the peak to a hundredth
     # of the head's rate, and down again.
-    schedule = model.optimizer._learning_rate
+    schedule = learning_rate_schedule(model.optimizer)
     assert isinstance(schedule, OneCycle)
     assert (schedule.max_learning_rate, schedule.total_steps, schedule.start_step) == (
         pytest.approx(0.0001), 10, 0)
@@ -597,14 +600,14 @@ def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(t
     fine_tune(model, (x, y), head_epochs=0, epochs=2, batch_size=16, unfreeze="conv_2",
               discriminative_factor=0.1, verbose=0)
     optimizer = model.optimizer
-    schedules = [inner._learning_rate for inner in optimizer.optimizers]
+    schedules = [learning_rate_schedule(inner) for inner in optimizer.optimizers]
     assert sorted(s.max_learning_rate for s in schedules) == pytest.approx(
         [1e-4 * 0.01, 1e-4 * 0.1, 1e-4])  # groups: conv_2, conv_3; the head
     assert {(s.total_steps, s.start_step) for s in schedules} == {(8, 0)}
     path = tmp_path / "discriminative.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)
-    assert sorted(inner._learning_rate.max_learning_rate
+    assert sorted(learning_rate_schedule(inner).max_learning_rate
                   for inner in reloaded.optimizer.optimizers) == pytest.approx(
         [1e-6, 1e-5, 1e-4])
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
@@ -614,7 +617,7 @@ def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(t
 def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_hundredth_of_it():
     x, y = _images()
     model = _transfer(learning_rate="find")
-    assert model.auto_learning_rate
+    assert model.recipe.finds_learning_rate
     rates = _LearningRates()
     fine_tune(model, (x, y), head_epochs=2, epochs=1, batch_size=16, callbacks=[rates],
               verbose=0)
@@ -623,8 +626,9 @@ def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_hundredth_o
     head = rates.rates[0]  # a 1cycle peaking at the suggestion
     assert head[0] == pytest.approx(suggestion / 25, rel=1e-4)
     assert suggestion / 25 < max(head) <= suggestion * (1 + 1e-6)
-    assert model.optimizer._learning_rate.max_learning_rate == pytest.approx(suggestion / 100)
-    assert not model.auto_learning_rate  # the finder ran once, in phase 1 only
+    assert learning_rate_schedule(model.optimizer).max_learning_rate == pytest.approx(
+        suggestion / 100)
+    assert not model.recipe.finds_learning_rate  # the finder ran once, in phase 1 only
 
 
 def test_history_combines_the_phases_with_a_phase_marker_and_early_stopping_per_phase():
@@ -712,7 +716,7 @@ def test_fine_tune_takes_tf_data_datasets():
                         callbacks=[snapshots], verbose=0)
     assert history.history["phase"] == [1, 2, 2] and "val_loss" in history.history
     assert _changed_layers(snapshots.begin[1][0], snapshots.end[1][0]) == {"conv_3"}
-    assert model.optimizer._learning_rate.total_steps == 2 * 4
+    assert learning_rate_schedule(model.optimizer).total_steps == 2 * 4
     with pytest.raises(ValueError, match=re.escape(
             "Argument `batch_size` must be None when `train_data` is a dataset. Received: "
             "batch_size=8 (a dataset is batched already)")):
@@ -749,7 +753,7 @@ def test_fine_tune_works_on_a_plain_keras_model_with_one_nested_base():
     assert history.history["phase"] == [1, 2, 2, 2, 2, 2]
     assert rates.rates[0] == [pytest.approx(1e-3)] * 2  # Keras's Adam as compiled
     # Then a 1cycle spread over the 10 steps of phase 2, peaking at a hundredth.
-    assert model.optimizer._learning_rate.total_steps == 10
+    assert learning_rate_schedule(model.optimizer).total_steps == 10
     assert max(rates.rates[1]) == pytest.approx(1e-5, rel=1e-5) == rates.rates[1][2]
 
 
@@ -778,8 +782,8 @@ def test_fine_tuned_model_saves_and_reloads_without_custom_objects(tmp_path):
     assert [(layer.name, layer.trainable) for layer in reloaded_base.layers] == [
         (layer.name, layer.trainable) for layer in base.layers]
     assert int(reloaded.optimizer.iterations) == int(model.optimizer.iterations) == 8
-    assert reloaded.optimizer._learning_rate.get_config() == \
-        model.optimizer._learning_rate.get_config()
+    assert learning_rate_schedule(reloaded.optimizer).get_config() == \
+        learning_rate_schedule(model.optimizer).get_config()
     # Training the reloaded model goes on like the original: same trainable
     # layers, BatchNorm still frozen (its moving statistics included).
     before = _weights_by_layer(reloaded_base)
@@ -840,20 +844,20 @@ _BAD_FINE_TUNE_ARGUMENTS = [
 
 def test_fine_tune_rejects_bad_arguments_before_training():
     model = _transfer()
-    flags = [layer.trainable for layer in _base_of(model)._flatten_layers()]
+    flags = [layer.trainable for layer in flatten_layers(_base_of(model))]
     weights = model.get_weights()
     for kwargs, error, message in _BAD_FINE_TUNE_ARGUMENTS:
         kwargs = {"train_data": _images(n=8), "verbose": 0, **kwargs}
         with pytest.raises(error, match=re.escape(message)):
             fine_tune(model, **kwargs)
         # Nothing trained and the trainable flags are as they were.
-        assert [layer.trainable for layer in _base_of(model)._flatten_layers()] == flags
+        assert [layer.trainable for layer in flatten_layers(_base_of(model))] == flags
         for now, before in zip(model.get_weights(), weights):
             np.testing.assert_array_equal(now, before)
 
 
 def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
-    from keras_recipes.models.transfer import optimizers
+    from keras_recipes.training.fine_tune import phase_optimizers as optimizers
 
     monkeypatch.setattr(optimizers, "_MultiOptimizer", None)
     with pytest.raises(ValueError, match=re.escape(
@@ -1000,17 +1004,15 @@ def test_transfer_learning_recipe_is_the_registry_form():
     assert _base_of(model).name.startswith("mobilenetv2")  # the default base
     model = transfer_learning_recipe((16, 16, 3), 3, base=_conv_base())
     assert _base_of(model).name == "conv_base"
-    # Its signature is build_transfer_model's (what a config's `model` section may set),
-    # data arguments first, every other one keyword-only, with a default base.
-    recipe = inspect.signature(transfer_learning_recipe).parameters
+    # What a config's `model` section may set: build_transfer_model's keyword arguments, with
+    # their defaults, and a default base (the data's arguments and the recipe object aside).
     built = inspect.signature(build_transfer_model).parameters
-    assert list(recipe)[:2] == ["input_shape", "num_classes"]
-    assert set(recipe) == set(built)
-    assert recipe["base"].default == "MobileNetV2"
+    defaults = keras_recipes.get_recipe_spec("transfer_learning").model_defaults
+    assert defaults["base"] == "MobileNetV2"
+    assert set(defaults) == set(built) - {"input_shape", "num_classes", "seed", "recipe"}
     for name, parameter in built.items():
-        if name not in ("base", "input_shape", "num_classes"):
-            assert recipe[name].default == parameter.default, name
-            assert recipe[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        if name in defaults and name != "base":
+            assert defaults[name] == parameter.default, name
     # Vectors (a .csv file, digits) are refused before keras.applications sees them.
     with pytest.raises(ValueError, match=re.escape(
             "Argument `input_shape` must be the shape of one image, e.g. (160, 160, 3), for the "

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import keras
 
-from keras_recipes import _io
 from keras_recipes import _keras_internals as ki
+from keras_recipes.callbacks._backup_folder import BackupFolder
 
 __all__ = ["AtomicBackupAndRestore"]
-
-_METADATA = "training_metadata.json"  # Keras's name: a folder Keras's callback wrote still loads
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -27,43 +24,40 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     file, is replaced in one rename; only then is the previous weights file removed. A kill
     at any instant leaves the last complete epoch's backup, and resuming loads exactly it.
     Still needed with Keras 3.16: the nightly's (3.16.0.dev2026102704) `BackupAndRestore` is the
-    same as 3.15.1's (its `double_checkpoint` copy helps only when loading raises).
+    same as 3.15.1's (its `double_checkpoint` copy helps only when loading raises). And when
+    `fit` completes it removes the files it wrote, not the whole folder as Keras's does.
 
-    The recipes use it for `backup_dir=`; pass your own `keras.callbacks.BackupAndRestore`
-    to `fit` to save every few batches instead (Keras's format, Keras's guarantees).
+    The recipes keep their backup with their own callbacks' state (see
+    `keras_recipes.Recipe`); pass this to any model's `fit` for the weights alone, or
+    your own `keras.callbacks.BackupAndRestore` to save every few batches (Keras's
+    format, Keras's guarantees).
 
     Args:
-        backup_dir: str, the folder of the backup; removed when `fit` completes.
+        backup_dir: str, the folder of the backup.
+
+    Example:
+
+    >>> import keras_recipes
+    >>> backup = keras_recipes.callbacks.AtomicBackupAndRestore("/tmp/my_backup")
     """
 
     def __init__(self, backup_dir):
         super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=True)
-
-    def _file(self, name):
-        return os.path.join(self.backup_dir, name)
+        self._files = BackupFolder(self.backup_dir)
 
     def on_train_begin(self, logs=None):
-        metadata = self._file(_METADATA)
-        if not os.path.isfile(metadata):
-            return  # nothing backed up yet (a weights file alone is an epoch not finished)
-        with open(metadata, encoding="utf-8") as file:
-            state = json.load(file)
-        if "weights" not in state:  # written by Keras's own callback
+        metadata = self._files.metadata()
+        if metadata is not None and "weights" not in metadata:  # written by Keras's own
             return super().on_train_begin(logs)
-        if not self.model.built:
+        if metadata is not None and not self.model.built:
             raise ValueError(f"The model must be built before `fit` can restore the backup in "
                              f"{self.backup_dir!r}. Received: an unbuilt model {self.model.name!r}")
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)  # its state is in the backup too
-        self.model.load_weights(self._file(state["weights"]))
-        ki.set_initial_epoch(self.model, state["epoch"])
+        restored = self._files.restore(self.model)
+        if restored is not None:
+            ki.set_initial_epoch(self.model, restored[0])
 
     def on_epoch_end(self, epoch, logs=None):
-        name = f"epoch_{epoch + 1}.weights.h5"
-        _io.save_weights(self.model, self._file(name))
-        _io.write_text(self._file(_METADATA),
-                       json.dumps({"epoch": epoch + 1, "batch": 0, "weights": name}))
-        for other in os.listdir(self.backup_dir):
-            if other.endswith(".weights.h5") and other != name and not other.startswith("."):
-                os.remove(self._file(other))
+        self._files.save(self.model, epoch + 1)
+
+    def on_train_end(self, logs=None):
+        self._files.remove()

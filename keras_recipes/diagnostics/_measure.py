@@ -21,7 +21,6 @@ from keras import ops
 from keras_recipes import _batches
 from keras_recipes import _keras_internals as internals
 from keras_recipes import _training_state as state
-from keras_recipes.callbacks.one_cycle_span import one_whole_cycle
 from keras_recipes.diagnostics._gradients import gradients, logits_loss
 from keras_recipes.diagnostics._graph import (
     HARD_ZERO_ACTIVATIONS,
@@ -32,6 +31,7 @@ from keras_recipes.diagnostics._graph import (
 )
 from keras_recipes.diagnostics._seen import layer_graph
 from keras_recipes.diagnostics.report import LayerStatistics
+from keras_recipes.optimizers.span import one_whole_cycle
 
 __all__ = ["Measurement", "measure", "sanity_training"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from keras_recipes import _graph_walk
 from keras_recipes.diagnostics._graph import LayerGraph
 
 __all__ = ["layer_graph"]
@@ -15,7 +16,4 @@ def layer_graph(model):
     linted and measured as if you had compiled it yourself; the wrapper is
     not a model nesting a (pretrained) base. Any other model is read as it is.
     """
-    # Imported here: keras_recipes.models imports the callbacks, which import diagnostics.
-    from keras_recipes.models.compile_recipe import wrapped_model
-
-    return LayerGraph(wrapped_model(model))
+    return LayerGraph(_graph_walk.model_of(model))

@@ -6,99 +6,12 @@ import keras
 
 from keras_recipes import _keras_internals
 from keras_recipes import _validation as v
-from keras_recipes.models import _compile_path as compile_path
-from keras_recipes.models import _optimizer_choice as optimizer_choice
-from keras_recipes.models._recipe_model import RecipeModel, RecipeTraining
+from keras_recipes.models import _factory as factory
+from keras_recipes.training.compiling import compile_with_recipe
+from keras_recipes.training.recipe_model import RecipeModel
+from keras_recipes.training.recipe_wrapper import RecipeWrapper
 
-__all__ = ["RecipeWrapper", "compile_recipe", "wrapped_model"]
-
-# Arguments of the named optimizer that `optimizer_kwargs` may not set: the recipe's own.
-_RECIPE_OPTIMIZER_ARGUMENTS = ("learning_rate", "momentum", "beta_1", "clipnorm")
-
-
-@keras.saving.register_keras_serializable(package="keras_recipes")
-class RecipeWrapper(RecipeTraining, keras.Model):
-    """A model whose `fit` runs the recipe, calling a (subclassed) model of yours.
-
-    What `compile_recipe` returns for a model without a graph to share: a
-    subclassed `keras.Model`, or a `keras.Sequential` not yet built. Its only
-    layer is your model (`wrapper.inner_model`), so both share every weight:
-    training the wrapper trains your model. It is built when your model is
-    (so MC Dropout, `diagnose` and `summary` work before the first `fit`),
-    otherwise by its first `fit`. Beyond that it behaves as a
-    `keras_recipes.RecipeModel` (see there for what `fit` adds).
-
-    It saves to `.keras` and reloads without `custom_objects` once
-    `keras_recipes` is imported and your model's class is registered (with
-    `keras.saving.register_keras_serializable`, as Keras requires to reload any
-    subclassed model).
-
-    Args:
-        inner_model: the `keras.Model` to call.
-        **kwargs: the recipe settings of `RecipeModel` (`early_stopping_patience`,
-            `auto_one_cycle`, `backup_dir`, `auto_learning_rate`,
-            `reduce_lr_on_plateau`) and `name`.
-
-    Example:
-
-    >>> import keras, keras_recipes
-    >>> class Tiny(keras.Model):
-    ...     def __init__(self, **kwargs):
-    ...         super().__init__(**kwargs)
-    ...         self.dense = keras.layers.Dense(3, activation="softmax")
-    ...     def call(self, x):
-    ...         return self.dense(x)
-    >>> model = keras_recipes.compile_recipe(Tiny(), loss="sparse_categorical_crossentropy")
-    >>> type(model).__name__
-    'RecipeWrapper'
-    """
-
-    def __init__(self, inner_model, **kwargs):
-        super().__init__(**kwargs)
-        self.inner_model = inner_model
-        config = inner_model.get_build_config() if inner_model.built else None
-        if config and "input_shape" in config:
-            # Your model is built already: so is the wrapper (for MC Dropout, `diagnose`
-            # and `summary` before the first `fit`), on the same input shape.
-            self.build(config["input_shape"])
-
-    def fit(self, x=None, *args, **kwargs):
-        shape = getattr(x, "shape", None)
-        if not self.built and shape is not None:
-            # Built before `fit`, so that `BackupAndRestore` can restore into its variables.
-            self.build((None, *tuple(shape)[1:]))
-        return super().fit(x, *args, **kwargs)
-
-    def build(self, input_shape):
-        if not self.inner_model.built:
-            # Calling the model on a symbolic batch creates its variables.
-            self.inner_model(keras.KerasTensor(input_shape))
-
-    def call(self, inputs, training=None):
-        return self.inner_model(inputs, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config["inner_model"] = keras.saving.serialize_keras_object(self.inner_model)
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["inner_model"] = keras.saving.deserialize_keras_object(
-            config["inner_model"], custom_objects=custom_objects)
-        return super().from_config(config, custom_objects=custom_objects)
-
-
-def wrapped_model(model):
-    """The model of yours that `model` runs: the one a `RecipeWrapper` calls, else `model`.
-
-    What `diagnose` and `TrainingMonitor` read the layers of: a wrapper's only
-    layer is your model, not a (pretrained) base nested in it.
-    """
-    while isinstance(model, RecipeWrapper):
-        model = model.inner_model
-    return model
+__all__ = ["compile_recipe"]
 
 
 def compile_recipe(
@@ -118,6 +31,7 @@ def compile_recipe(
     backup_dir=None,
     steps_per_execution="auto",
     jit_compile="auto",
+    recipe=None,
 ):
     """Compiles any Keras model with the recipe, so that a plain `fit` runs all of it.
 
@@ -189,6 +103,9 @@ def compile_recipe(
             Defaults to `"auto"`.
         jit_compile: bool or `"auto"`, as in `build_default_dnn`.
             Defaults to `"auto"`.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value, to reuse across models (then leave `optimizer` ...
+            `jit_compile` out). `None` makes one from them. Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.RecipeModel` or
@@ -220,49 +137,13 @@ def compile_recipe(
                "a model that uses Keras's train step",
                hint="(the recipe runs Keras's own; compile your model yourself, with "
                     "keras_recipes.optimizers and schedules, to keep yours)")
-    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
-    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                     total_steps, clipnorm)
-    compile_path.check_training_arguments(early_stopping_patience=early_stopping_patience)
-    optimizer_kwargs = _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule)
-
+    recipe = factory.recipe_for(compile_recipe, locals())
     graph = _keras_internals.functional_graph(model)
 
-    def make_model(**settings):
+    def make_model():
         if graph is not None:
-            return RecipeModel(graph.inputs, graph.outputs, name=model.name, **settings)
-        return RecipeWrapper(model, name=f"{model.name}_recipe", **settings)
+            return RecipeModel(graph.inputs, graph.outputs, name=model.name, recipe=recipe)
+        return RecipeWrapper(model, name=f"{model.name}_recipe", recipe=recipe)
 
-    return compile_path.compile_with_recipe(
-        make_model,
-        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate,
-                                                 schedule == "one_cycle", total_steps,
-                                                 clipnorm, **optimizer_kwargs),
-        loss=loss, metrics=metrics, loss_weights=loss_weights,
-        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        learning_rate=learning_rate, schedule=schedule,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-    )
-
-
-def _check_optimizer_kwargs(optimizer_kwargs, optimizer, schedule):
-    if optimizer_kwargs is None:
-        return {}
-    if not isinstance(optimizer_kwargs, dict):
-        v.fail("optimizer_kwargs", optimizer_kwargs, "a dict of optimizer arguments or None",
-               error=TypeError)
-    if optimizer_kwargs and isinstance(optimizer, keras.optimizers.Optimizer):
-        v.fail("optimizer_kwargs", optimizer_kwargs, "None when `optimizer` is an instance",
-               hint="(set them on your optimizer)")
-    for key in optimizer_kwargs:
-        if key in _RECIPE_OPTIMIZER_ARGUMENTS:
-            v.fail("optimizer_kwargs", optimizer_kwargs, f"free of `{key}`",
-                   hint=f"(the recipe sets it; pass `{key}` to compile_recipe)"
-                   if key in ("learning_rate", "clipnorm") else "(the recipe's 1cycle sets it)")
-    if optimizer_kwargs.get("gradient_accumulation_steps") and schedule == "one_cycle":
-        v.fail("optimizer_kwargs", optimizer_kwargs,
-               'free of `gradient_accumulation_steps` with schedule="one_cycle"',
-               hint="(with accumulation Keras's learning-rate schedule counts batches but the "
-                    "momentum schedule counts optimizer updates, so the 1cycle would fall out "
-                    'of step; use schedule="plateau" or "constant")')
-    return dict(optimizer_kwargs)
+    return compile_with_recipe(make_model, recipe, loss=loss, metrics=metrics,
+                               loss_weights=loss_weights)

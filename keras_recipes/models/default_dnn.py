@@ -6,9 +6,8 @@ import keras
 
 from keras_recipes import _validation as v
 from keras_recipes.constraints import apply_max_norm
-from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _factory as factory
 from keras_recipes.models import _layer_blocks as layer_blocks
-from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
@@ -43,6 +42,7 @@ def build_default_dnn(
     jit_compile="auto",
     seed=None,
     name="default_dnn",
+    recipe=None,
 ):
     """Builds and compiles the default deep network of Géron's chapter 11.
 
@@ -134,6 +134,9 @@ def build_default_dnn(
         seed: int or None, seeds every initializer and dropout layer.
             Defaults to `None`.
         name: str, the model's name. Defaults to `"default_dnn"`.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value (then leave `optimizer` ... `jit_compile` out). `None` makes
+            one from them. Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` (a functional `keras.Model`).
@@ -149,18 +152,15 @@ def build_default_dnn(
     >>> model = keras_recipes.build_default_dnn((64,), num_classes=10, seed=0)
     >>> history = model.fit(x, y, epochs=2, validation_split=0.2, verbose=0)
     """
-    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
-                        dropout_rate=dropout_rate, seed=seed,
-                        early_stopping_patience=early_stopping_patience)
+    factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
+                               dropout_rate=dropout_rate, seed=seed)
+    recipe = factory.recipe_for(build_default_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
     v.check_bool("batch_norm", batch_norm)
     v.check_number("l1", l1, low=0)
     v.check_number("l2", l2, low=0)
     v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
-    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
-    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
-                           clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
     initializer_name = layer_blocks.ACTIVATION_INITIALIZERS[activation]
     output_layer_args = (task, num_classes, num_outputs)
@@ -168,7 +168,7 @@ def build_default_dnn(
     # Under a tf.distribute strategy each replica would otherwise normalise with
     # the statistics of its own share of the batch (JAX's SPMD sharding already
     # computes them over the global batch).
-    synchronized = distribution is not None and keras.backend.backend() == "tensorflow"
+    synchronized = recipe.distribution is not None and keras.backend.backend() == "tensorflow"
 
     def graph():
         normalization = layer_blocks.normalization_layer(normalization_data,
@@ -192,15 +192,7 @@ def build_default_dnn(
                                          name=f"dropout_{i}")(x)
         return inputs, heads.output_layer(*output_layer_args, seed=seed)(x)
 
-    model = compile_path.assemble(
-        graph,
-        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                       total_steps, clipnorm),
-        name=name, loss=loss, metrics=metrics,
-        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution, learning_rate=learning_rate, schedule=schedule,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-    )
+    model = factory.assemble(graph, recipe, name=name, loss=loss, metrics=metrics)
     if max_norm:
         # The chapter bounds the hidden layers' incoming weights, not the output layer's.
         apply_max_norm(model, max_norm, exclude=["output"])

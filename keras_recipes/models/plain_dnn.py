@@ -5,9 +5,8 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _factory as factory
 from keras_recipes.models import _layer_blocks as layer_blocks
-from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
@@ -31,6 +30,7 @@ def build_plain_dnn(
     jit_compile="auto",
     seed=None,
     name="plain_dnn",
+    recipe=None,
 ):
     """Builds the plain baseline the recipes are compared against.
 
@@ -62,6 +62,9 @@ def build_plain_dnn(
         jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to `"auto"`.
         seed: int or None, seeds the initializers. Defaults to `None`.
         name: str. Defaults to `"plain_dnn"`.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value (then leave the training arguments out). `None` makes one from
+            them. Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.RecipeModel`.
@@ -75,11 +78,11 @@ def build_plain_dnn(
     >>> import keras_recipes
     >>> baseline = keras_recipes.build_plain_dnn((64,), num_classes=10, seed=0)
     """
-    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units, dropout_rate=0.0,
-                        seed=seed, early_stopping_patience=early_stopping_patience)
+    factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
+                               dropout_rate=0.0, seed=seed)
+    # The chapter's baseline optimizer; the recipe's 1cycle only with schedule="one_cycle".
+    recipe = factory.recipe_for(build_plain_dnn, locals(), optimizer="adam")
     task = heads.resolve_task(task, num_classes, num_outputs)
-    v.check_number("learning_rate", learning_rate, low=0, low_inclusive=False)
-    schedule = optimizer_choice.resolve_schedule(schedule, "auto", "adam")
     input_shape = v.check_shape("input_shape", input_shape)
     loss, metrics = heads.task_loss(task)
 
@@ -94,15 +97,4 @@ def build_plain_dnn(
             )(x)
         return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
-    def make_optimizer():
-        if schedule == "one_cycle":
-            return optimizer_choice.build_optimizer("adam", learning_rate, True, None, None)
-        return keras.optimizers.Adam(learning_rate), False
-
-    return compile_path.assemble(
-        graph, make_optimizer,
-        name=name, loss=loss, metrics=metrics,
-        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution, schedule=schedule,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-    )
+    return factory.assemble(graph, recipe, name=name, loss=loss, metrics=metrics)

@@ -16,14 +16,16 @@ from keras_recipes import _validation as v
 from keras_recipes.models.default_dnn import build_default_dnn
 from keras_recipes.models.plain_dnn import build_plain_dnn
 from keras_recipes.models.self_normalizing import build_self_normalizing_dnn
-from keras_recipes.models.transfer import fine_tune, transfer_learning_recipe
-from keras_recipes.models.transfer.arguments import check_fine_tune_arguments
+from keras_recipes.models.transfer import build_transfer_model, transfer_learning_recipe
+from keras_recipes.training import fine_tune
+from keras_recipes.training.fine_tune.arguments import check_fine_tune_arguments
 
 __all__ = ["RecipeSpec", "fine_tune_model", "fit_model", "get_recipe", "get_recipe_spec",
            "list_recipes"]
 
-# Arguments of a factory that come from the data and the run, never from a config.
-_DATA_ARGUMENTS = ("input_shape", "num_classes", "seed")
+# Arguments of a factory that come from the data and the run, never from a config (whose
+# `model` section makes the recipe itself).
+_DATA_ARGUMENTS = ("input_shape", "num_classes", "seed", "recipe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,10 @@ class RecipeSpec:
             of each `fit` call `train` makes (`[1, 2]` for `fine_tune`), so
             that an interrupted run still labels its epochs. `None` for a
             single `fit` call. Defaults to `None`.
+        build_arguments: tuple of callables, the functions whose keyword
+            arguments `build` passes on (`build_transfer_model` for
+            `transfer_learning`): theirs are a config's `model` keys too.
+            Defaults to `()`.
 
     Example:
 
@@ -74,12 +80,17 @@ class RecipeSpec:
     check_fit: Callable
     model_files: tuple = ()
     phases: Callable | None = None
+    build_arguments: tuple = ()
 
     @property
     def model_defaults(self):
         """dict, the factory's keyword arguments a config may set, with their defaults."""
-        return {name: p.default for name, p in inspect.signature(self.build).parameters.items()
-                if name not in _DATA_ARGUMENTS and p.default is not inspect.Parameter.empty}
+        defaults = {}
+        for function in (self.build, *self.build_arguments):
+            for name, p in inspect.signature(function).parameters.items():
+                if name not in _DATA_ARGUMENTS and p.default is not inspect.Parameter.empty:
+                    defaults.setdefault(name, p.default)
+        return defaults
 
     @property
     def summary(self):
@@ -141,12 +152,10 @@ def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
                     verbose="auto", **kwargs):
     """Trains a transfer model with `keras_recipes.fine_tune`: the head, then the base's top.
 
-    The training function of the `transfer_learning` recipe. Phase 2 uses an
-    optimizer like the model's own: the same kind (`fine_tune`'s default), the
-    same `clipnorm`, and a 1cycle exactly when the model's optimizer runs one,
-    so that a config's `model.clipnorm` and `model.one_cycle` hold for both
-    phases. Phase 1 trains with the model's compiled settings
-    (`model.learning_rate`, `"find"` included).
+    The training function of the `transfer_learning` recipe. Both phases train
+    with the model's recipe (`model.recipe`, made from the config's `model`
+    section), so that a config's `model.clipnorm` and `model.schedule` hold for
+    both; phase 1 at its `learning_rate` (`"find"` included), phase 2 lower.
 
     Args:
         model: a model built by `build_transfer_model` (or
@@ -186,14 +195,9 @@ def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
     if unknown:
         raise TypeError(f"fine_tune_model() got unexpected keyword arguments {unknown}; "
                         f"it takes {', '.join(_FINE_TUNE_FIT_KEYS)}")
-    from keras_recipes.optimizers.introspection import one_cycle_schedules
-
     kwargs = {"batch_size": 32, **kwargs}
-    optimizer = model.optimizer
-    return fine_tune(model, train_data, validation_data,
-                     clipnorm=getattr(optimizer, "clipnorm", None),
-                     one_cycle=bool(one_cycle_schedules(optimizer)),
-                     callbacks=callbacks, verbose=verbose, **kwargs)
+    return fine_tune(model, train_data, validation_data, callbacks=callbacks, verbose=verbose,
+                     **kwargs)
 
 
 def _fine_tune_fit_defaults():
@@ -230,7 +234,7 @@ _RECIPES = {
     "transfer_learning": RecipeSpec(
         "transfer_learning", transfer_learning_recipe, fine_tune_model,
         _fine_tune_fit_defaults(), _check_fine_tune_fit, model_files=("base",),
-        phases=_fine_tune_phases),
+        phases=_fine_tune_phases, build_arguments=(build_transfer_model,)),
 }
 
 

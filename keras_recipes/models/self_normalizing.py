@@ -5,9 +5,8 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _compile_path as compile_path
+from keras_recipes.models import _factory as factory
 from keras_recipes.models import _layer_blocks as layer_blocks
-from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models import _task_heads as heads
 from keras_recipes.models._graph import dense_input_stem
 
@@ -83,6 +82,7 @@ def build_self_normalizing_dnn(
     batch_norm=False,
     l1=0.0,
     l2=0.0,
+    recipe=None,
 ):
     """Builds and compiles a self-normalizing network (Klambauer et al., 2017).
 
@@ -135,6 +135,9 @@ def build_self_normalizing_dnn(
         jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to `"auto"`.
         seed: int or None. Defaults to `None`.
         name: str. Defaults to `"self_normalizing_dnn"`.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value (then leave the training arguments out). `None` makes one from
+            them. Defaults to `None`.
         activation: must be `"selu"`; accepted so that a wrong value gets an
             explanation. Defaults to `"selu"`.
         kernel_initializer: must be `"lecun_normal"`. Defaults to `"lecun_normal"`.
@@ -164,13 +167,10 @@ def build_self_normalizing_dnn(
                            ("dropout", dropout), ("batch_norm", batch_norm), ("l1", l1),
                            ("l2", l2)):
         _guard(guarded, value)
-    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
-                        dropout_rate=dropout_rate, seed=seed,
-                        early_stopping_patience=early_stopping_patience)
+    factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
+                               dropout_rate=dropout_rate, seed=seed)
+    recipe = factory.recipe_for(build_self_normalizing_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
-    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
-    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
-                           clipnorm)
     input_shape = v.check_shape("input_shape", input_shape)
     loss, metrics = heads.task_loss(task)
 
@@ -195,12 +195,4 @@ def build_self_normalizing_dnn(
                                           name="alpha_dropout")(x)
         return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
-    return compile_path.assemble(
-        graph,
-        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                       total_steps, clipnorm),
-        name=name, loss=loss, metrics=metrics,
-        early_stopping_patience=early_stopping_patience, backup_dir=backup_dir,
-        distribution=distribution, learning_rate=learning_rate, schedule=schedule,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-    )
+    return factory.assemble(graph, recipe, name=name, loss=loss, metrics=metrics)

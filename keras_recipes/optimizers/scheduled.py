@@ -21,6 +21,7 @@ __all__ = ["SGD", "Adam", "AdamW", "Nadam", "followed_schedules", "raw_hyperpara
 
 _PACKAGE = "keras_recipes"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
+_MISSING = object()
 
 
 class _ScheduledHyperparameter:
@@ -33,10 +34,9 @@ class _ScheduledHyperparameter:
     def __get__(self, optimizer, owner=None):
         if optimizer is None:
             return self
-        try:
-            value = optimizer.__dict__[self.slot]
-        except KeyError:
-            raise AttributeError(self.name) from None
+        value = internals.instance_attribute(optimizer, self.slot, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(self.name)
         if isinstance(value, _Schedule):
             return value(optimizer.iterations)
         return value
@@ -45,12 +45,12 @@ class _ScheduledHyperparameter:
         if not isinstance(value, _Schedule):
             v.check_number(self.name, value, low=0, high=1, high_inclusive=False)
             value = float(value)
-        optimizer.__dict__[self.slot] = value
+        internals.set_instance_attribute(optimizer, self.slot, value)
 
 
 def raw_hyperparameter(optimizer, name):
     """The float or schedule an optimizer was given for `name`, not its current value."""
-    return optimizer.__dict__[f"_{name}_value"]
+    return internals.instance_attribute(optimizer, f"_{name}_value")
 
 
 def followed_schedules(optimizer):

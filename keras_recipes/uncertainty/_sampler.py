@@ -336,7 +336,7 @@ class _Sampling:
         saved = []
         try:
             for layer, clone in zip(self.layers, self.clones):
-                saved.append((layer, layer.__dict__.get("call")))
+                saved.append((layer, ki.instance_attribute(layer, "call")))
                 layer.call = self.sampling_call(layer, clone)
             yield
         finally:

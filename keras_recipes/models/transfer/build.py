@@ -5,14 +5,11 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.models import _compile_path as compile_path
-from keras_recipes.models import _execution as execution
+from keras_recipes.models import _factory as factory
 from keras_recipes.models import _layer_blocks as layer_blocks
-from keras_recipes.models import _optimizer_choice as optimizer_choice
 from keras_recipes.models import _task_heads as heads
 from keras_recipes.models.transfer import base as tb
 from keras_recipes.models.transfer.preprocessing import preprocessing_layer
-from keras_recipes.models.transfer.resume import check_backup_dir
 
 __all__ = ["POOLINGS", "build_transfer_model"]
 
@@ -48,6 +45,7 @@ def build_transfer_model(
     jit_compile="auto",
     seed=None,
     name="transfer_model",
+    recipe=None,
 ):
     """Builds and compiles a pretrained base with a new head, the base frozen.
 
@@ -187,6 +185,10 @@ def build_transfer_model(
             base of `weights=None` is seeded only by
             `keras.utils.set_random_seed`). Defaults to `None`.
         name: str, the model's name. Defaults to `"transfer_model"`.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value (then leave `optimizer` ... `jit_compile` out); `fine_tune`
+            trains both phases with it. `None` makes one from them. Defaults to
+            `None`.
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` whose one nested model
@@ -209,21 +211,15 @@ def build_transfer_model(
     >>> model.predict(images, verbose=0).shape
     (8, 5)
     """
-    compile_path.check_common(num_hidden_layers=num_hidden_layers, units=units,
-                        dropout_rate=dropout_rate, seed=seed,
-                        early_stopping_patience=early_stopping_patience, min_hidden_layers=0)
+    factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
+                               dropout_rate=dropout_rate, seed=seed, min_hidden_layers=0)
+    # Made (and so checked) before the base is built: the base's variables belong to the
+    # distribution as much as the head's.
+    recipe = factory.recipe_for(build_transfer_model, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
     pooling = v.check_choice("pooling", pooling, POOLINGS)
     weights = tb.check_weights(weights)
-    schedule = optimizer_choice.resolve_schedule(schedule, one_cycle, optimizer)
-    optimizer_choice.check_optimizer(optimizer, learning_rate, schedule == "one_cycle", total_steps,
-                           clipnorm)
-    check_backup_dir(backup_dir)
-    # Checked before the base is built; the base's variables belong to the
-    # distribution as much as the head's.
-    scope = execution.distribution_scope(distribution)
-    execution.check_execution(steps_per_execution, jit_compile, distribution)
 
     if isinstance(base, str):
         application = v.check_choice("base", base, tb.application_names())
@@ -234,14 +230,14 @@ def build_transfer_model(
         input_shape = (tb.default_input_shape(application) if input_shape is None
                        else v.check_shape("input_shape", input_shape))
         preprocess = preprocessing_layer(preprocessing, application)
-        with scope():
+        with recipe.scope():
             base_model = tb.build_application(application, input_shape, weights, base_kwargs)
     elif isinstance(base, keras.Model):
         if base_kwargs:
             v.fail("base_kwargs", base_kwargs, "None when `base` is a model",
                    hint="(it configures keras.applications builders)")
         preprocess = preprocessing_layer(preprocessing, None)
-        with scope():  # the copy of your model is made in the distribution's scope
+        with recipe.scope():  # the copy of your model is made in the distribution's scope
             base_model, input_shape = tb.user_base(base, input_shape, weights, feature_layer)
     else:
         v.fail("base", base, "a keras.applications model name (e.g. 'MobileNetV2') or a "
@@ -278,13 +274,4 @@ def build_transfer_model(
         return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
     loss, metrics = heads.task_loss(task)
-    return compile_path.assemble(
-        graph,
-        lambda: optimizer_choice.build_optimizer(optimizer, learning_rate, schedule == "one_cycle",
-                                       total_steps, clipnorm),
-        name=name, loss=loss, metrics=metrics,
-        early_stopping_patience=early_stopping_patience, learning_rate=learning_rate,
-        schedule=schedule,
-        backup_dir=backup_dir, distribution=distribution,
-        steps_per_execution=steps_per_execution, jit_compile=jit_compile,
-    )
+    return factory.assemble(graph, recipe, name=name, loss=loss, metrics=metrics)

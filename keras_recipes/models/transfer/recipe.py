@@ -1,4 +1,4 @@
-"""`transfer_learning_recipe`: `build_transfer_model` in the registry's form."""
+"""`transfer_learning_recipe`: `build_transfer_model` called as the registry calls factories."""
 
 from __future__ import annotations
 
@@ -9,61 +9,22 @@ from keras_recipes.models.transfer.build import build_transfer_model
 __all__ = ["transfer_learning_recipe"]
 
 
-def transfer_learning_recipe(
-    input_shape,
-    num_classes=None,
-    *,
-    base="MobileNetV2",
-    weights="imagenet",
-    task="auto",
-    num_outputs=1,
-    base_kwargs=None,
-    feature_layer=None,
-    preprocessing="auto",
-    pooling="avg",
-    dropout_rate=0.2,
-    num_hidden_layers=0,
-    units=128,
-    activation="relu",
-    optimizer="adam",
-    learning_rate=1e-2,
-    schedule="auto",
-    one_cycle="auto",
-    total_steps=None,
-    clipnorm=None,
-    early_stopping_patience=5,
-    backup_dir=None,
-    distribution=None,
-    steps_per_execution="auto",
-    jit_compile="auto",
-    seed=None,
-    name="transfer_model",
-):
+def transfer_learning_recipe(input_shape, num_classes=None, *, base="MobileNetV2", **kwargs):
     """Transfer learning: a pretrained base, frozen, with a new head; trained with `fine_tune`.
 
     The registry's form of `build_transfer_model`, called as
-    `factory(input_shape, num_classes, seed=..., **kwargs)` like the other
-    recipes, with a default base (`"MobileNetV2"`). It lists every keyword
-    argument of `build_transfer_model`, with the same defaults (a test keeps
-    them equal), so that its signature -- what a config's `model` section may
-    set, and `help` shows -- is plain Python. Train the model it returns with
-    `keras_recipes.fine_tune`: the head on the frozen base, then the top of the
-    base at a lower learning rate (`keras-recipes train transfer_learning` does).
+    `factory(input_shape, num_classes, seed=..., **kwargs)` like the other recipes,
+    with a default base (`"MobileNetV2"`); every other keyword argument is
+    `build_transfer_model`'s, with its defaults. Train the model it returns with
+    `keras_recipes.fine_tune`: the head on the frozen base, then the top of the base
+    at a lower learning rate (`keras-recipes train transfer_learning` does).
 
     Args:
         input_shape: tuple of ints, the shape of one image, e.g. `(160, 160, 3)`.
         num_classes: int >= 2, or None for regression. Defaults to `None`.
         base: str or `keras.Model`, as in `build_transfer_model`.
             Defaults to `"MobileNetV2"`.
-        weights: as in `build_transfer_model`: `"imagenet"` (downloaded once),
-            None, or the path of a weights file. Defaults to `"imagenet"`.
-        seed: int or None, as in `build_transfer_model`. Defaults to `None`.
-        task, num_outputs, base_kwargs, feature_layer, preprocessing, pooling,
-            dropout_rate, num_hidden_layers, units, activation, optimizer,
-            learning_rate, schedule, one_cycle, total_steps, clipnorm,
-            early_stopping_patience, backup_dir, distribution,
-            steps_per_execution, jit_compile, name: as in
-            `build_transfer_model`, with its defaults.
+        **kwargs: the keyword arguments of `build_transfer_model`.
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` whose base is frozen.
@@ -92,29 +53,4 @@ def transfer_learning_recipe(
             v.fail("input_shape", shape, f"the shape of one image, e.g. (160, 160, 3), for the "
                    f"keras.applications base {application!r}",
                    hint="(transfer learning from a pretrained image model needs image data)")
-    return build_transfer_model(
-        base, num_classes, input_shape, weights,
-        task=task,
-        num_outputs=num_outputs,
-        base_kwargs=base_kwargs,
-        feature_layer=feature_layer,
-        preprocessing=preprocessing,
-        pooling=pooling,
-        dropout_rate=dropout_rate,
-        num_hidden_layers=num_hidden_layers,
-        units=units,
-        activation=activation,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        schedule=schedule,
-        one_cycle=one_cycle,
-        total_steps=total_steps,
-        clipnorm=clipnorm,
-        early_stopping_patience=early_stopping_patience,
-        backup_dir=backup_dir,
-        distribution=distribution,
-        steps_per_execution=steps_per_execution,
-        jit_compile=jit_compile,
-        seed=seed,
-        name=name,
-    )
+    return build_transfer_model(base, num_classes, input_shape, **kwargs)

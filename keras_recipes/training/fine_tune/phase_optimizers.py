@@ -1,5 +1,5 @@
-"""The optimizers of `fine_tune`'s phases: their kind, their learning rates, the
-discriminative `MultiOptimizer` of phase 2, and the recompile that attaches them."""
+"""The optimizers of `fine_tune`'s phases: their learning rates, the discriminative
+`MultiOptimizer` of phase 2, and the recompile that attaches them."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ import keras
 
 from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.models import _optimizer_choice as optimizer_choice
-from keras_recipes.models.transfer.selection import own_layers
 from keras_recipes.schedules.one_cycle import OneCycle
+from keras_recipes.training.fine_tune.selection import own_layers
 
 __all__ = [
     "PHASE_TWO_DIVISOR",
     "check_multi_optimizer",
     "discriminative_optimizer",
     "fine_tune_rate",
-    "head_optimizer",
-    "optimizer_kind",
+    "fresh_copy",
     "peak_learning_rate",
-    "phase_two_rate",
     "recompile",
     "tune_optimizer",
 ]
@@ -37,13 +34,6 @@ _MultiOptimizer = getattr(keras.optimizers, "MultiOptimizer", None)
 _OptimizerMap = getattr(keras.optimizers, "OptimizerMap", None)
 
 
-def optimizer_kind(optimizer):
-    """The name in `optimizer_choice.OPTIMIZERS` of an optimizer's class (a `MultiOptimizer`'s
-    default one), or None."""
-    name = type(ki.default_optimizer(optimizer)).__name__.lower()
-    return name if name in optimizer_choice.OPTIMIZERS else None
-
-
 def peak_learning_rate(optimizer):
     """The highest learning rate an optimizer can run at, or None when unknown."""
     peaks = []
@@ -56,25 +46,6 @@ def peak_learning_rate(optimizer):
         else:
             peaks.append(float(keras.ops.convert_to_numpy(rate)))
     return max(peaks) if peaks else None
-
-
-def phase_two_rate(model, learning_rate, fine_tune_learning_rate, epochs, *,
-                   head_rate_known=True):
-    """Phase 2's peak learning rate, checked against phase 1's.
-
-    Args:
-        model: the compiled model; its optimizer gives phase 1's rate when
-            `learning_rate` is None.
-        learning_rate: float or None, `fine_tune`'s (phase 1's rate).
-        fine_tune_learning_rate: float or None, `fine_tune`'s.
-        epochs: int, phase 2's epochs (0: the rate is not checked against phase 1's).
-        head_rate_known: bool, False while the LR range finder has yet to choose
-            phase 1's rate.
-    """
-    head_rate = learning_rate
-    if head_rate is None and head_rate_known:
-        head_rate = peak_learning_rate(model.optimizer)
-    return fine_tune_rate(fine_tune_learning_rate, head_rate, epochs)
 
 
 def fine_tune_rate(fine_tune_learning_rate, head_rate, epochs):
@@ -101,36 +72,28 @@ def check_multi_optimizer(discriminative_factor):
                "keras.optimizers.MultiOptimizer; upgrade Keras to use it)")
 
 
-def head_optimizer(model, kind, learning_rate, one_cycle, clipnorm):
-    """Phase 1's optimizer and whether `fit` spreads its 1cycle: a fresh copy of the
-    compiled one when `learning_rate` is None, else a new one of `kind`."""
-    if learning_rate is None:
-        fresh = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
-        return fresh, bool(getattr(model, "auto_one_cycle", False))
-    return optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
+def fresh_copy(optimizer):
+    """A new optimizer with the settings of `optimizer` and none of its state."""
+    return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
 
 
-def tune_optimizer(model, base, kind, learning_rate, one_cycle, clipnorm, factor, groups):
-    """Phase 2's optimizer and whether `fit` spreads its 1cycle: one rate, or
+def tune_optimizer(model, base, recipe, factor, groups):
+    """Phase 2's optimizer: the recipe's (at phase 2's learning rate), or with
     discriminative rates when `factor` is not None."""
     if factor is None:
-        return optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
-    optimizer, auto, _ = discriminative_optimizer(model, base, kind, learning_rate, one_cycle,
-                                                  clipnorm, factor, groups)
-    return optimizer, auto
+        return recipe.make_optimizer()
+    return discriminative_optimizer(model, base, recipe, factor, groups)[0]
 
 
-def discriminative_optimizer(model, base, kind, learning_rate, one_cycle, clipnorm,
-                             factor, groups):
-    """A `MultiOptimizer`: the head at `learning_rate`, lower base groups lower.
+def discriminative_optimizer(model, base, recipe, factor, groups):
+    """A `MultiOptimizer`: the head at the recipe's learning rate, lower base groups lower.
 
     The trainable layers of the base are split, bottom to top, into `groups`
     consecutive groups; group `k` from the top trains at
-    `learning_rate * factor**k`.
+    `recipe.learning_rate * factor**k`, each with an optimizer the recipe makes.
 
     Returns:
-        `(optimizer, auto_one_cycle, rates)` with `rates` the learning rate of
-        each group, top first.
+        `(optimizer, rates)` with `rates` the learning rate of each group, top first.
     """
     layers = [layer for layer in own_layers(base) if layer.trainable_weights]
     groups = min(groups, len(layers))
@@ -143,18 +106,17 @@ def discriminative_optimizer(model, base, kind, learning_rate, one_cycle, clipno
                "None for a model whose trainable variables do not have unique paths",
                hint=f"(MultiOptimizer maps variables by path, and {duplicated[:3]} occur more "
                "than once; give those layers distinct names)")
-    head, auto = optimizer_choice.build_optimizer(kind, learning_rate, one_cycle, None, clipnorm)
-    optimizer_map = _OptimizerMap(head)
+    optimizer_map = _OptimizerMap(recipe.make_optimizer())
     rates = []
     for k, chunk in enumerate(chunks, start=1):
-        rate = learning_rate * factor**k
+        rate = recipe.learning_rate * factor**k
         rates.append(rate)
-        group, _ = optimizer_choice.build_optimizer(kind, rate, one_cycle, None, clipnorm)
+        group = recipe.replace(learning_rate=rate).make_optimizer()
         for layer in chunk:
             for variable in layer.trainable_weights:
                 # Escaped, so that the pattern matches this path and no other.
                 optimizer_map[re.escape(variable.path)] = group
-    return _MultiOptimizer(optimizer_map), auto, rates
+    return _MultiOptimizer(optimizer_map), rates
 
 
 def recompile(model, optimizer):

@@ -11,24 +11,12 @@ import keras
 
 from keras_recipes import _io
 from keras_recipes import _validation as v
-from keras_recipes.callbacks.backup import AtomicBackupAndRestore
 
 __all__ = [
     "PhaseBackup",
-    "check_backup_dir",
     "history_from_state",
-    "phase_backup",
     "with_logged_epochs",
 ]
-
-
-def check_backup_dir(backup_dir):
-    """None or a folder path, as a str."""
-    if backup_dir is None:
-        return None
-    if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
-        v.fail("backup_dir", backup_dir, "None or a folder path", error=TypeError)
-    return os.fspath(backup_dir)
 
 
 class _EpochLog(keras.callbacks.Callback):
@@ -61,10 +49,10 @@ class PhaseBackup:
 
     Layout of `backup_dir`:
 
-    - `phase_1/`, `phase_2/`: each phase's `AtomicBackupAndRestore`
-      folder (weights, optimizer state and epoch of the last finished epoch),
-      plus `history.json`, the logs of its finished epochs. Keras deletes the
-      folder when its `fit` ends.
+    - `phase_1/`, `phase_2/`: each phase's recipe backup (`RecipeState`: weights,
+      optimizer state, the callbacks' state and the epoch of the last finished
+      epoch, removed when the phase's `fit` ends), plus `history.json`, the logs
+      of its finished epochs.
     - `phase_2_start.weights.h5` and `fine_tune.json`, written once phase 1 has
       ended and phase 2 is set up (top of the base unfrozen, new optimizer
       compiled): the model as phase 2 starts, and phase 1's history, phase 2's
@@ -104,10 +92,8 @@ class PhaseBackup:
         return state
 
     def callbacks(self, phase):
-        """The callbacks backing up `phase`: its epoch log, then its `AtomicBackupAndRestore`."""
-        folder = self.phase_folder(phase)
-        return [_EpochLog(os.path.join(folder, "history.json")),
-                AtomicBackupAndRestore(folder)]
+        """The callbacks recording `phase` (the recipe backs up the rest)."""
+        return [_EpochLog(os.path.join(self.phase_folder(phase), "history.json"))]
 
     def logged_epochs(self, phase):
         """The logs of the epochs of `phase` finished before an interruption."""
@@ -144,28 +130,14 @@ class PhaseBackup:
                                       phase_one_epoch)
 
     def finish(self):
-        """Removes the run's files, and the folder when nothing else is in it."""
-        for name in (self.STATE, self.START):
-            if os.path.isfile(self._path(name)):
+        """Removes the run's files, and its folders when nothing else is in them."""
+        for name in (self.STATE, self.START, os.path.join("phase_1", "history.json"),
+                     os.path.join("phase_2", "history.json")):
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path(name))
-        with contextlib.suppress(OSError):
-            os.rmdir(self.folder)
-
-
-def phase_backup(model, backup_dir, run):
-    """The `PhaseBackup` of a `fine_tune` call, or None without a backup folder.
-
-    Args:
-        model: the model; a `RecipeModel`'s own `backup_dir` is used when `backup_dir`
-            is None.
-        backup_dir: str, path or None, as `fine_tune`'s (checked).
-        run: dict, the arguments that identify the run (a backup of another run is
-            refused).
-    """
-    backup_dir = check_backup_dir(backup_dir)
-    if backup_dir is None:
-        backup_dir = getattr(model, "backup_dir", None)
-    return None if backup_dir is None else PhaseBackup(backup_dir, run)
+        for folder in (self.phase_folder(1), self.phase_folder(2), self.folder):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 def history_from_state(model, saved):

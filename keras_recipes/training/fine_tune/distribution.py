@@ -8,7 +8,7 @@ import keras
 
 from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.models import _execution as execution
+from keras_recipes.recipe import _execution as execution
 
 __all__ = ["distribution_scope"]
 

@@ -9,10 +9,9 @@ import math
 import keras
 
 from keras_recipes import _keras_internals as ki
-from keras_recipes.callbacks.one_cycle_span import OneCycleSpan
-from keras_recipes.models._recipe_model import RecipeModel
-from keras_recipes.models.transfer.optimizers import recompile
-from keras_recipes.models.transfer.resume import with_logged_epochs
+from keras_recipes.training.fine_tune.phase_optimizers import recompile
+from keras_recipes.training.fine_tune.resume import with_logged_epochs
+from keras_recipes.training.recipe_model import RecipeTraining
 
 __all__ = ["PhaseRun", "combined_history", "fit_phase", "kept_epoch", "stopped_on_nan"]
 
@@ -38,20 +37,19 @@ class PhaseRun:
     backup: object
 
 
-def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_learning_rate=False,
-              on_compiled=None, guard=None):
-    """Recompiles `model` with `optimizer` and trains it for `epochs` in one `fit`.
+def fit_phase(model, recipe, optimizer, *, phase, epochs, run, on_compiled=None, guard=None):
+    """Recompiles `model` with `optimizer` and trains it for `epochs` in one `fit`, with the
+    phase's recipe.
 
     Args:
         model: the transfer model, its trainable flags set for the phase.
+        recipe: the phase's `keras_recipes.Recipe` (its learning rate, its backup folder):
+            a recipe model keeps it as `model.recipe`, whose `fit` adds its callbacks;
+            for another model they are added here.
         optimizer: the phase's new optimizer.
-        auto_one_cycle: bool, whether `fit` spreads the optimizer's 1cycle over its
-            steps (a `OneCycleSpan` is added).
-        phase: int, 1 or 2 (names the phase's backup folder).
+        phase: int, 1 or 2.
         epochs: int, the phase's epochs.
         run: `PhaseRun`.
-        find_learning_rate: bool, whether a `RecipeModel` built with
-            `learning_rate="find"` still runs the range finder in this `fit`.
         on_compiled: callable or None, called with no argument after the recompile and
             before `fit` (phase 2 saves or loads its starting point there).
         guard: a `keep_best.KeepBest` or None: it scores each epoch, and restores the
@@ -61,25 +59,22 @@ def fit_phase(model, optimizer, auto_one_cycle, *, phase, epochs, run, find_lear
         The phase's `History`, preceded by the epochs a resumed run had finished.
     """
     recompile(model, optimizer)
-    if isinstance(model, RecipeModel):
-        model.auto_one_cycle = auto_one_cycle
-        if not find_learning_rate:
-            model.auto_learning_rate = False
+    recipe_model = isinstance(model, RecipeTraining)
+    if recipe_model:
+        model.recipe = recipe
     if on_compiled is not None:
         on_compiled()
     callbacks = list(run.callbacks)
     logged = {}
     if run.backup is not None:
-        # Before the 1cycle span, so that the state is restored before the span is computed;
-        # after the user's callbacks, so that what they record of an epoch is written before
-        # the epoch is backed up.
         logged = run.backup.logged_epochs(phase)
-        callbacks = callbacks + run.backup.callbacks(phase)
-    if auto_one_cycle:
-        callbacks.append(OneCycleSpan())
+        callbacks += run.backup.callbacks(phase)
     if guard is not None:
         callbacks.append(guard)
-    # A BackupAndRestore of an earlier fit (phase 1) must not move this one's start.
+    if not recipe_model:
+        callbacks = recipe.callbacks(model, callbacks, epochs=epochs,
+                                     has_validation=run.validation_data is not None)
+    # A backup restored by an earlier fit (phase 1) must not move this one's start.
     ki.clear_initial_epoch(model)
     model.fine_tune_phase = phase  # which phase this `fit` is, for the callbacks
     try:

@@ -1,7 +1,8 @@
 """How a recipe runs: the distribution's scope (a `tf.distribute` strategy or a
 `keras.distribution` distribution) and the execution defaults, `steps_per_execution`
-and `jit_compile` resolved from `"auto"` (`check_execution`, which `tests/conftest.py`
-patches to leave XLA out of the fast suite)."""
+and `jit_compile`, checked (`check_execution`) and resolved from `"auto"`
+(`resolve_execution`, which `tests/conftest.py` patches to leave XLA out of the fast
+suite); and the batches per call that run exactly a requested number of steps."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "dividing_steps_per_execution",
     "distribution_scope",
     "is_keras_distribution",
+    "resolve_execution",
 ]
 
 # Batches per compiled call for `steps_per_execution="auto"`: one Python round trip
@@ -61,8 +63,32 @@ def distribution_scope(distribution):
            "distribution (JAX)", error=TypeError)
 
 
-def check_execution(steps_per_execution, jit_compile, distribution=None):
-    """Validates the factories' `steps_per_execution` and `jit_compile`; resolves `"auto"`.
+def check_execution(recipe):
+    """Validates a recipe's `steps_per_execution` and `jit_compile`.
+
+    Raises:
+        ValueError, TypeError: naming the argument.
+    """
+    steps_per_execution, jit_compile = recipe.steps_per_execution, recipe.jit_compile
+    if steps_per_execution != "auto":
+        try:
+            v.check_int("steps_per_execution", steps_per_execution, min_value=1)
+        except (TypeError, ValueError) as error:
+            v.fail("steps_per_execution", steps_per_execution, 'a positive integer or "auto"',
+                   error=type(error) if not isinstance(steps_per_execution, str) else ValueError)
+        if keras.backend.backend() == "torch" and steps_per_execution != 1:
+            v.fail("steps_per_execution", steps_per_execution, '1 or "auto"',
+                   hint="Keras's PyTorch backend runs one batch per call")
+    if jit_compile != "auto" and not isinstance(jit_compile, bool):
+        v.fail("jit_compile", jit_compile, 'True, False or "auto"',
+               error=ValueError if isinstance(jit_compile, str) else TypeError)
+
+
+def resolve_execution(recipe):
+    """The `steps_per_execution` and `jit_compile` a recipe compiles with, `"auto"` resolved.
+
+    The options are checked already (`check_execution`); `tests/conftest.py`
+    patches this function to leave XLA out of the fast suite.
 
     `steps_per_execution="auto"` is 32, or 1 on PyTorch, whose Keras trainer runs
     one batch per call, and under a `tf.distribute` strategy, where Keras 3.15's
@@ -80,22 +106,12 @@ def check_execution(steps_per_execution, jit_compile, distribution=None):
     Returns:
         `(steps_per_execution, jit_compile)` to compile with.
     """
+    steps_per_execution, jit_compile = recipe.steps_per_execution, recipe.jit_compile
     backend = keras.backend.backend()
+    distribution = recipe.distribution
     tf_strategy = distribution is not None and not is_keras_distribution(distribution)
     if steps_per_execution == "auto":
         steps_per_execution = 1 if backend == "torch" or tf_strategy else STEPS_PER_EXECUTION
-    else:
-        try:
-            v.check_int("steps_per_execution", steps_per_execution, min_value=1)
-        except (TypeError, ValueError) as error:
-            v.fail("steps_per_execution", steps_per_execution, 'a positive integer or "auto"',
-                   error=type(error) if not isinstance(steps_per_execution, str) else ValueError)
-    if backend == "torch" and steps_per_execution != 1:
-        v.fail("steps_per_execution", steps_per_execution, '1 or "auto"',
-               hint="Keras's PyTorch backend runs one batch per call")
-    if jit_compile != "auto" and not isinstance(jit_compile, bool):
-        v.fail("jit_compile", jit_compile, 'True, False or "auto"',
-               error=ValueError if isinstance(jit_compile, str) else TypeError)
     if jit_compile == "auto" and backend == "tensorflow" and not tf_strategy:
         jit_compile = True
     return steps_per_execution, jit_compile

@@ -11,60 +11,59 @@ it.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 
 import keras
 
-from keras_recipes import _io
+from keras_recipes.callbacks.resumable import Resumable
 
 __all__ = ["KeepBest"]
 
 _MONITOR = "val_loss"
 
 
-class KeepBest(keras.callbacks.Callback):
+class KeepBest(Resumable, keras.callbacks.Callback):
     """Phase 2's callback that restores the best weights of both phases when it ends.
+
+    Its state (the head's score, the best epoch, its value and weights) is
+    `Resumable`: the recipe's backup keeps it, so that a resumed phase 2 still
+    compares with the head's score and restores the best epoch it had finished
+    before the interruption.
 
     Args:
         validation_data: `fit`'s validation data (tuple of arrays or a dataset).
         batch_size: int or None, the batch size to score array data with.
-        folder: str or None, the run's backup folder: the reference score, the best
-            epoch and its weights are kept there, so that a resumed phase 2 still
-            compares with the head's score and restores the best epoch it had
-            finished before the interruption.
         phase_1_epoch: int or None, the epoch of phase 1 (from 0) whose weights phase 2
             starts from (None without a phase 1); it goes to the outcome.
     """
 
-    STATE = "phase_2_best.json"
-    WEIGHTS = "phase_2_best.weights.h5"
-
-    def __init__(self, validation_data, batch_size=None, folder=None, phase_1_epoch=None):
+    def __init__(self, validation_data, batch_size=None, phase_1_epoch=None):
         super().__init__()
         self.phase_1_epoch = phase_1_epoch
         self.validation_data = validation_data
         self.batch_size = batch_size
-        self.folder = folder
         self.outcome = None
         self.last_epoch = None
-
-    def _path(self, name):
-        return os.path.join(self.folder, name)
+        self.reference = None
+        self.best = None
+        self.best_weights = None
 
     def start(self, model):
-        """Scores the model as phase 2 starts (or reads that score back when resuming),
-        and keeps its weights. Call after the phase-2 recompile, before `fit`."""
+        """Scores the model as phase 2 starts and keeps its weights. Call after the
+        phase-2 recompile, before `fit` (a resumed run restores the rest)."""
         self.start_weights = model.get_weights()
         self.best_weights = None
-        state = self._read_state()
-        if state is None:
-            self.reference = self._score(model)
-            self.best = {"epoch": None, "value": self.reference}
-            self._write_state()
-        else:  # resumed: the head's score and the best phase-2 epoch before the crash
-            self.reference, self.best = state["reference"], state["best"]
+        self.reference = self._score(model)
+        self.best = {"epoch": None, "value": self.reference}
+
+    def get_state(self):
+        return {"reference": self.reference, "best_epoch": self.best["epoch"],
+                "best_value": self.best["value"], "best_weights": self.best_weights}
+
+    def set_state(self, state):
+        self.reference = state["reference"]
+        self.best = {"epoch": state["best_epoch"], "value": state["best_value"]}
+        self.best_weights = state["best_weights"]
 
     def _score(self, model):
         data = self.validation_data
@@ -83,9 +82,6 @@ class KeepBest(keras.callbacks.Callback):
             return
         self.best = {"epoch": int(epoch), "value": float(value)}
         self.best_weights = self.model.get_weights()
-        if self.folder is not None:
-            _io.save_weights(self.model, self._path(self.WEIGHTS))
-        self._write_state()
 
     def restore(self, model):
         """Gives `model` the best weights seen. Call once phase 2's `fit` has returned:
@@ -102,32 +98,9 @@ class KeepBest(keras.callbacks.Callback):
         """
         epoch = self.best["epoch"]
         restored = epoch is None or epoch != self.last_epoch
-        if epoch is None:
-            model.set_weights(self.start_weights)
-        elif self.best_weights is not None:
-            model.set_weights(self.best_weights)
-        else:  # found before a resume: on disk
-            model.load_weights(self._path(self.WEIGHTS))
+        model.set_weights(self.start_weights if epoch is None else self.best_weights)
         self.outcome = {"monitor": _MONITOR, "phase": 1 if epoch is None else 2,
                         "phase_1_epoch": self.phase_1_epoch, "phase_2_epoch": epoch,
                         "value": self.best["value"],
                         "phase_1_value": self.reference, "restored": restored}
         return self.outcome
-
-    def _read_state(self):
-        if self.folder is None or not os.path.isfile(self._path(self.STATE)):
-            return None
-        with open(self._path(self.STATE), encoding="utf-8") as file:
-            return json.load(file)
-
-    def _write_state(self):
-        if self.folder is not None:
-            _io.write_text(self._path(self.STATE),
-                           json.dumps({"reference": self.reference, "best": self.best}))
-
-    def finish(self):
-        """Removes the files kept in the backup folder."""
-        if self.folder is not None:
-            for name in (self.STATE, self.WEIGHTS):
-                if os.path.isfile(self._path(name)):
-                    os.remove(self._path(name))
