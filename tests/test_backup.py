@@ -57,6 +57,7 @@ def _resume(backup):
     return history, seen
 
 
+@pytest.mark.train
 def test_each_epoch_replaces_the_last_backup_and_a_completed_fit_removes_it(tmp_path):
     backup = tmp_path / "backup"
     interrupted = _interrupted_run(backup, after_epoch=2)
@@ -83,6 +84,7 @@ def test_a_kill_while_writing_the_weights_resumes_from_the_last_complete_epoch(t
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.train
 def test_a_kill_between_the_weights_and_the_metadata_resumes_a_consistent_epoch(tmp_path):
     backup = tmp_path / "backup"
     _interrupted_run(backup, after_epoch=1)
@@ -111,6 +113,7 @@ def _weights_in(path):
     return model.get_weights()
 
 
+@pytest.mark.train
 def test_a_recipe_s_backup_dir_is_backed_up_by_this_callback(tmp_path):
     from test_recipes import small_data, small_model
 

@@ -26,6 +26,7 @@ def _png_size(path):
     return matplotlib.image.imread(path).shape[:2]
 
 
+@pytest.mark.train
 def test_train_writes_the_full_report_and_prints_a_summary(tmp_path, capsys):
     output = tmp_path / "run"
     assert cli.main(["train", "--set", "fit.epochs=3", "--output", str(output)]) == 0
@@ -185,6 +186,7 @@ def test_show_prints_resolved_settings(capsys):
     assert shown["model"]["activation"] == "selu"
 
 
+@pytest.mark.train
 def test_ctrl_c_leaves_a_consistent_folder_marked_interrupted(tmp_path, monkeypatch):
     original_fit = keras_recipes.RecipeModel.fit
 
@@ -284,6 +286,7 @@ def test_the_guards_choice_is_said_in_the_summary_and_report_words():
     assert "kept_val_loss" not in metrics
 
 
+@pytest.mark.train
 def test_evaluate_a_runs_model_file_uses_the_runs_split(tmp_path, capsys):
     output = tmp_path / "run"
     assert cli.main(["train", "--seed", "1", "--set", "fit.epochs=1", "--set",
@@ -335,6 +338,7 @@ def test_list_and_help(capsys):
         assert "usage: keras-recipes" in capsys.readouterr().out
 
 
+@pytest.mark.train
 def test_console_entry_point_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "keras_recipes.cli", "list"],
                             capture_output=True, text=True, timeout=120)
@@ -366,6 +370,7 @@ def test_list_help_and_bad_usage_import_no_backend_and_log_nothing(argv):
         assert result.returncode == 2 and result.stderr.startswith("usage: keras-recipes")
 
 
+@pytest.mark.train
 def test_commands_with_a_model_hide_tensorflow_logs_unless_verbose():
     root = pathlib.Path(__file__).parents[1]
     run = [sys.executable, "-m", "keras_recipes_cli", "show", "--set", "fit.epochs=3"]
@@ -387,6 +392,7 @@ def test_the_console_script_is_the_launcher():
     assert "keras_recipes*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
 
 
+@pytest.mark.train
 def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
     output = tmp_path / "lrf"
     assert cli.main(["lr-find", "--num-steps", "30", "--output", str(output)]) == 0
@@ -398,6 +404,7 @@ def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
     assert cli.main(["lr-find", "--num-steps", "1", "--output", str(output)]) == 2
 
 
+@pytest.mark.train
 def test_train_with_lr_find_uses_the_suggestion_and_reports_the_curve(tmp_path):
     output = tmp_path / "run"
     assert cli.main(["train", "--set", "fit.epochs=2", "--set", "report.lr_find=true",
@@ -410,6 +417,7 @@ def test_train_with_lr_find_uses_the_suggestion_and_reports_the_curve(tmp_path):
         metrics["found_learning_rate"])
 
 
+@pytest.mark.train
 def test_mc_dropout_run_reports_uncertainty(tmp_path):
     output = tmp_path / "run"
     assert cli.main(["train", "--set", "fit.epochs=2", "--set", "model.dropout_rate=0.2",
@@ -471,6 +479,7 @@ def test_config_paths_cannot_escape_the_output_folder(tmp_path, capsys, backup_d
     assert not (tmp_path / "outside").exists()
 
 
+@pytest.mark.train
 def test_config_backup_dir_inside_the_output_folder_is_used(tmp_path):
     output = tmp_path / "run"
     assert cli.main(["train", "--set", "fit.epochs=1", "--set", "model.backup_dir=backup",
@@ -513,6 +522,7 @@ def _base_layer_weights(model_or_base, names):
             for name in names}
 
 
+@pytest.mark.train
 def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
         tmp_path, capsys, base_file, images_file):
     output = tmp_path / "run"
@@ -557,6 +567,7 @@ def test_transfer_learning_trains_in_two_phases_and_writes_the_full_report(
     assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
 
 
+@pytest.mark.train
 def test_transfer_learning_run_record_says_when_fine_tune_kept_the_heads_weights(
         tmp_path, capsys, base_file, images_file):
     # Phase 2 forced to fail (a constant rate of 0.9 on the whole base): fine_tune's guard
@@ -588,6 +599,7 @@ def test_transfer_learning_run_record_says_when_fine_tune_kept_the_heads_weights
     assert validation["loss"] == pytest.approx(head_loss, rel=1e-4)
 
 
+@pytest.mark.train
 def test_shipped_transfer_config_runs_offline_on_mock_tf_flowers(tmp_path, capsys, base_file):
     # The shipped config as it is (tf_flowers, fine_tune settings), with a small base of
     # yours instead of the downloaded MobileNetV2 (trained as is in the slow test above).
@@ -643,6 +655,7 @@ def test_transfer_settings_refused_by_fine_tune_exit_2_before_training(
     assert "Epoch 1/" not in captured.out and not output.exists()
 
 
+@pytest.mark.train
 def test_imagenet_weights_offline_exit_1_with_one_line(tmp_path, capsys, monkeypatch):
     import urllib.error
 
@@ -688,6 +701,7 @@ def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, c
     assert not output.exists()
 
 
+@pytest.mark.train
 def test_transfer_learning_on_a_tfds_dataset_prepared_offline(tmp_path, capsys, base_file,
                                                               local_tfds_builder):
     # The real tfds path (not mock_data): the builder prepares into dataset.data_dir.
@@ -715,6 +729,7 @@ def test_tfds_missing_module_exit_2_naming_it(tmp_path, capsys, monkeypatch):
                           "installed: pip install importlib_resources")
 
 
+@pytest.mark.train
 def test_ctrl_c_in_phase_2_keeps_both_phases_epochs(tmp_path, monkeypatch, base_file,
                                                     images_file):
     original_fit = keras_recipes.RecipeModel.fit

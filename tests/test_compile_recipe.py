@@ -25,6 +25,7 @@ from keras_recipes.optimizers import learning_rate_schedule
 LOSS = "sparse_categorical_crossentropy"
 
 
+@pytest.mark.train
 def test_a_graph_model_becomes_a_recipe_model_on_the_same_layers():
     for build in (own_cnn, own_rnn):
         yours = build(3)
@@ -39,6 +40,7 @@ def test_a_graph_model_becomes_a_recipe_model_on_the_same_layers():
                                    rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.train
 def test_a_subclassed_or_unbuilt_model_is_wrapped_and_trains_in_place(tmp_path):
     x, y = small_data("own_subclassed", n=64)
     for yours in (own_subclassed(3), keras.Sequential([keras.layers.Dense(3, "softmax")])):
@@ -57,6 +59,7 @@ def test_a_subclassed_or_unbuilt_model_is_wrapped_and_trains_in_place(tmp_path):
                                    rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.train
 def test_learning_rate_find_runs_the_finder_on_a_model_of_yours():
     x, y = small_data("own_subclassed", n=128)
     model = small_model("own_subclassed", learning_rate="find")
@@ -83,6 +86,7 @@ class BatchNormNet(keras.Model):
         return self.out(self.dropout(hidden, training=training))
 
 
+@pytest.mark.train
 def test_diagnose_reads_the_layers_of_the_subclassed_model_a_wrapper_calls():
     x, y = small_data("own_subclassed", n=64)
     model = keras_recipes.compile_recipe(BatchNormNet(), loss=LOSS)
@@ -98,6 +102,7 @@ def test_diagnose_reads_the_layers_of_the_subclassed_model_a_wrapper_calls():
     assert all(math.isfinite(s.gradient_norm) for s in report.layers)
 
 
+@pytest.mark.train
 def test_diagnose_and_the_monitor_measure_the_layers_of_an_unbuilt_sequential_in_a_wrapper():
     x, y = small_data("own_subclassed", n=64)
     yours = keras.Sequential([
@@ -114,6 +119,7 @@ def test_diagnose_and_the_monitor_measure_the_layers_of_an_unbuilt_sequential_in
     assert math.isfinite(report.layers[0].mean) and report.layers[0].dead_fraction is not None
 
 
+@pytest.mark.train
 def test_a_subclassed_model_built_before_compile_recipe_keeps_its_weights_and_is_ready(
         tmp_path):
     x, y = small_data("own_subclassed", n=64)
@@ -169,6 +175,7 @@ def test_the_lr_finder_on_a_wrapper_counts_optimizer_updates(accumulation):
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
 
 
+@pytest.mark.train
 def test_learning_rate_find_with_gradient_accumulation_and_a_constant_rate():
     x, y = small_data("own_subclassed", n=128)
     model = small_model("own_subclassed", learning_rate="find", schedule="constant",
@@ -241,6 +248,7 @@ def test_compile_recipe_says_what_build_default_dnn_says_for_each_shared_argumen
 # --- schedule= ------------------------------------------------------------------------------
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", ["default_dnn", "baseline", *OWN_MODELS])
 def test_plateau_halves_the_learning_rate_when_the_validation_loss_stalls(name):
     x, y = small_data(name, n=64)
@@ -339,6 +347,7 @@ def test_every_recipe_and_config_takes_schedule(recipe):
 # --- the Keras features people combine it with ----------------------------------------------
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_model_runs_the_whole_1cycle(policy):
     x, y = small_data("own_cnn", n=64)
@@ -356,6 +365,7 @@ def test_mixed_precision_model_runs_the_whole_1cycle(policy):
     assert all(w.dtype == "float32" for w in model.trainable_weights)
 
 
+@pytest.mark.train
 def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path):
     x, y = small_data("own_subclassed", n=64)
     model = small_model("own_subclassed", optimizer_kwargs={"use_ema": True, "ema_momentum": 0.5})
@@ -369,6 +379,7 @@ def test_ema_weights_replace_the_trained_ones_and_the_1cycle_still_runs(tmp_path
     assert keras.models.load_model(tmp_path / "ema.keras").optimizer.use_ema
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("schedule", ["plateau", "constant"])
 def test_gradient_accumulation_works_with_plateau_and_constant(schedule):
     x, y = small_data("own_cnn", n=64)
@@ -397,6 +408,7 @@ def test_clipnorm_bounds_each_weights_update_of_an_rnn():
     assert max(updates[None]) > 1e-2  # without clipping the same step is far larger
 
 
+@pytest.mark.train
 def test_a_variable_length_input_takes_sequences_of_any_length_and_checks_the_rest():
     rnn = keras.Sequential([keras.Input((None, 8)), keras.layers.LSTM(4), keras.layers.Dense(1)])
     model = keras_recipes.compile_recipe(rnn, loss="mse")

@@ -116,6 +116,7 @@ def _train(model, steps=2, learning_rate=5.0):
     model.fit(x, y, epochs=steps, batch_size=16, verbose=0)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("case", EFFECT_CASES)
 def test_every_unit_bounded_after_training(case):
     layout = CASES[case][2]

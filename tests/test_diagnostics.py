@@ -512,6 +512,7 @@ def _compiled(model, optimizer="adam"):
     return model
 
 
+@pytest.mark.train
 def test_all_negative_init_kills_the_relus():
     x, y = _data()
     x = np.abs(x)  # non-negative inputs (e.g. pixels) and non-positive weights
@@ -525,6 +526,7 @@ def test_all_negative_init_kills_the_relus():
     assert "dying_relu" not in healthy.rules and "loss_not_falling" not in healthy.rules
 
 
+@pytest.mark.train
 def test_huge_init_makes_the_gradients_explode():
     x, y = _data()
     model = _compiled(_dense_stack("relu", keras.initializers.RandomNormal(stddev=10.0, seed=0),
@@ -541,6 +543,7 @@ def test_huge_init_makes_the_gradients_explode():
     assert "exploding_gradients" not in healthy.rules
 
 
+@pytest.mark.train
 def test_deep_sigmoid_network_has_vanishing_gradients():
     x, y = _data()
     model = _compiled(_dense_stack("sigmoid", "glorot_uniform", n=10, units=32))
@@ -562,6 +565,7 @@ def test_saturated_tanh_layers_are_reported_as_vanishing_gradients():
     assert all(fraction > 0.5 for fraction in saturated.values())
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("scale", [16.0, 255.0])
 def test_unscaled_inputs_are_reported(scale):
     x, y = _data()
@@ -594,6 +598,7 @@ def test_nan_inputs_are_reported():
     assert finding.layer == "dense"
 
 
+@pytest.mark.train
 def test_tiny_batches_with_batch_normalization_are_reported():
     x, y = _data()
     model = _recipe_default_block_model()
@@ -606,6 +611,7 @@ def test_tiny_batches_with_batch_normalization_are_reported():
     assert "unstable_batch_normalization" not in no_bn.rules
 
 
+@pytest.mark.train
 def test_loss_not_falling_with_a_learning_rate_far_too_small():
     x, y = _data()
     report = diagnose(_dense_stack(optimizer=keras.optimizers.Adam(1e-8)), x, y, seed=0)
@@ -615,6 +621,7 @@ def test_loss_not_falling_with_a_learning_rate_far_too_small():
     assert "loss_not_falling" not in report.rules
 
 
+@pytest.mark.train
 def test_a_trained_1cycle_recipe_model_runs_its_sanity_steps_on_a_whole_cycle():
     # After a fit, the 1cycle has annealed to ~1e-8; the sanity steps run the cycle a fit of
     # 20 steps would run (not that annealed rate, where no loss falls), and the span is
@@ -690,6 +697,7 @@ DYNAMIC_CASES = [
 ]
 
 
+@pytest.mark.train
 @pytest.mark.parametrize(
     "rule, bad, good", DYNAMIC_CASES,
     ids=[f"{case[0]}-{i}" for i, case in enumerate(DYNAMIC_CASES)],
@@ -710,6 +718,7 @@ def test_every_dynamic_rule_is_covered():
     assert {case[0] for case in DYNAMIC_CASES} == set(DYNAMIC_RULES)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize(
     "activation",
     ["elu", "selu", pytest.param("relu", marks=pytest.mark.slow),
@@ -730,6 +739,7 @@ def test_recipe_built_models_pass_the_dynamic_checks(activation):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.train
 def test_diagnose_leaves_the_model_exactly_as_it_was():
     x, y = _data()
     # Seeded dropout: its masks come from seed states, which diagnose restores. (On
@@ -751,6 +761,7 @@ def test_diagnose_leaves_the_model_exactly_as_it_was():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.train
 def test_diagnose_leaves_the_global_random_state_of_unseeded_dropout_alone():
     """Unseeded Dropout draws from the backend's global generator on PyTorch."""
     x, y = _data()
@@ -829,6 +840,7 @@ def test_subclassed_model_gets_gradients_only():
     assert all(s.gradient_norm > 0 for s in report.layers)
 
 
+@pytest.mark.train
 def test_the_schedule_and_callback_rule_names_a_real_failure():
     """What `schedule_with_learning_rate_callback` predicts: fit raises with the schedule."""
     x, y = _data(n=32)
@@ -865,6 +877,7 @@ def test_convolutional_model_is_measured():
                                         num_steps=0).rules
 
 
+@pytest.mark.train
 def test_recurrent_layers_get_gradient_statistics():
     x, y = _data()
     model = _compiled(_recurrent(lambda **kw: L.GRU(8, **kw))())
@@ -887,6 +900,7 @@ def test_subclassed_model_layers_inside_blocks_are_seen():
     assert all(s.gradient_norm > 0 for s in report.layers)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("feature", ["mixed_bfloat16", "use_ema", "gradient_accumulation_steps"])
 def test_works_with_mixed_precision_ema_and_gradient_accumulation(feature):
     x, y = _data(n=64)

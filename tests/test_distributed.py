@@ -93,6 +93,7 @@ def test_fine_tune_refuses_a_distribution_the_model_was_not_built_in():
                                 distribution=_another_device_distribution())
 
 
+@pytest.mark.train
 @pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"), reason="no distribution on this backend")
 def test_fine_tune_trains_in_the_distribution_the_model_was_built_in():
     data = (np.zeros((4, 8, 8, 3), "float32"), np.zeros(4, "int64"))

@@ -63,6 +63,7 @@ def test_explicit_execution_settings_are_used():
     assert (model.steps_per_execution, model.jit_compile) == (1, False)
 
 
+@pytest.mark.train
 @pytest.mark.skipif(BACKEND == "torch", reason="PyTorch runs one batch per call")
 def test_several_batches_per_call_compute_the_same_training():
     """Same seeds and data: 32 batches per call ends with the same weights as 1."""
@@ -80,6 +81,7 @@ def test_several_batches_per_call_compute_the_same_training():
         np.testing.assert_allclose(many, one, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.train
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA is a choice only on TensorFlow")
 def test_xla_training_matches_plain_graphs():
     x, y = _data()
@@ -91,6 +93,7 @@ def test_xla_training_matches_plain_graphs():
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
+@pytest.mark.train
 def test_a_per_batch_callback_sees_every_batch_and_the_next_fit_is_fast_again(monkeypatch):
     x, y = _data()
     model = keras_recipes.build_default_dnn((12,), 3, seed=0)
@@ -112,6 +115,7 @@ def test_a_per_batch_callback_sees_every_batch_and_the_next_fit_is_fast_again(mo
     assert len(ends) == (7 if BACKEND == "torch" else 1)
 
 
+@pytest.mark.train
 def test_callbacks_may_come_as_a_callback_list():
     x, y = _data()
     model = keras_recipes.build_default_dnn((12,), 3, seed=0)
@@ -170,6 +174,7 @@ def test_pytorch_refuses_several_batches_per_call_and_loads_models_that_had_them
     model.fit(*_data(64), epochs=1, verbose=0)
 
 
+@pytest.mark.train
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs TensorFlow")
 def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
     """Keras 3.15's multi-step loop fails under tf.distribute, and Keras keeps XLA off there."""
@@ -187,6 +192,7 @@ def test_a_tf_distribute_strategy_runs_one_batch_per_call_without_xla():
         learning_rate_schedule(model.optimizer).final_learning_rate, rel=1e-4)
 
 
+@pytest.mark.train
 def test_fine_tune_keeps_the_execution_settings_through_its_recompiles():
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, size=(64, 8, 8, 3)).astype("float32")
@@ -231,6 +237,7 @@ def _values(schedule, steps):
     return keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(steps)))
 
 
+@pytest.mark.train
 def test_a_new_fit_on_a_1cycle_model_retraces_nothing_and_runs_a_whole_new_cycle():
     """The span (and the peak the LR finder sets) are state the compiled step reads."""
     rng = np.random.default_rng(3)
@@ -270,6 +277,7 @@ def test_a_new_fit_on_a_1cycle_model_retraces_nothing_and_runs_a_whole_new_cycle
     assert np.abs(w - held).max() > 1e-2
 
 
+@pytest.mark.train
 def test_a_recipe_model_fits_again_without_rebuilding_its_train_function():
     x, y = _data()
     model = keras_recipes.build_default_dnn((12,), 3, seed=0)

@@ -222,6 +222,7 @@ def _small_compiled_model():
     return model
 
 
+@pytest.mark.train
 def test_initial_epoch_is_what_backup_and_restore_resumes_at(tmp_path):
     model = _small_compiled_model()
     x, y = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")

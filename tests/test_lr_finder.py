@@ -339,6 +339,7 @@ def test_suggestion_for_linear_regression_is_below_the_stability_limit():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("optimizer", ["adam", "sgd_momentum", "one_cycle_adam", "loss_scale"])
 def test_future_training_is_identical_to_never_running_the_finder(optimizer):
     """Model A runs the finder (unbuilt optimizer), model B does not; then both train."""
@@ -372,6 +373,7 @@ def test_future_training_is_identical_to_never_running_the_finder(optimizer):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.train
 def test_future_training_is_identical_with_unseeded_dropout():
     """Unseeded Dropout draws from the global generator on PyTorch; the finder restores it.
 
@@ -395,6 +397,7 @@ def test_future_training_is_identical_with_unseeded_dropout():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.train
 def test_state_after_training_is_restored_bit_for_bit():
     """A model mid-training (non-zero slots, iterations, BN statistics, metrics) is untouched."""
     x, y = _classification_data()
@@ -413,6 +416,7 @@ def test_state_after_training_is_restored_bit_for_bit():
     assert int(model.optimizer.iterations.numpy()) == 12
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
 def test_restores_everything_when_the_run_raises_mid_way(error):
     x, y = _classification_data()
@@ -452,6 +456,7 @@ class _FailingData(keras.utils.PyDataset):
         return self.x[index * 16 : (index + 1) * 16], self.y[index * 16 : (index + 1) * 16]
 
 
+@pytest.mark.train
 def test_restores_a_compiled_model_interrupted_by_its_data():
     x, y = _classification_data()
     model = _classifier(keras.optimizers.SGD(0.05, momentum=0.9))

@@ -35,6 +35,7 @@ def _with_two_optimizers():
     return model, (low, high)
 
 
+@pytest.mark.train
 def test_every_optimizer_of_a_multi_optimizer_runs_one_whole_cycle():
     x, y = _data()
     model, (low, high) = _with_two_optimizers()
@@ -52,6 +53,7 @@ def test_every_optimizer_of_a_multi_optimizer_runs_one_whole_cycle():
         assert float(inner.beta_1) == pytest.approx(0.95)
 
 
+@pytest.mark.train
 def test_a_second_fit_continues_each_cycle_from_its_initial_epoch():
     x, y = _data()
     model, (low, high) = _with_two_optimizers()

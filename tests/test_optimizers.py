@@ -38,6 +38,7 @@ def test_one_cycle_adam_ends_at_the_weights_of_pytorch_adam_with_one_cycle_lr():
         np.testing.assert_allclose(weight, golden[key], rtol=0, atol=1e-5)
 
 
+@pytest.mark.train
 def test_momentum_cycling_has_an_effect_in_compiled_training():
     # The same run with a constant beta_1 ends far from PyTorch's cycled one:
     # momentum cycling is not a silent no-op.
@@ -62,6 +63,7 @@ def _sgd_reference(x, y, w0, learning_rates, momenta, batch_size, nesterov):
     return w
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgd_follows_a_momentum_schedule_step_by_step(nesterov):
     rng = np.random.default_rng(1)
@@ -87,6 +89,7 @@ def test_sgd_follows_a_momentum_schedule_step_by_step(nesterov):
     assert np.abs(constant - expected).max() > 1e-3
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("cls", [optimizers.Adam, optimizers.Nadam, optimizers.AdamW])
 def test_beta_1_schedule_changes_training_and_constant_schedule_equals_float(cls):
     rng = np.random.default_rng(2)

@@ -39,6 +39,7 @@ def test_a_model_of_the_previous_release_loads_with_its_state(name):
                                expected["learning_rate"], rtol=1e-5)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_model_of_the_previous_release_trains_on(name):
     model = keras.models.load_model(FILES / f"{name}.keras")

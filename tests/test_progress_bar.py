@@ -47,6 +47,7 @@ def terminal(monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
 
 
+@pytest.mark.train
 def test_fit_evaluate_predict_counts_never_pass_the_total(model_and_data, terminal, capsys):
     model, x, y = model_and_data
     model.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:100], y[:100]), verbose=1)
@@ -59,6 +60,7 @@ def test_fit_evaluate_predict_counts_never_pass_the_total(model_and_data, termin
     _check(capsys.readouterr().out, 12)
 
 
+@pytest.mark.train
 def test_datasets_of_one_batch_and_of_unknown_length(model_and_data, terminal, capsys):
     import tensorflow as tf
 

@@ -118,6 +118,7 @@ def test_a_model_saves_its_recipe(tmp_path):
 # --- one recipe, several entry points --------------------------------------------------------
 
 
+@pytest.mark.train
 def test_one_recipe_compiles_several_models_each_with_its_own_optimizer():
     recipe = Recipe(optimizer="adam", learning_rate=1e-2, early_stopping_patience=None)
     first = keras_recipes.compile_recipe(_net(), recipe=recipe,

@@ -196,6 +196,7 @@ def test_registry_lists_and_resolves_recipes():
         get_recipe_spec(3)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_trains_with_its_training_function(name):
     spec = get_recipe_spec(name)
@@ -218,6 +219,7 @@ def test_recipe_trains_with_its_training_function(name):
         assert history.history["phase"] == [p for p, call in zip(phases, seen) for _ in call]
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
     x, y = small_data(name)
@@ -239,6 +241,7 @@ def test_recipe_returns_a_compiled_model_whose_fit_runs_one_whole_cycle(name):
     assert (lr_schedule.total_steps, lr_schedule.start_step) == (2 * 3, steps)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_cycle_is_applied_inside_the_compiled_step(name):
     # The learning rate and beta_1 read by each batch are the schedules' values at that
@@ -287,6 +290,7 @@ def test_recipe_adds_no_per_batch_callback(name):
             assert getattr(type(callback), hook) is getattr(base, hook), (callback, hook)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, tmp_path):
     x, y = small_data(name)
@@ -322,6 +326,7 @@ def test_recipe_saves_and_reloads_mid_cycle_and_resumes_at_the_same_step(name, t
         np.testing.assert_allclose(resumed, reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run(name):
     model = small_model(name, early_stopping_patience=10)
@@ -346,6 +351,7 @@ def test_recipe_early_stopping_only_with_validation_and_user_callbacks_still_run
     assert epochs_seen == [0, 1]
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_early_stopping_restores_the_best_weights(name):
     x, y = small_data(name)
@@ -372,6 +378,7 @@ def test_recipe_early_stopping_restores_the_best_weights(name):
         np.testing.assert_array_equal(restored, kept)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_stops_on_nan_loss(name):
     x, y = small_data(name)
@@ -383,6 +390,7 @@ def test_recipe_stops_on_nan_loss(name):
     assert len(history.epoch) == 1 and np.isnan(history.history["loss"][-1])
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_recipe_is_reproducible_with_a_seed(name):
     x, y = small_data(name)
@@ -396,6 +404,7 @@ def test_recipe_is_reproducible_with_a_seed(name):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", RECIPES)
 @pytest.mark.parametrize("task, num_classes, loss, units, activation", [
     ("auto", 3, "sparse_categorical_crossentropy", 3, "softmax"),
@@ -507,6 +516,7 @@ def test_default_dnn_takes_an_optimizer_instance_as_given():
     assert model.optimizer is optimizer and not model.recipe.stretches_one_cycle
 
 
+@pytest.mark.train
 def test_default_dnn_explicit_total_steps_is_kept_by_fit():
     x, y = small_data()
     model = keras_recipes.build_default_dnn((12,), 3, total_steps=50, num_hidden_layers=1)
@@ -625,6 +635,7 @@ def test_selu_fixed_point_holds_through_100_layers_where_relu_glorot_does_not():
     assert stds[-1] < 1e-3 * stds[0]
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", ["default_dnn", "self_normalizing"])
 def test_learning_rate_find_runs_the_finder_on_the_fit_data_and_trains_at_its_suggestion(name):
     x, y = small_data(n=384)
@@ -650,6 +661,7 @@ def test_learning_rate_rejects_other_strings():
         keras_recipes.build_default_dnn((4,), 3, learning_rate="auto")
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipes_pass_their_own_diagnosis(name):
     # The recipes follow the chapter's cautions, so the lint finds nothing to say,
@@ -662,6 +674,7 @@ def test_recipes_pass_their_own_diagnosis(name):
     assert measured <= ({"initializer_mismatch"} if name == "baseline" else set())
 
 
+@pytest.mark.train
 def test_default_dnn_max_norm_bounds_every_hidden_unit_after_training():
     x, y = small_data()
     model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=2, units=16,
@@ -682,6 +695,7 @@ def _base_weights(model, *names):
             for name in names}
 
 
+@pytest.mark.train
 def test_transfer_learning_trains_the_head_then_the_top_of_the_base():
     x, y = small_data("transfer_learning", n=128)
     model = small_model("transfer_learning", dropout_rate=0.0)
@@ -700,6 +714,7 @@ def test_transfer_learning_trains_the_head_then_the_top_of_the_base():
     assert changed == [set(), {"conv_2"}]
 
 
+@pytest.mark.train
 def test_fine_tune_model_keeps_the_models_clipnorm_and_one_cycle_choice_in_phase_2():
     x, y = small_data("transfer_learning", n=64)
     model = small_model("transfer_learning", one_cycle=False, clipnorm=0.5, learning_rate=0.02)

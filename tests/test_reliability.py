@@ -39,6 +39,7 @@ class Crash(keras.callbacks.Callback):
             raise RuntimeError("induced crash")
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", MODEL_KINDS)
 def test_a_run_killed_mid_epoch_resumes_to_the_same_final_state(name, tmp_path):
     if not _accepts(name, "backup_dir"):
@@ -90,6 +91,7 @@ def test_backup_dir_is_not_saved_with_the_model_and_a_loaded_model_touches_no_fo
         keras_recipes.build_default_dnn((4,), 3, backup_dir=3)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("backend, absent", [("jax", "tensorflow"), ("torch", "tensorflow")])
 def test_import_does_not_load_a_backend_the_user_did_not_choose(backend, absent):
     pytest.importorskip(backend)
@@ -102,6 +104,7 @@ def test_import_does_not_load_a_backend_the_user_did_not_choose(backend, absent)
     assert result.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.train
 def test_a_reloaded_model_draws_the_same_dropout_masks_as_the_original(tmp_path):
     x, y = _data()
     model = keras_recipes.build_default_dnn((12,), 3, num_hidden_layers=2, units=16,
@@ -115,6 +118,7 @@ def test_a_reloaded_model_draws_the_same_dropout_masks_as_the_original(tmp_path)
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.train
 def test_a_fit_after_a_resumed_fit_runs_all_its_epochs(tmp_path):
     """Keras's BackupAndRestore leaves the restored epoch set; the next fit must not use it."""
     x, y = _data()
@@ -139,6 +143,7 @@ class CrashAtEpochEnd(keras.callbacks.Callback):
             raise RuntimeError("induced crash")
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("schedule", ["constant", "plateau", "one_cycle"])
 def test_a_resumed_run_keeps_early_stopping_and_plateau_state(schedule, tmp_path):
     """Killed after its best epoch, then started again: the same epochs, the same best

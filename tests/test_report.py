@@ -19,6 +19,7 @@ def test_learning_curves_plot_train_and_validation():
         plots.plot_learning_curves({"loss": [1.0]}, metric="accuracy", ax=ax)
 
 
+@pytest.mark.train
 def test_applied_schedule_is_what_the_optimizer_used():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 5)).astype("float32"), rng.integers(0, 3, 64)
@@ -81,6 +82,7 @@ def test_history_csv_reads_back_what_it_wrote():
     assert report.history_from_csv("a,b\n1,2\n") is None and report.history_from_csv("") is None
 
 
+@pytest.mark.train
 def test_run_report_says_which_weights_were_kept_and_where_the_run_resumed(tmp_path):
     history = {"loss": [1.0, 0.5, 0.4, 0.3], "val_loss": [0.9, 0.2, 0.6, 0.5]}
     metrics = {"status": "completed", "epochs_run": 4, "resumed_at_epoch": 3, "kept_epoch": 4,

@@ -149,6 +149,7 @@ def test_a_transfer_run_killed_in_either_phase_resumes_with_both_phases_record(
     assert not (output / "backup").exists()
 
 
+@pytest.mark.train
 def test_a_resumed_run_replaces_a_recorded_epoch_that_was_not_backed_up(tmp_path, monkeypatch):
     # Ctrl-C in epoch 3 leaves the backup of epoch 2. The record then gets an epoch 3 as if
     # the run had been killed after recording epoch 3 but before backing it up: the resumed
@@ -200,6 +201,7 @@ def _backed_up_epochs(folder):
     return json.loads(path.read_text())["epoch"] if path.is_file() else 0
 
 
+@pytest.mark.train
 def test_your_callbacks_see_each_epoch_before_it_is_backed_up(tmp_path):
     seen = []
 

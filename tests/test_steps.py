@@ -79,6 +79,7 @@ def test_the_recipes_default_is_still_several_batches_per_call():
     assert model.steps_per_execution > 1  # else the tests below would prove nothing
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("steps_per_epoch", [8, 40])
 @pytest.mark.parametrize("make_model", [_model, _cnn], ids=["default_dnn", "compile_recipe"])
 def test_fit_on_a_repeated_dataset_runs_exactly_steps_per_epoch(make_model, steps_per_epoch):
@@ -87,12 +88,14 @@ def test_fit_on_a_repeated_dataset_runs_exactly_steps_per_epoch(make_model, step
     assert _iterations(model) == 4 * steps_per_epoch
 
 
+@pytest.mark.train
 def test_fit_on_a_pydataset_reads_exactly_steps_per_epoch():
     model = _model()
     model.fit(Batches(), steps_per_epoch=8, epochs=3, verbose=0)
     assert _iterations(model) == 24  # (the adapter itself reads a few batches ahead)
 
 
+@pytest.mark.train
 def test_fit_on_arrays_runs_exactly_steps_per_epoch_and_all_batches_without_it():
     x, y = _arrays()  # 100 batches of 4
     model = _model()
@@ -102,6 +105,7 @@ def test_fit_on_arrays_runs_exactly_steps_per_epoch_and_all_batches_without_it()
     assert _iterations(model) == 120
 
 
+@pytest.mark.train
 def test_the_one_cycle_spans_the_steps_fit_really_takes():
     """The learning rate at each epoch's end is the 1cycle's at that step of a cycle over
     all the steps, so the run ends annealed, not after its first epoch."""
@@ -118,6 +122,7 @@ def test_the_one_cycle_spans_the_steps_fit_really_takes():
     assert rates[0][1] > 100 * rates[-1][1]  # still high after epoch 1, annealed at the end
 
 
+@pytest.mark.train
 def test_validation_steps_are_run_exactly():
     model = _model()
     model.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy",
@@ -140,6 +145,7 @@ def test_evaluate_and_predict_read_exactly_the_steps_asked_for(data):
     assert model.predict(x, steps=5, verbose=0).shape == (5 * BATCH, 3)
 
 
+@pytest.mark.train
 def test_a_fit_like_an_earlier_one_reuses_its_compiled_function():
     model = _model()
     compiled = model.steps_per_execution

@@ -51,6 +51,7 @@ def _fit(model, monitor=None, epochs=3, x=None, y=None):
                      callbacks=callbacks)
 
 
+@pytest.mark.train
 def test_the_epoch_line_stays_short_and_the_history_keeps_every_statistic(capsys):
     x, y = _data()
     model = _model()
@@ -65,6 +66,7 @@ def test_the_epoch_line_stays_short_and_the_history_keeps_every_statistic(capsys
     assert len(monitored) > 15 and all(len(history.history[k]) == 2 for k in monitored)
 
 
+@pytest.mark.train
 def test_statistics_are_logged_into_the_history():
     x, y = _data()
     model = _model()
@@ -81,6 +83,7 @@ def test_statistics_are_logged_into_the_history():
     assert [record["epoch"] for record in monitor.records] == [0, 1, 2]
 
 
+@pytest.mark.train
 def test_logged_values_equal_what_diagnose_measures():
     """The last epoch's logs equal a measurement of the final model on the probe batches."""
     x, y = _data()
@@ -101,6 +104,7 @@ def test_logged_values_equal_what_diagnose_measures():
         "monitor_max_gradient_norm"][-1]
 
 
+@pytest.mark.train
 def test_monitoring_does_not_change_training():
     """BatchNorm statistics and dropout seeds are restored: same weights with or without it."""
     x, y = _data()
@@ -114,6 +118,7 @@ def test_monitoring_does_not_change_training():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.train
 def test_monitoring_does_not_change_training_with_unseeded_dropout():
     """On PyTorch unseeded Dropout draws from torch's global generator; it is restored."""
     x, y = _data()
@@ -129,6 +134,7 @@ def test_monitoring_does_not_change_training_with_unseeded_dropout():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.train
 def test_every_n_epochs():
     x, y = _data()
     monitor = TrainingMonitor(x[:32], y[:32], every_n_epochs=2, log_layers=False)
@@ -139,6 +145,7 @@ def test_every_n_epochs():
     assert not any(key.startswith(f"monitor_{_model().layers[0].name}") for key in history.history)
 
 
+@pytest.mark.train
 def test_warns_as_soon_as_a_layer_dies():
     x, y = _data()
     x = np.abs(x)
@@ -155,6 +162,7 @@ def test_warns_as_soon_as_a_layer_dies():
     assert symptoms.DYING_RELU.fix in died[0]  # the fix text of diagnose's symptom table
 
 
+@pytest.mark.train
 def test_warns_when_gradients_explode():
     x, y = _data()
     model = _model(initializer=keras.initializers.RandomNormal(stddev=10.0, seed=0))
@@ -172,6 +180,7 @@ def test_thresholds_default_to_those_of_diagnose():
     assert monitor.gradient_ratio_threshold == symptoms.EXPLODING_GRADIENT_RATIO
 
 
+@pytest.mark.train
 def test_healthy_training_does_not_warn():
     x, y = _data()
     with warnings.catch_warnings(record=True) as record:
@@ -180,6 +189,7 @@ def test_healthy_training_does_not_warn():
     assert not [w for w in record if w.category is TrainingMonitorWarning]
 
 
+@pytest.mark.train
 def test_thresholds_are_configurable():
     x, y = _data()
     monitor = TrainingMonitor(x[:64], y[:64], gradient_norm_threshold=1e-6)
@@ -187,6 +197,7 @@ def test_thresholds_are_configurable():
         _fit(_model(), monitor, epochs=1)
 
 
+@pytest.mark.train
 def test_writes_tensorboard_scalars(tmp_path):
     import tensorflow as tf
 
@@ -210,6 +221,7 @@ def test_writes_tensorboard_scalars(tmp_path):
     np.testing.assert_allclose(tags[f"{model.layers[0].name}/dead_fraction"], dead, rtol=1e-6)
 
 
+@pytest.mark.train
 def test_works_with_a_tf_dataset():
     import tensorflow as tf
 

@@ -186,6 +186,7 @@ def test_application_names_are_case_insensitive_and_unknown_ones_get_the_closest
         build_transfer_model("MobileNetV4", 3, weights=None)
 
 
+@pytest.mark.train
 def test_default_input_shape_is_the_size_the_imagenet_weights_were_trained_at():
     from keras_recipes.models.transfer.base import default_input_shape
 
@@ -402,6 +403,7 @@ def test_feature_layer_by_name_or_index_and_sequential_models():
         build_transfer_model(pretrained, 3, feature_layer=9)
 
 
+@pytest.mark.train
 def test_your_model_is_copied_so_training_the_transfer_model_leaves_it_unchanged():
     pretrained = _classifier()
     original = _numpy(pretrained.weights)
@@ -448,6 +450,7 @@ def test_a_weights_file_of_your_model_is_loaded_into_the_copy(tmp_path):
 # --- fine_tune ----------------------------------------------------------------------------
 
 
+@pytest.mark.train
 def test_phase_one_changes_no_base_weight_and_trains_the_head():
     x, y = _images()
     model = _transfer()
@@ -458,6 +461,7 @@ def test_phase_one_changes_no_base_weight_and_trains_the_head():
     assert not np.array_equal(model.get_layer("output").get_weights()[0], all_before[-2])
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("unfreeze, expected", [
     (3, {"conv_3"}),  # an int counts every layer: bn_3, relu_3 and conv_3
     # A fraction counts the 3 layers with weights, BatchNorm aside, and takes what is above.
@@ -482,6 +486,7 @@ def test_phase_two_changes_exactly_the_unfrozen_layers_and_no_batchnorm(unfreeze
     assert {layer.name for layer in base.layers if layer.trainable_weights} == expected
 
 
+@pytest.mark.train
 def test_a_fraction_of_a_saved_model_used_as_base_unfreezes_layers_with_weights(tmp_path):
     # The README's `--set model.base=runs/old/model.keras`: an earlier transfer model, whose
     # top-level layers are its nested conv base and a pooling layer once its classifier is
@@ -495,6 +500,7 @@ def test_a_fraction_of_a_saved_model_used_as_base_unfreezes_layers_with_weights(
     assert _base_of(model).trainable_weights  # the nested conv base trained in phase 2
 
 
+@pytest.mark.train
 def test_phase_two_runs_at_the_lower_learning_rate_on_its_own_one_cycle():
     x, y = _images()
     model = _transfer(learning_rate=0.01)
@@ -561,6 +567,7 @@ class _FirstStep(keras.callbacks.Callback):
                            for v in self.model.trainable_variables}
 
 
+@pytest.mark.train
 def test_phase_two_update_is_minus_the_fine_tune_rate_times_the_gradient():
     # Plain SGD, one full batch per phase: the first update is -learning_rate * gradient.
     x, y = _images(n=32)
@@ -577,6 +584,7 @@ def test_phase_two_update_is_minus_the_fine_tune_rate_times_the_gradient():
                                    rtol=2e-3, atol=1e-7)
 
 
+@pytest.mark.train
 def test_discriminative_learning_rates_lower_for_lower_groups():
     x, y = _images(n=32)
     model = _transfer()
@@ -594,6 +602,7 @@ def test_discriminative_learning_rates_lower_for_lower_groups():
                                    rtol=2e-3, atol=1e-7)
 
 
+@pytest.mark.train
 def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(tmp_path):
     x, y = _images()
     model = _transfer()
@@ -614,6 +623,7 @@ def test_discriminative_one_cycle_spans_phase_two_and_survives_save_and_reload(t
                                rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.train
 def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_hundredth_of_it():
     x, y = _images()
     model = _transfer(learning_rate="find")
@@ -631,6 +641,7 @@ def test_learning_rate_find_sets_the_head_rate_and_phase_two_takes_a_hundredth_o
     assert not model.recipe.finds_learning_rate  # the finder ran once, in phase 1 only
 
 
+@pytest.mark.train
 def test_history_combines_the_phases_with_a_phase_marker_and_early_stopping_per_phase():
     x, y = _images(n=32)
     x_val, y_val = _images(n=16, seed=1)
@@ -662,6 +673,7 @@ def _assert_the_heads_weights_were_restored(history, model, head_weights, head_l
             "restored the weights phase 2 started from.") in out
 
 
+@pytest.mark.train
 def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(capsys):
     x, y = _images(n=64)
     validation = _images(n=32, seed=1)
@@ -704,6 +716,7 @@ def test_with_validation_data_fine_tune_ends_on_the_best_weights_of_both_phases(
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.train
 def test_fine_tune_takes_tf_data_datasets():
     import tensorflow as tf
 
@@ -723,6 +736,7 @@ def test_fine_tune_takes_tf_data_datasets():
         fine_tune(model, train, batch_size=8)
 
 
+@pytest.mark.train
 def test_phase_two_does_not_run_after_phase_one_stops_on_nan():
     import tensorflow as tf
 
@@ -740,6 +754,7 @@ def test_phase_two_does_not_run_after_phase_one_stops_on_nan():
     assert _changed_layers(base_before, _weights_by_layer(_base_of(model))) == set()
 
 
+@pytest.mark.train
 def test_fine_tune_works_on_a_plain_keras_model_with_one_nested_base():
     x, y = _images()
     base = _conv_base()
@@ -762,6 +777,7 @@ def _same_in_training_and_inference(model, images):
                                   keras.ops.convert_to_numpy(model(images, training=False)))
 
 
+@pytest.mark.train
 def test_fine_tuned_model_saves_and_reloads_without_custom_objects(tmp_path):
     x, y = _images()
     model = build_transfer_model(_conv_base(), 3, seed=0, dropout_rate=0.0,
@@ -842,6 +858,7 @@ _BAD_FINE_TUNE_ARGUMENTS = [
 ]
 
 
+@pytest.mark.train
 def test_fine_tune_rejects_bad_arguments_before_training():
     model = _transfer()
     flags = [layer.trainable for layer in flatten_layers(_base_of(model))]
@@ -856,6 +873,7 @@ def test_fine_tune_rejects_bad_arguments_before_training():
             np.testing.assert_array_equal(now, before)
 
 
+@pytest.mark.train
 def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
     from keras_recipes.training.fine_tune import phase_optimizers as optimizers
 
@@ -867,6 +885,7 @@ def test_discriminative_rates_need_keras_multi_optimizer(monkeypatch):
         fine_tune(_transfer(), _images(n=8), discriminative_factor=0.5)
 
 
+@pytest.mark.train
 def test_fine_tune_explains_a_model_without_an_identifiable_base_or_head():
     x, y = _images(n=8)
     flat = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(),
@@ -951,6 +970,7 @@ def _uninterrupted_run():
     return model.get_weights(), _numpy(model.optimizer.variables), history.history
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("crash_at, epochs_run_on_resume", [
     # Killed in phase 1: phase 1 goes on from its last finished epoch, then phase 2.
     pytest.param((0, 1, 1), [(1, 1), (2, 0), (2, 1), (2, 2)], id="in_phase_1",
