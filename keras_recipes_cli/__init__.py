@@ -34,7 +34,8 @@ def main(argv=None):
             return int(exit_.code or 0)
         if args.command in _NO_MODEL:
             return cli.main(argv)
-        del sys.modules["keras_recipes.cli"], sys.modules["keras_recipes"]
+        for name in [name for name in sys.modules if name.split(".")[0] == "keras_recipes"]:
+            del sys.modules[name]  # loaded under the empty package: load them properly
     with contextlib.nullcontext() if verbose else _quiet_stderr():
         cli = importlib.import_module("keras_recipes.cli")
     return cli.main(argv)

@@ -14,6 +14,8 @@ from test_recipes import conv_base, small_data
 
 import keras_recipes
 from keras_recipes import cli
+from keras_recipes.commands.summary import training_metrics
+from keras_recipes.commands.train import draw_uncertainty
 from keras_recipes.optimizers import learning_rate_schedule
 
 REPORT_FILES = ["config.yaml", "history.csv", "learning_curves.png", "metrics.json",
@@ -260,7 +262,7 @@ def test_metrics_report_the_kept_epoch_and_label_the_lowest_val_loss():
     # the lowest val_loss, at epoch 2, is not what the saved model holds.
     history = {"loss": [0.9, 0.5, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.5, 0.1, 0.9, 0.3, 0.2, 0.25],
                "val_accuracy": [0.6, 0.9, 0.5, 0.8, 0.85, 0.84]}
-    metrics = cli._training_metrics(history, 1.0, (5, "early_stopping"))
+    metrics = training_metrics(history, 1.0, (5, "early_stopping"))
     assert metrics == {"epochs_run": 6, "train_seconds": 1.0, "kept_epoch": 5,
                        "kept_by": "early_stopping", "kept_loss": 0.2, "kept_val_loss": 0.2,
                        "kept_val_accuracy": 0.85, "lowest_val_loss_epoch": 2,
@@ -271,13 +273,13 @@ def test_the_guards_choice_is_said_in_the_summary_and_report_words():
     from keras_recipes import report
 
     history = {"loss": [0.9, 0.5, 0.4], "val_loss": [0.5, 0.3, 0.2], "phase": [1, 1, 2]}
-    metrics = cli._training_metrics(history, 1.0, (3, "best_of_both_phases"))
+    metrics = training_metrics(history, 1.0, (3, "best_of_both_phases"))
     assert metrics["kept_epoch"] == 3 and metrics["kept_val_loss"] == 0.2
     assert report.kept_weights_text(metrics, markdown=False) == (
         "the weights of epoch 3 (the best val_loss of both phases, in phase 2)")
     # No phase 1 (head_epochs=0) and no better phase-2 epoch: the weights phase 2 started
     # from, which no recorded epoch holds.
-    metrics = cli._training_metrics({"loss": [0.4], "val_loss": [0.9], "phase": [2]}, 1.0,
+    metrics = training_metrics({"loss": [0.4], "val_loss": [0.9], "phase": [2]}, 1.0,
                                     (None, "phase_2_start"))
     assert metrics["kept_by"] == "phase_2_start" and "kept_epoch" not in metrics
     assert report.kept_weights_text(metrics) == (
@@ -434,7 +436,7 @@ def test_uncertainty_figure_has_a_title_and_shows_a_few_wrong_predictions():
 
     ax = Figure().subplots()
     entropy = np.concatenate([np.linspace(0, 0.3, 355), [0.5, 0.6, 0.7, 0.8, 0.9]])
-    cli._draw_uncertainty(ax, entropy, np.arange(360) < 355, "MC Dropout uncertainty")
+    draw_uncertainty(ax, entropy, np.arange(360) < 355, "MC Dropout uncertainty")
     assert ax.get_title() == "MC Dropout uncertainty"
     heights = {label: max(p.get_height() for p in container) for label, container in
                zip([t.get_text() for t in ax.get_legend().get_texts()], ax.containers)}

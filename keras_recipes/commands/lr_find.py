@@ -1,0 +1,43 @@
+"""`keras-recipes lr-find`: the learning-rate range test on a recipe."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from keras_recipes.commands._setup import EXIT_OK, build, default_output, run_config, usage_error
+
+__all__ = ["lr_find"]
+
+
+def lr_find(args):
+    """`keras-recipes lr-find`: builds the recipe, runs the range test, writes the curve."""
+    import keras
+
+    from keras_recipes import _io, _validation
+    from keras_recipes.lr_finder import find_learning_rate
+    from keras_recipes.report import _figure, _save_figure
+
+    try:
+        _validation.check_int("num_steps", args.num_steps, min_value=2)
+    except ValueError as error:
+        return usage_error(error)
+    config = run_config(args)
+    output = pathlib.Path(args.output or default_output(f"lr-find-{config.recipe}"))
+    keras.utils.set_random_seed(config.seed)
+    data, model = build(config)
+    result = find_learning_rate(model, data.x_train, data.y_train,
+                                batch_size=config.fit["batch_size"], num_steps=args.num_steps,
+                                seed=config.seed)
+    print(f"Learning-rate range test of {config.recipe} on {data.name} "
+          f"({len(result.learning_rates)} steps)")
+    for name in ("valley", "minimum", "steepest"):
+        print(f"  {name:<9} {getattr(result, name):.3g}")
+    print(f"Suggested learning rate: {result.suggestion:.3g} ({result.method}); use it with "
+          f"--set model.learning_rate={result.suggestion:.3g}")
+    figure = _figure()
+    result.plot(ax=figure.subplots())
+    _save_figure(figure, output / "lr_finder.png")
+    _io.write_text(output / "lr_finder.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    print(f"Wrote lr_finder.png and lr_finder.json to {output}")
+    return EXIT_OK

@@ -1,0 +1,144 @@
+"""`keras-recipes train`: trains a recipe, keeps its record, writes its report."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import sys
+import time
+
+from keras_recipes.commands._setup import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    build,
+    default_output,
+    keep_paths_inside,
+    names_a_key,
+    run_config,
+)
+from keras_recipes.commands.summary import _floats, print_summary, training_metrics
+
+__all__ = ["draw_uncertainty", "train"]
+
+
+def train(args):
+    """`keras-recipes train`: builds, trains, evaluates and reports a recipe run."""
+    import keras
+
+    from keras_recipes import report
+    from keras_recipes.config import ConfigError, explain
+    from keras_recipes.models.registry import get_recipe_spec
+
+    config = run_config(args)
+    spec = get_recipe_spec(config.recipe)
+    if config.report["lr_find"]:
+        config.model["learning_rate"] = "find"
+    output = pathlib.Path(args.output or default_output(config.recipe))
+    keep_paths_inside(config, output)
+    keras.utils.set_random_seed(config.seed)
+    data, model = build(config)
+    image_size = config.dataset.get("image_size")
+    if image_size is not None and list(data.input_shape[:2]) != list(image_size):
+        # Only tfds images are resized: record the size the model was built at.
+        config.dataset["image_size"] = list(data.input_shape[:2])
+    if config.report["mc_dropout_samples"]:
+        _mc_predictor(model, config)  # a model without dropout is refused before training
+    print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
+          f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
+
+    from keras_recipes.run_record import run_recorder
+
+    recorder = run_recorder(output, spec.phases(config.fit) if spec.phases else None)
+    status, started = "completed", time.perf_counter()
+    best = None  # fine_tune's guard: which weights of its two phases it kept
+    try:
+        trained = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                             callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2,
+                             **config.fit)
+        best = (getattr(trained, "params", None) or {}).get("best_weights")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        print("\nInterrupted: saving what finished.", file=sys.stderr)
+    except Exception as error:  # a failure of training itself, not of the arguments
+        if (isinstance(error, (ValueError, TypeError)) and not recorder.started
+                and names_a_key(error, config.fit)):
+            # Checked at the entry of the training function against the model
+            # (a layer name to unfreeze, a learning rate that is not lower, ...).
+            raise ConfigError(explain(error, config, "fit")) from None
+        print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    seconds = time.perf_counter() - started
+    history = recorder.history()  # the whole run's, the epochs before a resume included
+
+    metrics = {"status": status}
+    if status == "completed":
+        test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+        metrics.update({f"test_{key}": float(value) for key, value in test.items()})
+    metrics.update(training_metrics(history, seconds, recorder.kept_weights(best),
+                                     recorder.resumed_at))
+    if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
+        metrics["status"] = status = "diverged"
+    extra_figures = []
+    if status == "completed" and config.report["mc_dropout_samples"]:
+        extra_figures.append(_mc_dropout_report(model, data, config, metrics))
+    finder = getattr(model, "learning_rate_finder_result", None)
+    if finder is not None:
+        metrics["found_learning_rate"] = float(finder.suggestion)
+        extra_figures.append(("lr_finder.png", "Learning-rate range test",
+                              lambda ax: finder.plot(ax=ax)))
+    report.write_run_report(output, model=model, history=history, metrics=metrics,
+                            settings=config.to_dict(), extra_figures=extra_figures,
+                            optimizers=recorder.optimizers or None)
+    print_summary(metrics, output)
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _mc_dropout_report(model, data, config, metrics):
+    """MC-Dropout predictions on the test split: metrics and the uncertainty histogram."""
+    import numpy as np
+
+    from keras_recipes.uncertainty import expected_calibration_error
+
+    result = _mc_predictor(model, config).predict(data.x_test)
+    plain = model.predict(data.x_test, verbose=0)
+    metrics["mc_test_accuracy"] = float(np.mean(result.predict_classes() == data.y_test))
+    metrics["test_ece"] = float(expected_calibration_error(data.y_test, plain))
+    metrics["mc_test_ece"] = float(expected_calibration_error(data.y_test, result.mean))
+    correct = result.predict_classes() == data.y_test
+    title = f"MC Dropout uncertainty ({config.report['mc_dropout_samples']} samples)"
+    return ("uncertainty.png", title,
+            lambda ax: draw_uncertainty(ax, result.entropy, correct, title))
+
+
+def draw_uncertainty(ax, entropy, correct, title):
+    """Histograms of the predictive entropy of right and wrong predictions, each as shares.
+
+    Each group is normalised to its own size, so that a handful of wrong predictions is as
+    visible as hundreds of right ones.
+    """
+    import numpy as np
+
+    bins = np.linspace(0, max(float(entropy.max()), 1e-6), 30)
+    for mask, label, color in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
+        if mask.any():
+            ax.hist(entropy[mask], bins=bins, weights=np.full(mask.sum(), 1 / mask.sum()),
+                    alpha=0.6, color=color, edgecolor=color, label=f"{label} ({mask.sum()})")
+    ax.set_xlabel("predictive entropy (nats): higher is less sure")
+    ax.set_ylabel("share of the group's test samples")
+    ax.set_title(title)
+    ax.legend(title="predictions")
+
+
+def _mc_predictor(model, config):
+    from keras_recipes.config import ConfigError
+    from keras_recipes.uncertainty import MCDropoutPredictor
+
+    try:
+        return MCDropoutPredictor(model, num_samples=config.report["mc_dropout_samples"],
+                                  seed=config.seed)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{config.source}: report.mc_dropout_samples: {error}") from None
