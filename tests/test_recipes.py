@@ -459,6 +459,8 @@ def test_recipe_rejects_bad_arguments(name, kwargs, error, message):
     parameters = inspect.signature(keras_recipes.get_recipe(name)).parameters
     if kwargs.get("num_hidden_layers") == 0 and parameters["num_hidden_layers"].default == 0:
         pytest.skip(f"the {name} recipe may have no hidden layer (its default is 0)")
+    if "one_cycle" in kwargs and parameters["schedule"].default != "auto":
+        kwargs = {**kwargs, "schedule": "auto"}  # (the baseline's default is "constant")
     shape, small = SMALL[name]
     kwargs = {"input_shape": shape, "num_classes": 3, **small(), **kwargs}
     with pytest.raises(error, match=re.escape(message)):

@@ -24,7 +24,7 @@ def check_architecture(*, num_hidden_layers, units, dropout_rate, seed, min_hidd
     v.check_seed(seed)
 
 
-def recipe_for(function, arguments, **fixed):
+def recipe_for(function, arguments):
     """The `Recipe` a public entry point trains with, made (and so checked) once.
 
     Args:
@@ -32,8 +32,6 @@ def recipe_for(function, arguments, **fixed):
             like a recipe option are its training arguments.
         arguments: dict, the values it was called with (its `locals()`), `recipe`
             among them.
-        **fixed: options the entry point sets itself (e.g. the plain baseline's
-            `optimizer="adam"`).
 
     Returns:
         The given `recipe`, or a new one from the training arguments.
@@ -48,7 +46,7 @@ def recipe_for(function, arguments, **fixed):
              if name in TRAINING_OPTIONS or name in _ALIASES}
     recipe = arguments.get("recipe")
     if recipe is None:
-        return Recipe(**fixed, **given)
+        return Recipe(**given)
     if not isinstance(recipe, Recipe):
         v.fail("recipe", recipe, "a keras_recipes.Recipe or None", error=TypeError)
     for name, value in given.items():

@@ -15,23 +15,11 @@ __all__ = ["compile_recipe"]
 
 
 def compile_recipe(
-    model,
-    *,
-    loss,
-    metrics=None,
-    loss_weights=None,
-    optimizer="nadam",
-    learning_rate=1e-3,
-    schedule="auto",
-    one_cycle="auto",
-    total_steps=None,
-    clipnorm=None,
-    optimizer_kwargs=None,
-    early_stopping_patience=10,
-    backup_dir=None,
-    steps_per_execution="auto",
-    jit_compile="auto",
-    recipe=None,
+    model, *, loss, metrics=None, loss_weights=None,
+    # The training options (keras_recipes.Recipe documents each):
+    optimizer="nadam", learning_rate=1e-3, schedule="auto", total_steps=None, clipnorm=None,
+    optimizer_kwargs=None, early_stopping_patience=10, backup_dir=None,
+    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
 ):
     """Compiles any Keras model with the recipe, so that a plain `fit` runs all of it.
 
@@ -73,39 +61,18 @@ def compile_recipe(
         loss: the loss, as for `compile` (e.g. `"sparse_categorical_crossentropy"`).
         metrics: list or None, as for `compile`. Defaults to `None`.
         loss_weights: as for `compile`. Defaults to `None`.
-        optimizer: str (`"nadam"`, `"adam"`, `"adamw"`, `"sgd"`) or a
-            `keras.optimizers.Optimizer` instance used as given.
-            Defaults to `"nadam"`.
-        learning_rate: float, the peak of the 1cycle (or the constant rate), or
-            `"find"`: the first `fit` runs `keras_recipes.find_learning_rate`
-            on its training data and uses the suggestion. Defaults to `1e-3`
-            (a model of yours has no BatchNorm guaranteed; `"find"` is the
-            better choice when in doubt).
-        schedule: str, `"auto"`, `"one_cycle"`, `"plateau"` or `"constant"`,
-            as in `build_default_dnn`. Defaults to `"auto"`.
-        one_cycle: bool or `"auto"`, deprecated alias of `schedule`, as in
-            `build_default_dnn`. Defaults to `"auto"`.
-        total_steps: int or None, the length of the 1cycle in optimizer steps;
-            `None` lets each `fit` set it to its own steps. Defaults to `None`.
-        clipnorm: float or None, clip each gradient to this norm (the
-            chapter's advice for recurrent networks). Defaults to `None`.
-        optimizer_kwargs: dict or None, more arguments of the named optimizer
-            (`weight_decay`, `use_ema`, `gradient_accumulation_steps`, ...); not
-            the recipe's own (`learning_rate`, `momentum`, `beta_1`,
-            `clipnorm`). Defaults to `None`.
-        early_stopping_patience: int or None, epochs without improvement of
-            `val_loss` before stopping (best weights restored); `None`
-            disables early stopping. Defaults to `10`.
-        backup_dir: str or None, a folder where `fit` backs up the training
-            state each epoch, so that a killed run started again resumes where
-            it was. Defaults to `None`.
-        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`.
-            Defaults to `"auto"`.
-        jit_compile: bool or `"auto"`, as in `build_default_dnn`.
-            Defaults to `"auto"`.
+        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
+            early_stopping_patience, backup_dir, steps_per_execution, jit_compile,
+            one_cycle: the training options, each as documented in
+            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+            Here they default to Nadam on the 1cycle peaking at
+            `learning_rate=1e-3` (a model of yours has no BatchNorm guaranteed;
+            `"find"` is the better choice when in doubt) and early stopping
+            after 10 epochs without a better `val_loss`. (No `distribution`: a
+            model of yours is built where you built it.)
         recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, to reuse across models (then leave `optimizer` ...
-            `jit_compile` out). `None` makes one from them. Defaults to `None`.
+            value, instead of the arguments above (which are then left out).
+            Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.RecipeModel` or

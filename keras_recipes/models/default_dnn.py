@@ -15,34 +15,14 @@ __all__ = ["build_default_dnn"]
 
 
 def build_default_dnn(
-    input_shape,
-    num_classes=None,
-    *,
-    task="auto",
-    num_outputs=1,
-    num_hidden_layers=3,
-    units=100,
-    activation="elu",
-    batch_norm=True,
-    dropout_rate=0.0,
-    l1=0.0,
-    l2=0.0,
-    max_norm=None,
-    optimizer="nadam",
-    learning_rate=1e-2,
-    schedule="auto",
-    one_cycle="auto",
-    total_steps=None,
-    clipnorm=None,
-    early_stopping_patience=10,
-    normalization_data=None,
-    backup_dir=None,
-    distribution=None,
-    steps_per_execution="auto",
-    jit_compile="auto",
-    seed=None,
-    name="default_dnn",
-    recipe=None,
+    input_shape, num_classes=None, *, task="auto", num_outputs=1,
+    # The network:
+    num_hidden_layers=3, units=100, activation="elu", batch_norm=True, dropout_rate=0.0,
+    l1=0.0, l2=0.0, max_norm=None, normalization_data=None, seed=None, name="default_dnn",
+    # The training options (keras_recipes.Recipe documents each):
+    optimizer="nadam", learning_rate=1e-2, schedule="auto", total_steps=None, clipnorm=None,
+    optimizer_kwargs=None, early_stopping_patience=10, backup_dir=None, distribution=None,
+    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
 ):
     """Builds and compiles the default deep network of Géron's chapter 11.
 
@@ -81,62 +61,24 @@ def build_default_dnn(
         max_norm: float or None, bound on the norm of each hidden unit's
             incoming weights (`keras_recipes.constraints.apply_max_norm`; the
             output layer is left free). Defaults to `None`.
-        optimizer: str (`"nadam"`, `"adam"`, `"adamw"`, `"sgd"`) or a
-            `keras.optimizers.Optimizer` instance used as given.
-            Defaults to `"nadam"`.
-        learning_rate: float, the peak learning rate of the 1cycle (or the
-            constant rate without it), or `"find"`: the first `fit` then runs
-            `keras_recipes.find_learning_rate` on its own training data and
-            uses the suggestion (kept in `model.learning_rate_finder_result`).
-            Defaults to `1e-2`.
-        schedule: str, how the learning rate changes: `"one_cycle"` (the
-            1cycle over learning rate and momentum, at most `learning_rate`),
-            `"plateau"` (performance scheduling: a constant `learning_rate`
-            halved by `keras.callbacks.ReduceLROnPlateau` after 5 epochs
-            without a better validation loss), `"constant"`, or `"auto"`:
-            `"one_cycle"` for an optimizer name, the optimizer as given
-            (`"constant"`) for an instance. Defaults to `"auto"`.
-        one_cycle: bool or `"auto"`, deprecated: `True` is
-            `schedule="one_cycle"`, `False` is `schedule="constant"` (with a
-            `DeprecationWarning`). Defaults to `"auto"` (use `schedule`).
-        total_steps: int or None, the length of the 1cycle in optimizer steps;
-            `None` lets each `fit` call set it to its own steps.
+        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
+            early_stopping_patience, backup_dir, distribution, steps_per_execution,
+            jit_compile, one_cycle: the training options, each as documented in
+            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+            Here they default to Nadam on the 1cycle (learning rate and `beta_1`)
+            peaking at `learning_rate=1e-2`, stretched over each `fit`, and early
+            stopping after 10 epochs without a better `val_loss`;
+            `learning_rate="find"` runs the LR range finder on the first `fit`'s
+            data.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value, instead of the arguments above (which are then left out).
             Defaults to `None`.
-        clipnorm: float or None, clip each gradient to this norm.
-            Defaults to `None`.
-        early_stopping_patience: int or None, epochs without improvement of
-            `val_loss` before stopping (best weights restored); `None`
-            disables early stopping. Defaults to `10`.
         normalization_data: array or None, training inputs to adapt a
             `Normalization` layer to, put in front of the network.
             Defaults to `None`.
-        backup_dir: str or None, a folder where `fit` backs up the training
-            state each epoch (`keras_recipes.callbacks.AtomicBackupAndRestore`), so that a
-            killed run started again resumes where it was. Defaults to `None`.
-        distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:
-            `MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or
-            a `keras.distribution` distribution (JAX backend: `DataParallel`,
-            `ModelParallel`); the model, optimizer and schedules are created in
-            its scope and the 1cycle counts global steps. Defaults to `None`.
-        steps_per_execution: int >= 1 or `"auto"`, the batches run per
-            compiled call (as in `compile`): fewer Python round trips make
-            small networks faster. `"auto"` is 32, or 1 on PyTorch (whose
-            Keras trainer allows only 1) and under a `tf.distribute` strategy
-            (where Keras 3.15 and 3.16 fail with more). Callbacks with per-batch
-            hooks still see every batch: `fit` runs one batch per call while any
-            is present. A `steps_per_epoch`, `validation_steps` or `steps` is run
-            exactly: the batches per call are then the largest number, at most
-            this, that divides it. Defaults to `"auto"`.
-        jit_compile: bool or `"auto"`, XLA compilation (as in `compile`).
-            `"auto"` is Keras's choice, except that XLA is also used on a
-            TensorFlow machine without an accelerator, where Keras turns it off
-            although it makes these networks faster. Defaults to `"auto"`.
         seed: int or None, seeds every initializer and dropout layer.
             Defaults to `None`.
         name: str, the model's name. Defaults to `"default_dnn"`.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value (then leave `optimizer` ... `jit_compile` out). `None` makes
-            one from them. Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` (a functional `keras.Model`).

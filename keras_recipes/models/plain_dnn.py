@@ -14,23 +14,13 @@ __all__ = ["build_plain_dnn"]
 
 
 def build_plain_dnn(
-    input_shape,
-    num_classes=None,
-    *,
-    task="auto",
-    num_outputs=1,
-    num_hidden_layers=3,
-    units=100,
-    learning_rate=1e-3,
-    schedule="constant",
-    early_stopping_patience=None,
-    backup_dir=None,
-    distribution=None,
-    steps_per_execution="auto",
-    jit_compile="auto",
-    seed=None,
-    name="plain_dnn",
-    recipe=None,
+    input_shape, num_classes=None, *, task="auto", num_outputs=1,
+    # The network:
+    num_hidden_layers=3, units=100, seed=None, name="plain_dnn",
+    # The training options (keras_recipes.Recipe documents each):
+    optimizer="adam", learning_rate=1e-3, schedule="constant", total_steps=None, clipnorm=None,
+    optimizer_kwargs=None, early_stopping_patience=None, backup_dir=None, distribution=None,
+    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
 ):
     """Builds the plain baseline the recipes are compared against.
 
@@ -47,24 +37,18 @@ def build_plain_dnn(
         num_outputs: int, regression targets. Defaults to `1`.
         num_hidden_layers: int. Defaults to `3`.
         units: int. Defaults to `100`.
-        learning_rate: float, Adam's constant learning rate (the peak of the
-            1cycle with `schedule="one_cycle"`). Defaults to `1e-3`.
-        schedule: str, `"constant"`, `"plateau"` (halved by
-            `ReduceLROnPlateau` when the validation loss stalls), `"one_cycle"`
-            or `"auto"` (the 1cycle), as in `build_default_dnn`. Defaults to
-            `"constant"`: the baseline has no schedule.
-        early_stopping_patience: int or None. Defaults to `None` (off).
-        backup_dir: str or None, as in `build_default_dnn`. Defaults to `None`.
-        distribution: None, a `tf.distribute.Strategy` or a `keras.distribution`
-            distribution, as in `build_default_dnn`. Defaults to `None`.
-        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`.
-            Defaults to `"auto"`.
-        jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to `"auto"`.
+        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
+            early_stopping_patience, backup_dir, distribution, steps_per_execution,
+            jit_compile, one_cycle: the training options, each as documented in
+            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+            Here they default to the baseline's Adam at a constant
+            `learning_rate=1e-3` without early stopping (`schedule="one_cycle"`
+            or `"plateau"` to see what a schedule alone buys).
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value, instead of the arguments above (which are then left out).
+            Defaults to `None`.
         seed: int or None, seeds the initializers. Defaults to `None`.
         name: str. Defaults to `"plain_dnn"`.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value (then leave the training arguments out). `None` makes one from
-            them. Defaults to `None`.
 
     Returns:
         A compiled `keras_recipes.RecipeModel`.
@@ -80,8 +64,7 @@ def build_plain_dnn(
     """
     factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
                                dropout_rate=0.0, seed=seed)
-    # The chapter's baseline optimizer; the recipe's 1cycle only with schedule="one_cycle".
-    recipe = factory.recipe_for(build_plain_dnn, locals(), optimizer="adam")
+    recipe = factory.recipe_for(build_plain_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     input_shape = v.check_shape("input_shape", input_shape)
     loss, metrics = heads.task_loss(task)

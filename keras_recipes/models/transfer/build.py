@@ -17,35 +17,16 @@ POOLINGS = ("avg", "max")
 
 
 def build_transfer_model(
-    base,
-    num_classes=None,
-    input_shape=None,
-    weights="imagenet",
-    *,
-    task="auto",
+    base, num_classes=None, input_shape=None, weights="imagenet", *, task="auto",
     num_outputs=1,
-    base_kwargs=None,
-    feature_layer=None,
-    preprocessing="auto",
-    pooling="avg",
-    dropout_rate=0.2,
-    num_hidden_layers=0,
-    units=128,
-    activation="relu",
-    optimizer="adam",
-    learning_rate=1e-2,
-    schedule="auto",
-    one_cycle="auto",
-    total_steps=None,
-    clipnorm=None,
-    early_stopping_patience=5,
-    backup_dir=None,
-    distribution=None,
-    steps_per_execution="auto",
-    jit_compile="auto",
-    seed=None,
+    # The base and the head:
+    base_kwargs=None, feature_layer=None, preprocessing="auto", pooling="avg",
+    dropout_rate=0.2, num_hidden_layers=0, units=128, activation="relu", seed=None,
     name="transfer_model",
-    recipe=None,
+    # The training options (keras_recipes.Recipe documents each):
+    optimizer="adam", learning_rate=1e-2, schedule="auto", total_steps=None, clipnorm=None,
+    optimizer_kwargs=None, early_stopping_patience=5, backup_dir=None, distribution=None,
+    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
 ):
     """Builds and compiles a pretrained base with a new head, the base frozen.
 
@@ -144,51 +125,26 @@ def build_transfer_model(
         units: int, units per hidden layer. Defaults to `128`.
         activation: str, the activation of the hidden layers (see
             `build_default_dnn`). Defaults to `"relu"`.
-        optimizer: str (`"adam"`, `"nadam"`, `"adamw"`, `"sgd"`) or a
-            `keras.optimizers.Optimizer` instance. Defaults to `"adam"`.
-        learning_rate: float or `"find"`, the peak learning rate of the 1cycle
-            for the head (constant without 1cycle); `"find"` runs the LR range
-            finder on the training data of the first `fit` (phase 1 of
-            `fine_tune`) and uses its suggestion. The head is a small model on
-            fixed features and a few hundred images give few steps, so the
-            default is higher than Keras's usual 1e-3 (on the MNIST transfer
-            benchmark, 10 head epochs at 1e-3 left the head at 32% test
-            accuracy, at 1e-2 at 74%). Defaults to `1e-2`.
-        schedule: str, `"auto"`, `"one_cycle"`, `"plateau"` or `"constant"`,
-            as in `build_default_dnn`; `fine_tune_model` keeps the choice for
-            phase 2. Defaults to `"auto"`.
-        one_cycle: bool or `"auto"`, deprecated alias of `schedule`, as in
-            `build_default_dnn`. Defaults to `"auto"`.
-        total_steps: int or None, as in `build_default_dnn`. Defaults to `None`.
-        clipnorm: float or None, clip each gradient to this norm.
+        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
+            early_stopping_patience, backup_dir, distribution, steps_per_execution,
+            jit_compile, one_cycle: the training options, each as documented in
+            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+            Here they default to Adam on the 1cycle peaking at
+            `learning_rate=1e-2` for the head -- higher than Keras's usual 1e-3:
+            the head is a small model on fixed features and a few hundred
+            images give few steps (on the MNIST transfer benchmark, 10 head
+            epochs at 1e-3 left the head at 32% test accuracy, at 1e-2 at 74%)
+            -- and early stopping after 5 epochs without a better `val_loss`.
+            `fine_tune` trains both phases with the recipe, phase 2 at a lower
+            rate; the base, the head and the optimizers are created in
+            `distribution`'s scope.
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value, instead of the arguments above (which are then left out).
             Defaults to `None`.
-        early_stopping_patience: int or None, epochs without improvement of
-            `val_loss` before stopping (best weights restored); `None`
-            disables it. Defaults to `5`.
-        backup_dir: str or None, a folder where training backs up its state
-            after each epoch, so that a killed run started again resumes
-            where it was: `fit` runs `callbacks.AtomicBackupAndRestore` on it,
-            and `fine_tune` (which takes it from the model) resumes in the
-            phase it was in. Defaults to `None`.
-        distribution: None, a `tf.distribute.Strategy` (TensorFlow backend:
-            `MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`)
-            or a `keras.distribution` distribution (JAX backend:
-            `DataParallel`, `ModelParallel`). The base, the head, the
-            optimizer and its schedules are created in its scope, the 1cycle
-            counts global steps, and `fine_tune` creates phase 2's optimizer
-            in the same scope. Defaults to `None`.
-        steps_per_execution: int >= 1 or `"auto"`, as in `build_default_dnn`
-            (kept by `fine_tune`'s recompile). Defaults to `"auto"`.
-        jit_compile: bool or `"auto"`, as in `build_default_dnn`. Defaults to
-            `"auto"`.
         seed: int or None, seeds the head's initializers and dropout (the
             base of `weights=None` is seeded only by
             `keras.utils.set_random_seed`). Defaults to `None`.
         name: str, the model's name. Defaults to `"transfer_model"`.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value (then leave `optimizer` ... `jit_compile` out); `fine_tune`
-            trains both phases with it. `None` makes one from them. Defaults to
-            `None`.
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` whose one nested model

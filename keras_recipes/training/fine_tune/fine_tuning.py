@@ -34,22 +34,11 @@ __all__ = ["fine_tune"]
 
 
 def fine_tune(
-    model,
-    train_data,
-    validation_data=None,
-    *,
-    head_epochs=5,
-    epochs=10,
-    unfreeze="all",
-    learning_rate=None,
-    fine_tune_learning_rate=None,
-    discriminative_factor=None,
-    discriminative_groups=3,
-    batch_size=None,
-    steps_per_epoch=None,
-    callbacks=None,
-    recipe=None,
-    verbose="auto",
+    model, train_data, validation_data=None, *,
+    head_epochs=5, epochs=10, unfreeze="all",  # the two phases
+    learning_rate=None, fine_tune_learning_rate=None,  # their peak learning rates
+    discriminative_factor=None, discriminative_groups=3,
+    batch_size=None, steps_per_epoch=None, callbacks=None, recipe=None, verbose="auto",
     **deprecated,
 ):
     """Trains a transfer model in two phases: the head, then the top of the base.
