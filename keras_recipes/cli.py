@@ -97,6 +97,7 @@ def main(argv=None):
         return int(exit_.code or 0)
     if args.command == "list":  # no backend: see keras_recipes_cli
         return _list(args)
+    from keras_recipes.commands._run_folder import RunFolderError
     from keras_recipes.commands._setup import RunError
     from keras_recipes.config import ConfigError
 
@@ -104,7 +105,7 @@ def main(argv=None):
     command = getattr(importlib.import_module(f"keras_recipes.commands.{module}"), function)
     try:
         return command(args)
-    except (ConfigError, ImportError) as error:
+    except (ConfigError, ImportError, RunFolderError) as error:
         return usage_error(error)
     except RunError as error:
         print(f"keras-recipes: error: {error}", file=sys.stderr)

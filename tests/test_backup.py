@@ -123,5 +123,7 @@ def test_a_recipe_s_backup_dir_is_backed_up_by_this_callback(tmp_path):
     with pytest.raises(RuntimeError, match="stopped"):
         # Your callbacks see an epoch's end before the recipe backs it up: epoch 2 is not.
         model.fit(x, y, epochs=3, batch_size=64, verbose=0, callbacks=[Stop(1)])
-    assert sorted(p.name for p in backup.iterdir()) == ["epoch_1.weights.h5",
-                                                       "training_metadata.json"]
+    # The weights, the callbacks' and random state of epoch 1, and the run's record.
+    assert sorted(p.name for p in backup.iterdir()) == [
+        "epoch_1.state.npz", "epoch_1.weights.h5", "keras_recipes_backup.json",
+        "training_metadata.json"]

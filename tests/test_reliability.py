@@ -125,8 +125,12 @@ def test_a_fit_after_a_resumed_fit_runs_all_its_epochs(tmp_path):
     model = keras_recipes.build_default_dnn((12,), 3, seed=0, backup_dir=tmp_path / "backup")
     with pytest.raises(RuntimeError, match="induced crash"):
         model.fit(x, y, epochs=3, batch_size=32, callbacks=[Crash(epoch=2, batch=1)], verbose=0)
-    resumed = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
-    assert len(resumed.history["loss"]) == 1  # epochs 0 and 1 had finished
+    ran = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ran.append(epoch))
+    resumed = model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[record])
+    assert ran == [2]  # epochs 0 and 1 had finished
+    assert resumed.epoch == [0, 1, 2]  # and the history holds the whole run
+    assert len(resumed.history["loss"]) == 3 and None not in resumed.history["loss"]
     assert len(model.fit(x, y, epochs=2, batch_size=32, verbose=0).history["loss"]) == 2
 
 

@@ -3,12 +3,11 @@ folders it writes to; each error a one-line message naming the config key."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import pathlib
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "RunError", "build",
-           "default_output", "keep_paths_inside", "load_data", "load_model_files",
+           "keep_paths_inside", "load_data", "load_model_files",
            "names_a_key", "run_config", "usage_error"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -132,11 +131,8 @@ def keep_paths_inside(config, output):
         raise ConfigError(f"{config.source}: model.backup_dir: {backup_dir!r} resolves to "
                           f"{resolved}, outside the output folder {root}; use a folder name "
                           "relative to the output folder")
+    if resolved == root:
+        raise ConfigError(f"{config.source}: model.backup_dir: {backup_dir!r} is the output "
+                          "folder itself, which holds the run's record and report; use a "
+                          "folder of its own inside it, e.g. --set model.backup_dir=backup")
     config.model["backup_dir"] = str(resolved)
-
-
-def default_output(recipe):
-    """The default output folder of a run: `runs/<recipe>-<time>`."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return pathlib.Path("runs") / f"{recipe}-{stamp}"
-

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
-from keras_recipes.commands._setup import EXIT_OK, build, default_output, run_config, usage_error
+from keras_recipes.commands._run_folder import RunFolder, default_name
+from keras_recipes.commands._setup import EXIT_OK, build, run_config, usage_error
 
 __all__ = ["lr_find"]
 
@@ -23,7 +23,6 @@ def lr_find(args):
     except ValueError as error:
         return usage_error(error)
     config = run_config(args)
-    output = pathlib.Path(args.output or default_output(f"lr-find-{config.recipe}"))
     keras.utils.set_random_seed(config.seed)
     data, model = build(config)
     result = find_learning_rate(model, data.x_train, data.y_train,
@@ -35,6 +34,8 @@ def lr_find(args):
         print(f"  {name:<9} {getattr(result, name):.3g}")
     print(f"Suggested learning rate: {result.suggestion:.3g} ({result.method}); use it with "
           f"--set model.learning_rate={result.suggestion:.3g}")
+    output = RunFolder(args.output or default_name(f"lr-find-{config.recipe}"),
+                       chosen=bool(args.output)).claim()
     figure = _figure()
     result.plot(ax=figure.subplots())
     _save_figure(figure, output / "lr_finder.png")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-import pathlib
 import sys
 import time
 
+from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     build,
-    default_output,
     keep_paths_inside,
     names_a_key,
     run_config,
@@ -26,24 +25,41 @@ def train(args):
     """`keras-recipes train`: builds, trains, evaluates and reports a recipe run."""
     import keras
 
-    from keras_recipes import report
-    from keras_recipes.config import ConfigError, explain
     from keras_recipes.models.registry import get_recipe_spec
 
     config = run_config(args)
     spec = get_recipe_spec(config.recipe)
     if config.report["lr_find"]:
         config.model["learning_rate"] = "find"
-    output = pathlib.Path(args.output or default_output(config.recipe))
-    keep_paths_inside(config, output)
-    keras.utils.set_random_seed(config.seed)
-    data, model = build(config)
-    image_size = config.dataset.get("image_size")
-    if image_size is not None and list(data.input_shape[:2]) != list(image_size):
-        # Only tfds images are resized: record the size the model was built at.
-        config.dataset["image_size"] = list(data.input_shape[:2])
-    if config.report["mc_dropout_samples"]:
-        _mc_predictor(model, config)  # a model without dropout is refused before training
+    folder = RunFolder(args.output or default_name(config.recipe), chosen=bool(args.output))
+    output = folder.claim()
+    try:
+        keep_paths_inside(config, output)
+        keras.utils.set_random_seed(config.seed)
+        data, model = build(config)
+        image_size = config.dataset.get("image_size")
+        if image_size is not None and list(data.input_shape[:2]) != list(image_size):
+            # Only tfds images are resized: record the size the model was built at.
+            config.dataset["image_size"] = list(data.input_shape[:2])
+        if config.report["mc_dropout_samples"]:
+            _mc_predictor(model, config)  # a model without dropout is refused before training
+        folder.resume_check(config.to_dict(), config.model.get("backup_dir"))
+    except BaseException:
+        folder.abandon()
+        raise
+    folder.write_settings(config.to_dict())
+    try:
+        return _train_and_report(folder, config, spec, data, model)
+    finally:
+        folder.release()
+
+
+def _train_and_report(folder, config, spec, data, model):
+    """Trains a built recipe into its claimed run folder; writes the record and report."""
+    from keras_recipes import report
+    from keras_recipes.config import ConfigError, explain
+
+    output = folder.path
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
           f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
 
@@ -65,6 +81,7 @@ def train(args):
                 and names_a_key(error, config.fit)):
             # Checked at the entry of the training function against the model
             # (a layer name to unfreeze, a learning rate that is not lower, ...).
+            folder.abandon()
             raise ConfigError(explain(error, config, "fit")) from None
         print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
               file=sys.stderr)

@@ -64,7 +64,7 @@ def fit_callbacks(recipe, model, callbacks=None, *, has_validation=False, initia
         own.append(StopOnNaN())
     backup_dir = None if has(keras.callbacks.BackupAndRestore) else recipe.backup_dir
     parts = [c for c in callbacks + own if isinstance(c, Resumable)]
-    own.append(RecipeState(parts, backup_dir))
+    own.append(RecipeState(parts, backup_dir, recipe))
     if recipe.stretches_one_cycle and not has(OneCycleSpan):
         own.append(OneCycleSpan(initial_epoch=initial_epoch))
     return callbacks + own

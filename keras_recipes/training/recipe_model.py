@@ -15,8 +15,14 @@ from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.recipe import Recipe, RecipeState
 from keras_recipes.recipe._execution import dividing_steps_per_execution
 from keras_recipes.recipe._fit_callbacks import watches_batches
+from keras_recipes.recipe._state import model_fingerprint
 from keras_recipes.schedules import OneCycle
 from keras_recipes.training import _legacy
+from keras_recipes.training._epoch_order import (
+    data_fingerprint,
+    orderable,
+    ordered_fit_arguments,
+)
 from keras_recipes.training._fit_checks import check_fit_data
 
 __all__ = ["RecipeModel", "RecipeTraining", "set_peak_learning_rate"]
@@ -183,8 +189,22 @@ class RecipeTraining:
         self.recipe_state = _first(params["callbacks"], RecipeState)
         params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
+        state = self.recipe_state
+        backed_up = state is not None and state.backup is not None
+        resumed_at = state.prepare(self._run_record(params)) if backed_up else None
         if self._fit_recipe().finds_learning_rate:
-            self._find_learning_rate(params)
+            found = state.record.get("found_learning_rate") if resumed_at is not None else None
+            if found is None:
+                found = self._find_learning_rate(params)
+                if backed_up:
+                    state.remember(found_learning_rate=found)
+            else:  # resumed: the rate the run found before its restart
+                self._use_learning_rate(found)
+        if backed_up and orderable(params):
+            # Batches in an order fixed by the epoch, so that a resumed run trains on the
+            # batches the uninterrupted one would have (Keras's shuffle differs by process).
+            params = ordered_fit_arguments(params, state.order_seed,
+                                           resumed_at or params["initial_epoch"])
         if any(map(watches_batches, params["callbacks"])):
             batches_per_call = 1  # so that those callbacks see every batch
         else:
@@ -197,7 +217,8 @@ class RecipeTraining:
         self._fitting = True  # fit's own `evaluate` of the validation data keeps fit's choice
         try:
             with self._batches_per_call(batches_per_call):
-                return super().fit(**params)
+                history = super().fit(**params)
+            return history if state is None else state.complete(history)
         finally:
             self._fitting = False
             internals.clear_initial_epoch(self)
@@ -238,19 +259,37 @@ class RecipeTraining:
             self._legacy_settings = None
 
     def _find_learning_rate(self, params):
+        """Runs the LR range finder on `fit`'s data and trains at its suggestion."""
         from keras_recipes.lr_finder import find_learning_rate
 
         result = find_learning_rate(self, params["x"], params["y"],
                                     batch_size=params["batch_size"] or 32,
                                     sample_weight=params["sample_weight"], seed=0)
-        baked_in = set_peak_learning_rate(self.optimizer, result.suggestion)
         self.learning_rate_finder_result = result
-        self.recipe = self._fit_recipe().replace(learning_rate=float(result.suggestion))
-        if baked_in and self.train_function is not None:
-            self.make_train_function(force=True)
+        self._use_learning_rate(float(result.suggestion))
         if params["verbose"] != 0:
             print(f"Learning rate finder: using {result.suggestion:.3g} "
                   f"({result.method}; see model.learning_rate_finder_result)")
+        return float(result.suggestion)
+
+    def _use_learning_rate(self, learning_rate):
+        """Makes `learning_rate` the peak of the 1cycle (or the constant rate) and the
+        recipe's."""
+        baked_in = set_peak_learning_rate(self.optimizer, learning_rate)
+        self.recipe = self._fit_recipe().replace(learning_rate=learning_rate)
+        if baked_in and self.train_function is not None:
+            self.make_train_function(force=True)
+
+    def _run_record(self, params):
+        """What identifies this `fit` for its backup: the recipe, the model, the data and
+        the fit's own settings (a rerun with other ones is refused, not resumed)."""
+        return {"recipe": self._fit_recipe().get_config(), "model": model_fingerprint(self),
+                "data": data_fingerprint(params["x"], params["y"]),
+                "epochs": params["epochs"], "batch_size": params["batch_size"],
+                "steps_per_epoch": params["steps_per_epoch"],
+                "validation_split": params["validation_split"],
+                "shuffle": params["shuffle"] if isinstance(params["shuffle"], (bool, str))
+                else None}
 
     def recipe_callbacks(self, callbacks=None, *, has_validation=False, initial_epoch=0,
                          epochs=1):

@@ -210,6 +210,8 @@ def fine_tune(
     scope = distribution_scope(model, deprecated.get("distribution", recipe.distribution))
     backup = None if recipe.backup_dir is None else PhaseBackup(recipe.backup_dir, {
         "model": model.name, "head_epochs": head_epochs, "epochs": epochs, "unfreeze": unfreeze})
+    if backup is not None:
+        backup.claim()
     run = PhaseRun(fit_data, validation_data, steps_per_epoch, callbacks, verbose, backup)
     resumed = None if backup is None else backup.phase_one_done()  # phase 1 done before?
 

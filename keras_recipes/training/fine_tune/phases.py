@@ -9,8 +9,8 @@ import math
 import keras
 
 from keras_recipes import _keras_internals as ki
+from keras_recipes.recipe import RecipeState
 from keras_recipes.training.fine_tune.phase_optimizers import recompile
-from keras_recipes.training.fine_tune.resume import with_logged_epochs
 from keras_recipes.training.recipe_model import RecipeTraining
 
 __all__ = ["PhaseRun", "combined_history", "fit_phase", "kept_epoch", "stopped_on_nan"]
@@ -56,7 +56,7 @@ def fit_phase(model, recipe, optimizer, *, phase, epochs, run, on_compiled=None,
             best weights once `fit` has returned (after early stopping has acted).
 
     Returns:
-        The phase's `History`, preceded by the epochs a resumed run had finished.
+        The phase's `History`, the epochs a resumed run had finished before included.
     """
     recompile(model, optimizer)
     recipe_model = isinstance(model, RecipeTraining)
@@ -65,10 +65,6 @@ def fit_phase(model, recipe, optimizer, *, phase, epochs, run, on_compiled=None,
     if on_compiled is not None:
         on_compiled()
     callbacks = list(run.callbacks)
-    logged = {}
-    if run.backup is not None:
-        logged = run.backup.logged_epochs(phase)
-        callbacks += run.backup.callbacks(phase)
     if guard is not None:
         callbacks.append(guard)
     if not recipe_model:
@@ -84,9 +80,11 @@ def fit_phase(model, recipe, optimizer, *, phase, epochs, run, on_compiled=None,
     finally:
         ki.clear_initial_epoch(model)
         model.fine_tune_phase = None
+    if not recipe_model:  # (a recipe model's fit does this itself)
+        history = next(c for c in callbacks if isinstance(c, RecipeState)).complete(history)
     if guard is not None:
         guard.restore(model)
-    return with_logged_epochs(history, logged)
+    return history
 
 
 def kept_epoch(model, history, callbacks=()):

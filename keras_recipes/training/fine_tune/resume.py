@@ -11,25 +11,12 @@ import keras
 
 from keras_recipes import _io
 from keras_recipes import _validation as v
+from keras_recipes.callbacks._backup_folder import BackupFolder
 
 __all__ = [
     "PhaseBackup",
     "history_from_state",
-    "with_logged_epochs",
 ]
-
-
-class _EpochLog(keras.callbacks.Callback):
-    """Writes each finished epoch's logs to a JSON file (before the epoch's backup)."""
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        entries = _read_json(self.path) or {}
-        entries[str(epoch)] = {key: float(value) for key, value in (logs or {}).items()}
-        _write_json(self.path, entries)
 
 
 def _read_json(path):
@@ -51,8 +38,8 @@ class PhaseBackup:
 
     - `phase_1/`, `phase_2/`: each phase's recipe backup (`RecipeState`: weights,
       optimizer state, the callbacks' state and the epoch of the last finished
-      epoch, removed when the phase's `fit` ends), plus `history.json`, the logs
-      of its finished epochs.
+      epoch -- its logs too, so that the resumed phase's history is whole --
+      removed when the phase's `fit` ends).
     - `phase_2_start.weights.h5` and `fine_tune.json`, written once phase 1 has
       ended and phase 2 is set up (top of the base unfrozen, new optimizer
       compiled): the model as phase 2 starts, and phase 1's history, phase 2's
@@ -70,6 +57,10 @@ class PhaseBackup:
     def __init__(self, folder, run):
         self.folder = folder
         self.run = dict(run, format=self.FORMAT)
+
+    def claim(self):
+        """Refuses a folder holding files this run did not write (see `BackupFolder`)."""
+        BackupFolder(self.folder, own=("phase_1", "phase_2", self.STATE, self.START)).claim()
 
     def _path(self, *parts):
         return os.path.join(self.folder, *parts)
@@ -90,15 +81,6 @@ class PhaseBackup:
                    hint=f"(it holds a run with {saved}; pass the same arguments to resume it, "
                    "or delete the folder to start again)")
         return state
-
-    def callbacks(self, phase):
-        """The callbacks recording `phase` (the recipe backs up the rest)."""
-        return [_EpochLog(os.path.join(self.phase_folder(phase), "history.json"))]
-
-    def logged_epochs(self, phase):
-        """The logs of the epochs of `phase` finished before an interruption."""
-        entries = _read_json(os.path.join(self.phase_folder(phase), "history.json")) or {}
-        return {int(epoch): logs for epoch, logs in entries.items()}
 
     def save_phase_two_start(self, model, fine_tune_learning_rate, phase_one,
                              phase_one_epoch=None):
@@ -131,8 +113,7 @@ class PhaseBackup:
 
     def finish(self):
         """Removes the run's files, and its folders when nothing else is in them."""
-        for name in (self.STATE, self.START, os.path.join("phase_1", "history.json"),
-                     os.path.join("phase_2", "history.json")):
+        for name in (self.STATE, self.START):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path(name))
         for folder in (self.phase_folder(1), self.phase_folder(2), self.folder):
@@ -147,20 +128,4 @@ def history_from_state(model, saved):
     history.history = {key: list(values) for key, values in saved["history"].items()}
     history.epoch = list(saved["epoch"])
     history.params = dict(saved["params"] or {})
-    return history
-
-
-def with_logged_epochs(history, logged):
-    """`history` of a resumed `fit`, preceded by the epochs finished before the interruption."""
-    first = history.epoch[0] if history.epoch else (max(logged) + 1 if logged else 0)
-    earlier = [epoch for epoch in sorted(logged) if epoch < first]
-    if not earlier:
-        return history
-    keys = list(history.history)
-    for epoch in earlier:
-        keys += [key for key in logged[epoch] if key not in keys]
-    merged = {key: [logged[epoch].get(key) for epoch in earlier]
-              + list(history.history.get(key, [None] * len(history.epoch))) for key in keys}
-    history.history = merged
-    history.epoch = earlier + list(history.epoch)
     return history
