@@ -12,6 +12,7 @@ from keras_recipes import (  # noqa: E402
     schedules,
     uncertainty,
 )
+from keras_recipes._processes import join_processes  # noqa: E402
 from keras_recipes.constraints import apply_max_norm  # noqa: E402
 from keras_recipes.diagnostics import DiagnosisReport, diagnose  # noqa: E402
 from keras_recipes.lr_finder import LRFinderResult, find_learning_rate  # noqa: E402
@@ -56,6 +57,7 @@ __all__ = [
     "compile_recipe",
     "build_transfer_model",
     "fine_tune",
+    "join_processes",
     "get_recipe",
     "get_recipe_spec",
     "RecipeSpec",

@@ -110,6 +110,15 @@ def test_fine_tune_trains_in_the_distribution_the_model_was_built_in():
     # where every variable lives.)
 
 
+def test_multi_worker_mirrored_strategy_is_refused_with_the_way_that_works():
+    # Made for real, it must be made before TensorFlow starts; the check reads its type.
+    strategy = type("MultiWorkerMirroredStrategy", (), {"scope": lambda self: None})()
+    with pytest.raises(ValueError, match=r"Argument `distribution` must be a distribution "
+                       r"Keras 3 can train with.*keras-team/keras#20585.*"
+                       r"keras_recipes.join_processes\(\)"):
+        keras_recipes.build_default_dnn((4,), 3, distribution=strategy)
+
+
 def test_distribution_of_the_wrong_kind_is_refused():
     with pytest.raises(TypeError, match=re.escape(
             "Argument `distribution` must be None, a tf.distribute.Strategy (TensorFlow) or a "

@@ -317,7 +317,8 @@ def test_the_callbacks_of_a_fit_end_with_the_owner_of_their_state(tmp_path):
     assert kinds == [ResumableReduceLROnPlateau, ResumableEarlyStopping,
                      keras_recipes.callbacks.StopOnNaN, RecipeState]
     state = callbacks[-1]
-    assert list(state.parts) == ["ResumableReduceLROnPlateau", "ResumableEarlyStopping"]
+    assert list(state.parts) == ["ResumableReduceLROnPlateau", "ResumableEarlyStopping",
+                                 "history", "random"]
     assert state.backup.folder == str(tmp_path / "b")
 
 

@@ -84,10 +84,13 @@ def _check_report_says_resumed(output, metrics):
 @pytest.mark.slow  # three CLI processes, each compiling its model (~20 s each on 2 CPUs)
 def test_a_run_killed_with_sigkill_resumes_with_the_record_of_every_epoch(tmp_path):
     output = tmp_path / "run"
-    argv = ["train", "--output", str(output), "--set", "fit.epochs=30",
-            "--set", "fit.batch_size=128", "--set", "model.num_hidden_layers=1",
-            "--set", "model.units=16", "--set", "model.backup_dir=backup",
-            "--set", "model.early_stopping_patience=null"]
+    settings = ["--set", "fit.epochs=30", "--set", "fit.batch_size=128",
+                "--set", "model.num_hidden_layers=1", "--set", "model.units=16",
+                "--set", "model.backup_dir=backup",
+                "--set", "model.early_stopping_patience=null"]
+    argv = ["train", "--output", str(output), *settings]
+    straight = tmp_path / "straight"
+    _resume(["train", "--output", str(straight), *settings])  # the run, not killed
     killed = _kill_when(argv, output, lambda rows: len(rows) >= 5)
     assert not (output / "metrics.json").exists() and (output / "backup").is_dir()
     printed = _resume(argv)
@@ -100,6 +103,14 @@ def test_a_run_killed_with_sigkill_resumes_with_the_record_of_every_epoch(tmp_pa
     assert metrics["kept_val_loss"] == pytest.approx(float(rows[-1]["val_loss"]))
     _check_report_says_resumed(output, metrics)
     assert not (output / "backup").exists()
+    # The same run as the one not killed: the same record and the same final weights.
+    for row, expected in zip(rows, _rows(straight), strict=True):
+        for key in ("loss", "val_loss", "accuracy"):
+            assert float(row[key]) == pytest.approx(float(expected[key]), rel=1e-5, abs=1e-6)
+    weights = keras.models.load_model(output / "model.keras").get_weights()
+    expected = keras.models.load_model(straight / "model.keras").get_weights()
+    for got, want in zip(weights, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture

@@ -59,6 +59,16 @@ class RunFolder:
                                  "to it; wait for it to end or choose another folder")
         return self.path
 
+    def check(self):
+        """`claim`'s refusals, read-only and without the lock: for the processes of a run on
+        several that do not write its files (the first one claims it)."""
+        status = _finished_status(self.path) if self.path.is_dir() else None
+        if status is not None:
+            raise RunFolderError(f"--output {self.path}: it holds a finished run ({_METRICS}: "
+                                 f"status {status}); choose another folder (or delete it to "
+                                 "run again)")
+        return self.path
+
     def abandon(self):
         """Undoes `claim` and `write_settings` for a run that failed to start: removes
         what it wrote, and the folder when nothing else is in it."""

@@ -37,13 +37,21 @@ def run_config(args):
     return load_config(args.config, overrides)
 
 
-def build(config):
-    """Loads the data and builds the model; argument errors name the config key."""
+def build(config, distribution=None):
+    """Loads the data and builds the model; argument errors name the config key.
+
+    Args:
+        config: the `RunConfig`.
+        distribution: a `keras.distribution` distribution to build in (the processes of
+            a run on several), or None.
+    """
     from keras_recipes.config import ConfigError, explain
     from keras_recipes.models.registry import get_recipe_spec
 
     spec = get_recipe_spec(config.recipe)
     model_kwargs = load_model_files(config, spec)
+    if distribution is not None:
+        model_kwargs["distribution"] = distribution
     data = load_data(config.dataset, config.seed, config.source)
     try:
         model = spec.build(data.input_shape, data.num_classes, seed=config.seed, **model_kwargs)

@@ -6,6 +6,7 @@ import math
 import sys
 import time
 
+from keras_recipes import _processes
 from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import (
     EXIT_FAILURE,
@@ -22,7 +23,12 @@ __all__ = ["draw_uncertainty", "train"]
 
 
 def train(args):
-    """`keras-recipes train`: builds, trains, evaluates and reports a recipe run."""
+    """`keras-recipes train`: builds, trains, evaluates and reports a recipe run.
+
+    With Keras's `KERAS_DISTRIBUTION_*` variables set (one command per process, JAX),
+    the processes train one run data-parallel: the first writes the run folder and the
+    backup, the others train beside it and read the backup when resuming.
+    """
     import keras
 
     from keras_recipes.models.registry import get_recipe_spec
@@ -31,12 +37,14 @@ def train(args):
     spec = get_recipe_spec(config.recipe)
     if config.report["lr_find"]:
         config.model["learning_rate"] = "find"
+    distribution = _several_processes(args, config)
     folder = RunFolder(args.output or default_name(config.recipe), chosen=bool(args.output))
-    output = folder.claim()
+    writer = _processes.is_writer()
+    output = folder.claim() if writer else folder.check()
     try:
         keep_paths_inside(config, output)
         keras.utils.set_random_seed(config.seed)
-        data, model = build(config)
+        data, model = build(config, distribution)
         image_size = config.dataset.get("image_size")
         if image_size is not None and list(data.input_shape[:2]) != list(image_size):
             # Only tfds images are resized: record the size the model was built at.
@@ -45,56 +53,97 @@ def train(args):
             _mc_predictor(model, config)  # a model without dropout is refused before training
         folder.resume_check(config.to_dict(), config.model.get("backup_dir"))
     except BaseException:
-        folder.abandon()
+        if writer:
+            folder.abandon()
         raise
-    folder.write_settings(config.to_dict())
+    if writer:
+        folder.write_settings(config.to_dict())
+    _processes.barrier("keras_recipes.train.start")
     try:
         return _train_and_report(folder, config, spec, data, model)
     finally:
-        folder.release()
+        if writer:
+            folder.release()
+
+
+def _several_processes(args, config):
+    """The distribution of a run on several processes (`KERAS_DISTRIBUTION_*`), or None;
+    what such a run cannot do is refused before anything starts."""
+    from keras_recipes.config import ConfigError
+
+    try:
+        distribution = _processes.join_processes()
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if distribution is None:
+        return None
+    for refused, key in ((not args.output, "--output"),
+                         (config.report["mc_dropout_samples"], "report.mc_dropout_samples"),
+                         (config.model.get("learning_rate") == "find",
+                          "model.learning_rate=find (report.lr_find)")):
+        if refused:
+            raise ConfigError(
+                f"{key}: a run on {_processes.count()} processes "
+                + ("needs --output, so that every process writes to the same run folder"
+                   if key == "--output" else
+                   "cannot use it (Keras gathers no predictions across processes); run it "
+                   "in one process"))
+    return distribution
 
 
 def _train_and_report(folder, config, spec, data, model):
-    """Trains a built recipe into its claimed run folder; writes the record and report."""
+    """Trains a built recipe into its run folder; the first process (the only one, mostly)
+    writes the record and the report, the others train beside it."""
     from keras_recipes import report
     from keras_recipes.config import ConfigError, explain
 
     output = folder.path
+    writer, processes = _processes.is_writer(), _processes.count()
+    several = (f" ({processes} processes, {len(_devices())} devices; this is process "
+               f"{_processes.index()})" if processes > 1 else "")
     print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
-          f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}")
+          f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}{several}")
 
     from keras_recipes.run_record import run_recorder
 
-    recorder = run_recorder(output, spec.phases(config.fit) if spec.phases else None)
+    recorder = run_recorder(output, spec.phases(config.fit) if spec.phases else None) \
+        if writer else None
     status, started = "completed", time.perf_counter()
     best = None  # fine_tune's guard: which weights of its two phases it kept
     try:
         trained = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                             callbacks=[recorder], verbose=1 if sys.stdout.isatty() else 2,
+                             callbacks=[recorder] if writer else [],
+                             verbose=(1 if sys.stdout.isatty() else 2) if writer else 0,
                              **config.fit)
         best = (getattr(trained, "params", None) or {}).get("best_weights")
     except KeyboardInterrupt:
         status = "interrupted"
         print("\nInterrupted: saving what finished.", file=sys.stderr)
     except Exception as error:  # a failure of training itself, not of the arguments
-        if (isinstance(error, (ValueError, TypeError)) and not recorder.started
+        if (isinstance(error, (ValueError, TypeError)) and not (recorder and recorder.started)
                 and names_a_key(error, config.fit)):
             # Checked at the entry of the training function against the model
             # (a layer name to unfreeze, a learning rate that is not lower, ...).
-            folder.abandon()
+            if writer:
+                folder.abandon()
             raise ConfigError(explain(error, config, "fit")) from None
         print(f"keras-recipes: training failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return EXIT_FAILURE
     seconds = time.perf_counter() - started
-    history = recorder.history()  # the whole run's, the epochs before a resume included
-
     metrics = {"status": status}
-    if status == "completed":
+    if status == "completed":  # on several processes, each evaluates its share
         test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
+    if not writer:
+        _processes.join_save(model, ".keras")  # the first saves model.keras
+        _processes.barrier("keras_recipes.train.end")  # while the first writes the report
+        return EXIT_OK if status == "completed" else EXIT_INTERRUPTED
+    history = recorder.history()  # the whole run's, the epochs before a resume included
     metrics.update(training_metrics(history, seconds, recorder.kept_weights(best),
                                      recorder.resumed_at))
+    if processes > 1:
+        metrics.update(processes=processes, devices=len(_devices()))
     if status == "completed" and not all(map(math.isfinite, _floats(metrics))):
         metrics["status"] = status = "diverged"
     extra_figures = []
@@ -108,10 +157,18 @@ def _train_and_report(folder, config, spec, data, model):
     report.write_run_report(output, model=model, history=history, metrics=metrics,
                             settings=config.to_dict(), extra_figures=extra_figures,
                             optimizers=recorder.optimizers or None)
+    _processes.barrier("keras_recipes.train.end")
     print_summary(metrics, output)
     if status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _devices():
+    """The devices of every process (`keras.distribution.list_devices`)."""
+    import keras
+
+    return keras.distribution.list_devices()
 
 
 def _mc_dropout_report(model, data, config, metrics):

@@ -37,7 +37,8 @@ def distribution_scope(distribution):
     """Validates `distribution`; returns a zero-argument function opening its scope.
 
     Accepts a `tf.distribute.Strategy` on the TensorFlow backend
-    (`MirroredStrategy`, `MultiWorkerMirroredStrategy`, `TPUStrategy`) or a
+    (`MirroredStrategy`, `TPUStrategy`; not `MultiWorkerMirroredStrategy`, which Keras 3
+    cannot train with) or a
     `keras.distribution.Distribution` (`DataParallel`, `ModelParallel`) on JAX.
     """
     import contextlib
@@ -51,6 +52,13 @@ def distribution_scope(distribution):
                    "a tf.distribute.Strategy on the TensorFlow backend",
                    hint=f"keras.distribution needs the JAX backend; this is {backend!r}")
         return distribution.scope
+    if type(distribution).__name__ in ("MultiWorkerMirroredStrategy",
+                                       "CollectiveAllReduceStrategy"):
+        v.fail("distribution", distribution, "a distribution Keras 3 can train with",
+               hint="(Keras 3's fit does not support tf.distribute.MultiWorkerMirroredStrategy, "
+                    "keras-team/keras#20585; to train on several machines, use "
+                    "keras.distribution on JAX: distribution=keras_recipes.join_processes() "
+                    "in each process -- see the README's \"More than one machine\")")
     if type(distribution).__module__.startswith("tensorflow") and hasattr(distribution, "scope"):
         if backend != "tensorflow":
             v.fail("distribution", distribution,

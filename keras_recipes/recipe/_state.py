@@ -7,10 +7,11 @@ import keras
 import numpy as np
 
 from keras_recipes import _keras_internals as ki
+from keras_recipes import _processes
 from keras_recipes.callbacks._backup_folder import BackupFolder
 from keras_recipes.callbacks.resumable import Resumable
 
-__all__ = ["RecipeState"]
+__all__ = ["RecipeState", "model_fingerprint"]
 
 
 class RecipeState(keras.callbacks.Callback):
@@ -77,17 +78,20 @@ class RecipeState(keras.callbacks.Callback):
         record = None if self.backup is None else self.backup.claim(run)
         resumed = record is not None
         self.record = dict(record) if resumed else {"format": 1, "run": run}
-        self.record.setdefault("order_seed", _fresh_seed())
+        # One order for every process of a run on several (the first one's).
+        seed = self.record.get("order_seed")
+        self.record["order_seed"] = _processes.broadcast(_fresh_seed() if seed is None else seed)
         self.order_seed = self.record["order_seed"]
-        if self.backup is not None:
+        if self.backup is not None and _processes.is_writer():
             self.backup.mark(self.record)
+        _processes.barrier("keras_recipes.RecipeState.prepare")
         return self.backup.metadata()["epoch"] if resumed else None
 
     def remember(self, **items):
         """Keeps more of what identifies the run with its backup (e.g. the learning rate
         the range finder chose, which a resumed run uses instead of searching again)."""
         self.record.update(items)
-        if self.backup is not None:
+        if self.backup is not None and _processes.is_writer():
             self.backup.mark(self.record)
 
     def complete(self, history):
@@ -124,11 +128,15 @@ class RecipeState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs.record(epoch, logs)
-        if self.backup is not None:
+        if self.backup is None:
+            return
+        if _processes.is_writer():  # one writer, all read
             self.backup.save(self.model, epoch + 1, self.get_state())
+        else:
+            _processes.join_save(self.model)
 
     def on_train_end(self, logs=None):
-        if self.backup is not None:
+        if self.backup is not None and _processes.is_writer():
             self.backup.remove()
 
 

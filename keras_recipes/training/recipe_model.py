@@ -10,6 +10,7 @@ import inspect
 import keras
 
 from keras_recipes import _keras_internals as internals
+from keras_recipes import _processes
 from keras_recipes import _validation as v
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.recipe import Recipe, RecipeState
@@ -19,6 +20,8 @@ from keras_recipes.recipe._state import model_fingerprint
 from keras_recipes.schedules import OneCycle
 from keras_recipes.training import _legacy
 from keras_recipes.training._epoch_order import (
+    EpochOrderedArrays,
+    are_arrays,
     data_fingerprint,
     orderable,
     ordered_fit_arguments,
@@ -152,6 +155,13 @@ class RecipeTraining:
                                              lambda recipe: recipe.finds_learning_rate)
     reduce_lr_on_plateau = _deprecated_setting(
         "schedule == 'plateau'", lambda recipe: recipe.schedule == "plateau")
+    _DEPRECATED_SETTINGS = frozenset({"early_stopping_patience", "auto_one_cycle", "backup_dir",
+                                      "auto_learning_rate", "reduce_lr_on_plateau"})
+
+    def __dir__(self):
+        # Keras's saving reads every name dir() lists; reading these warns, and a
+        # save is not a user reading a deprecated setting.
+        return [name for name in super().__dir__() if name not in self._DEPRECATED_SETTINGS]
 
     def _fit_recipe(self):
         """The recipe whose callbacks `fit` adds: the model's, else one that only stops on
@@ -163,14 +173,39 @@ class RecipeTraining:
         params = _with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs)
         if self._fitting:  # fit's validation: fit has chosen
             return super().evaluate(**params)
+        if _processes.count() > 1 and are_arrays(params["x"], params["y"],
+                                                 params["sample_weight"]):
+            self._check_sharding()  # each process evaluates its share of every batch
+            params["x"] = EpochOrderedArrays(
+                (params["x"], params["y"], params["sample_weight"]),
+                params["batch_size"] or 32, shard=(_processes.index(), _processes.count()))
+            params.update(y=None, sample_weight=None, batch_size=None)
         with self._batches_per_call(self._dividing(params["steps"])):
             return super().evaluate(**params)
 
     @_in_distribution
     def predict(self, *args, **kwargs):
+        if _processes.count() > 1:
+            raise RuntimeError(
+                f"`predict` cannot run on {_processes.count()} processes: Keras 3 cannot gather "
+                "the predictions of several processes (the model's outputs span devices this "
+                "process cannot read). Predict in one process, on the saved model "
+                "(`keras.models.load_model`), or use `evaluate`, which works on several.")
         params = _with_progress_bar(_PREDICT_SIGNATURE, args, kwargs)
         with self._batches_per_call(self._dividing(params["steps"])):
             return super().predict(**params)
+
+    def _check_sharding(self):
+        """Refuses a distribution that would shard, again, the shares the recipe feeds."""
+        # The recipe's, or the one set with keras.distribution.set_distribution (a model
+        # given to compile_recipe is built where its author built it).
+        distribution = self._fit_recipe().distribution or keras.distribution.distribution()
+        if getattr(distribution, "auto_shard_dataset", False):
+            v.fail("distribution", distribution,
+                   "a keras.distribution.DataParallel(..., auto_shard_dataset=False) to train "
+                   "on arrays across several processes",
+                   hint="(the recipe gives each process its share of every global batch; "
+                        "Keras's own sharding takes a tf.data.Dataset only)")
 
     @_in_distribution
     def fit(self, *args, **kwargs):
@@ -191,8 +226,15 @@ class RecipeTraining:
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         state = self.recipe_state
         backed_up = state is not None and state.backup is not None
-        resumed_at = state.prepare(self._run_record(params)) if backed_up else None
+        processes = _processes.count()
+        resumed_at = None
+        if backed_up or processes > 1:  # the backup's folder, and one order for every process
+            resumed_at = state.prepare(self._run_record(params))
         if self._fit_recipe().finds_learning_rate:
+            if processes > 1:
+                v.fail("learning_rate", "find", f"a number on {processes} processes",
+                       hint="(the range test runs in one process: find the rate there, "
+                            "with keras_recipes.find_learning_rate, and pass it)")
             found = state.record.get("found_learning_rate") if resumed_at is not None else None
             if found is None:
                 found = self._find_learning_rate(params)
@@ -200,11 +242,16 @@ class RecipeTraining:
                     state.remember(found_learning_rate=found)
             else:  # resumed: the rate the run found before its restart
                 self._use_learning_rate(found)
-        if backed_up and orderable(params):
+        first_epoch = resumed_at or params["initial_epoch"]
+        if processes > 1 and orderable(params):
+            # Each process feeds its share of every global batch, in one order for all.
+            self._check_sharding()
+            params = ordered_fit_arguments(params, state.order_seed, first_epoch,
+                                           (_processes.index(), processes))
+        elif backed_up and orderable(params) and params["shuffle"] is True:
             # Batches in an order fixed by the epoch, so that a resumed run trains on the
             # batches the uninterrupted one would have (Keras's shuffle differs by process).
-            params = ordered_fit_arguments(params, state.order_seed,
-                                           resumed_at or params["initial_epoch"])
+            params = ordered_fit_arguments(params, state.order_seed, first_epoch)
         if any(map(watches_batches, params["callbacks"])):
             batches_per_call = 1  # so that those callbacks see every batch
         else:

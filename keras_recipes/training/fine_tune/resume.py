@@ -9,7 +9,7 @@ import os
 
 import keras
 
-from keras_recipes import _io
+from keras_recipes import _io, _processes
 from keras_recipes import _validation as v
 from keras_recipes.callbacks._backup_folder import BackupFolder
 
@@ -47,7 +47,8 @@ class PhaseBackup:
       done": a new run skips it, loads the weights and goes on with phase 2,
       whose own backup then restores its last finished epoch.
 
-    Everything is removed when the run finishes.
+    Everything is removed when the run finishes. On several processes the first writes
+    and removes the files, all read them.
     """
 
     STATE = "fine_tune.json"
@@ -60,7 +61,9 @@ class PhaseBackup:
 
     def claim(self):
         """Refuses a folder holding files this run did not write (see `BackupFolder`)."""
-        BackupFolder(self.folder, own=("phase_1", "phase_2", self.STATE, self.START)).claim()
+        if _processes.is_writer():
+            BackupFolder(self.folder, own=("phase_1", "phase_2", self.STATE, self.START)).claim()
+        _processes.barrier("keras_recipes.fine_tune.claimed")
 
     def _path(self, *parts):
         return os.path.join(self.folder, *parts)
@@ -86,6 +89,9 @@ class PhaseBackup:
                              phase_one_epoch=None):
         """Saves the model as phase 2 starts; from then on phase 1 counts as done.
         `phase_one_epoch`: the epoch of phase 1 (from 0) whose weights the model holds."""
+        if not _processes.is_writer():
+            _processes.join_save(model)
+            return
         _io.save_weights(model, self._path(self.START))
         _write_json(self._path(self.STATE), {
             "run": self.run,
@@ -113,6 +119,8 @@ class PhaseBackup:
 
     def finish(self):
         """Removes the run's files, and its folders when nothing else is in them."""
+        if not _processes.is_writer():
+            return
         for name in (self.STATE, self.START):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._path(name))
