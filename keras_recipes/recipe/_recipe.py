@@ -12,6 +12,7 @@ import keras
 from keras_recipes import _validation as v
 from keras_recipes.recipe import _execution as execution
 from keras_recipes.recipe import _optimizers as optimizers
+from keras_recipes.recipe import _schedules as schedules
 from keras_recipes.recipe._fit_callbacks import fit_callbacks
 
 __all__ = ["Recipe", "TRAINING_OPTIONS"]
@@ -110,10 +111,12 @@ class Recipe:
     optimizer: Any = "nadam"
     learning_rate: Any = 1e-3
     schedule: str = "auto"
+    schedule_kwargs: dict | None = None
     total_steps: int | None = None
     clipnorm: float | None = None
     optimizer_kwargs: dict | None = None
     early_stopping_patience: int | None = 10
+    swa_epochs: int | None = None
     backup_dir: Any = None
     distribution: Any = None
     steps_per_execution: Any = "auto"
@@ -127,8 +130,11 @@ class Recipe:
         object.__setattr__(self, "optimizer", optimizers.check_optimizer(self))
         object.__setattr__(self, "optimizer_kwargs",
                            optimizers.check_optimizer_kwargs(self, self.schedule))
+        object.__setattr__(self, "schedule_kwargs", schedules.check_schedule_kwargs(
+            self, self.schedule, self.total_steps or optimizers.AUTO_TOTAL_STEPS))
         v.check_int("early_stopping_patience", self.early_stopping_patience, min_value=0,
                     allow_none=True)
+        v.check_int("swa_epochs", self.swa_epochs, min_value=1, allow_none=True)
         backup_dir = self.backup_dir
         if backup_dir is not None:
             if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
@@ -147,6 +153,12 @@ class Recipe:
     def stretches_one_cycle(self):
         """bool, whether each `fit` stretches the 1cycle over its own steps."""
         return self.schedule == "one_cycle" and self.total_steps is None
+
+    @property
+    def stretches_schedule(self):
+        """bool, whether each `fit` stretches the schedule (1cycle or decay) over its own
+        steps."""
+        return self.schedule in schedules.SPAN_SCHEDULES and self.total_steps is None
 
     @property
     def finds_learning_rate(self):
@@ -204,7 +216,7 @@ class Recipe:
         return {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
 
     def callbacks(self, model, callbacks=None, *, has_validation=False, initial_epoch=0,
-                  epochs=1):
+                  epochs=1, data=None):
         """The callbacks of one `fit` of `model`: yours, then the recipe's.
 
         Args:
@@ -213,12 +225,16 @@ class Recipe:
             has_validation: bool, whether `fit` has validation data.
             initial_epoch: int, the `initial_epoch` of `fit`.
             epochs: int, the `epochs` of `fit`.
+            data: dict or None, `fit`'s training data (`x`, `batch_size`,
+                `steps_per_epoch`, `validation_split`, `validation_data`): with
+                `swa_epochs`, the BatchNormalization statistics of the averaged
+                weights are recomputed on it. Defaults to `None`.
 
         Returns:
             A new list of callbacks.
         """
         return fit_callbacks(self, model, callbacks, has_validation=has_validation,
-                             initial_epoch=initial_epoch, epochs=epochs)
+                             initial_epoch=initial_epoch, epochs=epochs, data=data)
 
     # --- saving -----------------------------------------------------------------------------
 

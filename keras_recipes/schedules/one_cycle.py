@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 
 from keras_recipes import _validation as v
-from keras_recipes.schedules._span import PeakedSchedule, SpanSchedule
 from keras_recipes.schedules._interpolation import (
     ANNEAL_FUNCTIONS,
     one_cycle_constants,
@@ -13,6 +12,7 @@ from keras_recipes.schedules._interpolation import (
     piecewise_anneal,
     unpack_constants,
 )
+from keras_recipes.schedules._span import PeakedSchedule, SpanSchedule
 
 _PACKAGE = "keras_recipes"
 

@@ -15,26 +15,29 @@ from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.recipe import Recipe, RecipeState
 from keras_recipes.recipe._execution import dividing_steps_per_execution
 from keras_recipes.recipe._fit_callbacks import watches_batches
-from keras_recipes.schedules import OneCycle
+from keras_recipes.schedules._span import PeakedSchedule
 from keras_recipes.training import _legacy
 from keras_recipes.training._fit_checks import check_fit_data
 
 __all__ = ["RecipeModel", "RecipeTraining", "set_peak_learning_rate"]
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+# The arguments of `fit` that say what its training data is (`Recipe.callbacks`' `data`).
+_DATA_ARGUMENTS = ("x", "batch_size", "steps_per_epoch", "validation_split", "validation_data")
 
 
 def set_peak_learning_rate(optimizer, learning_rate):
-    """Sets the peak of an optimizer's 1cycle, or its constant learning rate.
+    """Sets the peak of an optimizer's schedule (1cycle, decay), or its constant learning
+    rate.
 
     Returns:
         bool, whether a compiled train step holds the old peak as a constant and
-        must be rebuilt (only a 1cycle followed by an optimizer from outside
-        `keras_recipes.optimizers`); a constant rate and a 1cycle of ours are
+        must be rebuilt (only a schedule followed by an optimizer from outside
+        `keras_recipes.optimizers`); a constant rate and a schedule of ours are
         variables the step reads.
     """
     schedule = internals.learning_rate_object(optimizer)
-    if isinstance(schedule, OneCycle):
+    if isinstance(schedule, PeakedSchedule):
         schedule.set_max_learning_rate(float(learning_rate))
         return schedule.state is None
     optimizer.learning_rate = float(learning_rate)
@@ -177,6 +180,7 @@ class RecipeTraining:
             or bool(params["validation_split"]),
             initial_epoch=params["initial_epoch"],
             epochs=params["epochs"],
+            data={key: params[key] for key in _DATA_ARGUMENTS},
         )
         params.pop("self")
         self.early_stopping = _first(params["callbacks"], keras.callbacks.EarlyStopping)
@@ -253,7 +257,7 @@ class RecipeTraining:
                   f"({result.method}; see model.learning_rate_finder_result)")
 
     def recipe_callbacks(self, callbacks=None, *, has_validation=False, initial_epoch=0,
-                         epochs=1):
+                         epochs=1, data=None):
         """The user's callbacks followed by the recipe's (`Recipe.callbacks`).
 
         Args:
@@ -261,12 +265,14 @@ class RecipeTraining:
             has_validation: bool, whether `fit` has validation data.
             initial_epoch: int, the `initial_epoch` of `fit`.
             epochs: int, the `epochs` of `fit`.
+            data: dict or None, `fit`'s training data (see `Recipe.callbacks`).
 
         Returns:
             A new list of callbacks.
         """
         return self._fit_recipe().callbacks(self, callbacks, has_validation=has_validation,
-                                            initial_epoch=initial_epoch, epochs=epochs)
+                                            initial_epoch=initial_epoch, epochs=epochs,
+                                            data=data)
 
     def _seed_states(self):
         return [v for v in self.variables if v.name == "seed_generator_state"]

@@ -1,0 +1,116 @@
+"""A recipe's learning-rate schedules: their names, their settings (`schedule_kwargs`) and
+their checks, and the schedule objects a named optimizer follows."""
+
+from __future__ import annotations
+
+from keras_recipes import _validation as v
+from keras_recipes.schedules import (
+    ExponentialDecay,
+    OneCycle,
+    OneCycleMomentum,
+    PiecewiseConstantDecay,
+    PowerDecay,
+    WarmupCosineDecay,
+)
+
+__all__ = [
+    "PLATEAU_DEFAULTS",
+    "SCHEDULES",
+    "SETTINGS",
+    "SPAN_SCHEDULES",
+    "check_schedule_kwargs",
+    "make_schedules",
+]
+
+# The learning-rate schedules a recipe can run: "auto" is the 1cycle for an optimizer name
+# and the optimizer as given for an instance.
+SCHEDULES = ("auto", "one_cycle", "cosine", "exponential", "power", "piecewise", "plateau",
+             "constant")
+
+# The schedules each `fit` stretches over its own steps (`OneCycleSpan`), by name.
+SPAN_SCHEDULES = {
+    "one_cycle": OneCycle,
+    "cosine": WarmupCosineDecay,
+    "exponential": ExponentialDecay,
+    "power": PowerDecay,
+    "piecewise": PiecewiseConstantDecay,
+}
+
+# `schedule="plateau"`: the chapter's performance scheduling, as in its example.
+PLATEAU_DEFAULTS = {"factor": 0.5, "patience": 5}
+
+# The settings `schedule_kwargs` may hold, for each schedule (defaults: the classes').
+_MOMENTUM_SETTINGS = ("base_momentum", "max_momentum")
+SETTINGS = {
+    "one_cycle": ("pct_start", "anneal_strategy", "div_factor", "final_div_factor",
+                  "three_phase", *_MOMENTUM_SETTINGS),
+    "cosine": ("warmup_fraction", "alpha"),
+    "exponential": ("decay_rate", "decay_fraction"),
+    "power": ("decay_fraction", "power"),
+    "piecewise": ("boundaries", "values"),
+    "plateau": tuple(PLATEAU_DEFAULTS),
+    "constant": (),
+}
+
+
+def make_schedules(schedule, learning_rate, total_steps, settings):
+    """The schedules a named optimizer follows under a span schedule.
+
+    Args:
+        schedule: str, a name of `SPAN_SCHEDULES`.
+        learning_rate: float, the peak.
+        total_steps: int, the span until a `fit` sets it.
+        settings: dict, checked `schedule_kwargs`.
+
+    Returns:
+        `(learning_rate_schedule, momentum_schedule)`, the second None except for the
+        1cycle (a `OneCycleMomentum` over the same span).
+    """
+    settings = dict(settings)
+    if schedule != "one_cycle":
+        return SPAN_SCHEDULES[schedule](learning_rate, total_steps, **settings), None
+    momentum = {key: settings.pop(key) for key in _MOMENTUM_SETTINGS if key in settings}
+    shared = {key: settings[key] for key in ("pct_start", "anneal_strategy", "three_phase")
+              if key in settings}
+    return (OneCycle(learning_rate, total_steps, **settings),
+            OneCycleMomentum(total_steps, **shared, **momentum))
+
+
+def check_schedule_kwargs(recipe, schedule, total_steps):
+    """Validates a recipe's `schedule_kwargs` for its resolved `schedule`.
+
+    Unknown settings are named with the valid ones and the closest; values are checked
+    by the schedule itself (made once over `total_steps` steps), with its messages.
+
+    Returns:
+        dict, a copy (empty for None).
+    """
+    settings = recipe.schedule_kwargs
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        v.fail("schedule_kwargs", settings, "a dict of the schedule's settings or None",
+               error=TypeError)
+    valid = SETTINGS[schedule]
+    for key in settings:
+        if key in valid:
+            continue
+        if not valid:
+            v.fail("schedule_kwargs", settings, f"None or empty for schedule={schedule!r}",
+                   hint="(it has no settings)")
+        v.fail("schedule_kwargs", settings,
+               f"a dict of the settings of schedule={schedule!r} ({', '.join(valid)})",
+               hint=v.did_you_mean(str(key), {name: name for name in valid}))
+    settings = dict(settings)
+    if schedule == "plateau":
+        if "factor" in settings:
+            v.check_number("factor", settings["factor"], low=0, high=1, low_inclusive=False,
+                           high_inclusive=False)
+        if "patience" in settings:
+            v.check_int("patience", settings["patience"], min_value=0)
+    elif schedule in SPAN_SCHEDULES:
+        learning_rate = recipe.learning_rate
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+            learning_rate = 1e-3  # "find": the schedule is checked at a stand-in peak
+        make_schedules(schedule, learning_rate, total_steps, settings)
+    return settings
