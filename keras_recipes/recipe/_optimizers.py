@@ -13,7 +13,6 @@ from keras_recipes.optimizers.scheduled import raw_hyperparameter
 from keras_recipes.recipe._schedules import SCHEDULES, SPAN_SCHEDULES, make_schedules
 
 __all__ = [
-    "AUTO_TOTAL_STEPS",
     "FIND",
     "OPTIMIZERS",
     "SCHEDULES",
@@ -38,8 +37,6 @@ OPTIMIZERS = {
     "adamw": (recipe_optimizers.AdamW, {}, "beta_1"),
 }
 
-# Placeholder span of an auto-sized schedule until `fit` sets the real one.
-AUTO_TOTAL_STEPS = 100
 # `learning_rate="find"`: `fit` runs the LR range finder first.
 FIND = "find"
 _FIND_PLACEHOLDER = 1e-3
@@ -78,7 +75,8 @@ def resolve_schedule(recipe, one_cycle):
             v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
                    hint="Pass an optimizer name to get the recipe's 1cycle")
         v.fail("schedule", schedule, '"constant", "plateau" or "auto" when `optimizer` is an '
-               "instance", hint="Pass an optimizer name to get the recipe's schedules")
+               "instance", hint="Pass an optimizer name to get the recipe's "
+               + ("1cycle" if schedule == "one_cycle" else f"{schedule} schedule"))
     if is_instance and schedule == "plateau" and isinstance(
             _keras_internals.learning_rate_object(optimizer),
             keras.optimizers.schedules.LearningRateSchedule):
@@ -175,9 +173,7 @@ def make_optimizer(recipe):
     if learning_rate == FIND:
         learning_rate = _FIND_PLACEHOLDER
     if recipe.schedule in SPAN_SCHEDULES:
-        steps = recipe.total_steps or AUTO_TOTAL_STEPS
-        learning_rate, momentum = make_schedules(recipe.schedule, learning_rate, steps,
-                                                 recipe.schedule_kwargs)
+        learning_rate, momentum = make_schedules(recipe, learning_rate, recipe.schedule_kwargs)
         if momentum is not None and cycled is not None:
             kwargs[cycled] = momentum
     return optimizer_class(learning_rate=learning_rate, **kwargs)

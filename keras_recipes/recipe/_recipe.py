@@ -130,8 +130,7 @@ class Recipe:
         object.__setattr__(self, "optimizer", optimizers.check_optimizer(self))
         object.__setattr__(self, "optimizer_kwargs",
                            optimizers.check_optimizer_kwargs(self, self.schedule))
-        object.__setattr__(self, "schedule_kwargs", schedules.check_schedule_kwargs(
-            self, self.schedule, self.total_steps or optimizers.AUTO_TOTAL_STEPS))
+        object.__setattr__(self, "schedule_kwargs", schedules.check_schedule_kwargs(self))
         v.check_int("early_stopping_patience", self.early_stopping_patience, min_value=0,
                     allow_none=True)
         v.check_int("swa_epochs", self.swa_epochs, min_value=1, allow_none=True)

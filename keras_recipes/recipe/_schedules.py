@@ -14,6 +14,7 @@ from keras_recipes.schedules import (
 )
 
 __all__ = [
+    "AUTO_TOTAL_STEPS",
     "PLATEAU_DEFAULTS",
     "SCHEDULES",
     "SETTINGS",
@@ -36,6 +37,9 @@ SPAN_SCHEDULES = {
     "piecewise": PiecewiseConstantDecay,
 }
 
+# Placeholder span of an auto-sized schedule until `fit` sets the real one.
+AUTO_TOTAL_STEPS = 100
+
 # `schedule="plateau"`: the chapter's performance scheduling, as in its example.
 PLATEAU_DEFAULTS = {"factor": 0.5, "patience": 5}
 
@@ -53,13 +57,13 @@ SETTINGS = {
 }
 
 
-def make_schedules(schedule, learning_rate, total_steps, settings):
-    """The schedules a named optimizer follows under a span schedule.
+def make_schedules(recipe, learning_rate, settings):
+    """The schedules a named optimizer follows under the recipe's span schedule.
 
     Args:
-        schedule: str, a name of `SPAN_SCHEDULES`.
+        recipe: the `keras_recipes.Recipe`, its schedule one of `SPAN_SCHEDULES`; the
+            span is its `total_steps`, or a placeholder until a `fit` sets it.
         learning_rate: float, the peak.
-        total_steps: int, the span until a `fit` sets it.
         settings: dict, checked `schedule_kwargs`.
 
     Returns:
@@ -67,25 +71,26 @@ def make_schedules(schedule, learning_rate, total_steps, settings):
         1cycle (a `OneCycleMomentum` over the same span).
     """
     settings = dict(settings)
-    if schedule != "one_cycle":
-        return SPAN_SCHEDULES[schedule](learning_rate, total_steps, **settings), None
+    steps = recipe.total_steps or AUTO_TOTAL_STEPS
+    if recipe.schedule != "one_cycle":
+        return SPAN_SCHEDULES[recipe.schedule](learning_rate, steps, **settings), None
     momentum = {key: settings.pop(key) for key in _MOMENTUM_SETTINGS if key in settings}
     shared = {key: settings[key] for key in ("pct_start", "anneal_strategy", "three_phase")
               if key in settings}
-    return (OneCycle(learning_rate, total_steps, **settings),
-            OneCycleMomentum(total_steps, **shared, **momentum))
+    return (OneCycle(learning_rate, steps, **settings),
+            OneCycleMomentum(steps, **shared, **momentum))
 
 
-def check_schedule_kwargs(recipe, schedule, total_steps):
+def check_schedule_kwargs(recipe):
     """Validates a recipe's `schedule_kwargs` for its resolved `schedule`.
 
     Unknown settings are named with the valid ones and the closest; values are checked
-    by the schedule itself (made once over `total_steps` steps), with its messages.
+    by the schedule itself (made once, as `make_schedules` makes it), with its messages.
 
     Returns:
         dict, a copy (empty for None).
     """
-    settings = recipe.schedule_kwargs
+    settings, schedule = recipe.schedule_kwargs, recipe.schedule
     if settings is None:
         return {}
     if not isinstance(settings, dict):
@@ -112,5 +117,5 @@ def check_schedule_kwargs(recipe, schedule, total_steps):
         learning_rate = recipe.learning_rate
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
             learning_rate = 1e-3  # "find": the schedule is checked at a stand-in peak
-        make_schedules(schedule, learning_rate, total_steps, settings)
+        make_schedules(recipe, learning_rate, settings)
     return settings
