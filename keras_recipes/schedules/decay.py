@@ -164,8 +164,8 @@ class PowerDecay(_Decay):
     """Power scheduling: `max_learning_rate / (1 + t / s) ** power` over a span.
 
     The chapter's `lr0 / (1 + t / s) ** c`, with `s` a fraction of the span. The
-    defaults (`c = 1`, as the chapter advises; `s` a quarter of the span) end at
-    a fifth of the peak. With `power=1` it is step for step
+    defaults (`c = 1`, as the chapter advises; `s` a quarter of the span) end
+    near a fifth of the peak. With `power=1` it is step for step
     `keras.optimizers.schedules.InverseTimeDecay(max_learning_rate,
     decay_steps=decay_fraction * total_steps, decay_rate=1)`; past the last
     step it holds its value.
