@@ -81,7 +81,8 @@ def test_replace_makes_a_new_checked_recipe():
             "Argument `learning_rat` must be one of the recipe's options (optimizer, "
             "learning_rate, schedule, schedule_kwargs, total_steps, clipnorm, optimizer_kwargs, "
             "early_stopping_patience, swa_epochs, backup_dir, distribution, "
-            "steps_per_execution, jit_compile). Received: learning_rat=0.1. Did you mean 'learning_rate'?")):
+            "steps_per_execution, jit_compile). Received: learning_rat=0.1. Did you mean "
+            "'learning_rate'?")):
         recipe.replace(learning_rat=0.1)
     with pytest.raises(Exception, match="cannot assign"):
         recipe.clipnorm = 2.0  # a value: it never changes
