@@ -145,9 +145,12 @@ class SpanSchedule(keras.optimizers.schedules.LearningRateSchedule):
             self._state.assign(np.asarray(self._constants(), dtype="float32"))
 
     def __call__(self, step):
-        # Python floats before `build_state`, float32 scalars of the state after: the
-        # same float32 numbers (the constants are computed in float64 either way).
-        constants = self._constants() if self._state is None else self._state.value
+        # The same float32 numbers before `build_state` (a constant) and after (the state):
+        # computed in float64, rounded once, so both give the same values to the last bit.
+        if self._state is None:
+            constants = ops.convert_to_tensor(np.asarray(self._constants(), "float32"))
+        else:
+            constants = self._state.value
         position = ops.cast(step, "float32") - constants[0]
         # Before its start the schedule gives its first value; past its end (or its hold
         # step) it holds its last instead of failing.
