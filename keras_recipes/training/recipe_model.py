@@ -355,15 +355,20 @@ class RecipeModel(RecipeTraining, keras.Model):
     validation_data=...)` alone runs the recipe (`keras_recipes.Recipe`), with
     the callbacks `Recipe.callbacks` gives after yours:
 
-    - the 1cycle schedules (learning rate and momentum) stretched over exactly
-      the steps of that `fit` call (unless the recipe has a `total_steps`);
+    - the schedules (the 1cycle's learning rate and momentum, or a decay)
+      stretched over exactly the steps of that `fit` call (unless the recipe
+      has a `total_steps`);
     - early stopping on `val_loss` with the best weights restored, when there is
       validation data and the recipe has an `early_stopping_patience`. With a
       1cycle it watches only the second half of the epochs: the validation loss
       is expected to rise while the learning rate is high and to recover as it
       anneals, and stopping before that loses accuracy (on digits, mean test
       accuracy over 5 seeds: 96.4% watching from the start, 97.3% from halfway,
-      97.4% without early stopping);
+      97.4% without early stopping); with the cosine, the epochs after its
+      warm-up;
+    - with the recipe's `swa_epochs`, the weight averaging of the last epochs
+      (`keras_recipes.callbacks.swa.StochasticWeightAveraging`), which it
+      hands the `fit`'s training data for the BatchNorm statistics;
     - `keras_recipes.callbacks.StopOnNaN()`, which stops after an epoch with a
       NaN or infinite loss (Keras's `TerminateOnNaN` checks every batch and so
       synchronises every step);
