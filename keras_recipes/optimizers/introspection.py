@@ -48,7 +48,7 @@ def learning_rate_schedule(optimizer):
 def own_one_cycle_schedules(optimizer):
     """The 1cycle schedules (learning rate, then momentum / `beta_1`) that one
     optimizer follows itself (a `LossScaleOptimizer` is unwrapped)."""
-    return [s for s in followed_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
+    return [s for s in own_span_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
 
 
 def one_cycle_schedules(optimizer):
@@ -69,8 +69,7 @@ def one_cycle_schedules(optimizer):
     >>> [type(s).__name__ for s in one_cycle_schedules(Adam(OneCycle(0.01, 100)))]
     ['OneCycle']
     """
-    return [s for inner in internals.component_optimizers(optimizer)
-            for s in own_one_cycle_schedules(inner)]
+    return [s for s in span_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
 
 
 def own_span_schedules(optimizer):

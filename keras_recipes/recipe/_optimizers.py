@@ -117,12 +117,9 @@ def check_optimizer_kwargs(recipe, schedule):
     Returns:
         dict, a copy (empty for None).
     """
-    optimizer_kwargs, optimizer = recipe.optimizer_kwargs, recipe.optimizer
-    if optimizer_kwargs is None:
-        return {}
-    if not isinstance(optimizer_kwargs, dict):
-        v.fail("optimizer_kwargs", optimizer_kwargs, "a dict of optimizer arguments or None",
-               error=TypeError)
+    optimizer = recipe.optimizer
+    optimizer_kwargs = v.check_dict("optimizer_kwargs", recipe.optimizer_kwargs,
+                                    "a dict of optimizer arguments")
     if optimizer_kwargs and isinstance(optimizer, keras.optimizers.Optimizer):
         v.fail("optimizer_kwargs", optimizer_kwargs, "None when `optimizer` is an instance",
                hint="(set them on your optimizer)")
@@ -139,7 +136,7 @@ def check_optimizer_kwargs(recipe, schedule):
                hint="(with accumulation Keras's learning-rate schedule counts batches but the "
                     "momentum schedule counts optimizer updates, so the 1cycle would fall out "
                     'of step; use schedule="plateau" or "constant")')
-    return dict(optimizer_kwargs)
+    return optimizer_kwargs
 
 
 def optimizer_name(optimizer):

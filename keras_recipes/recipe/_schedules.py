@@ -90,12 +90,11 @@ def check_schedule_kwargs(recipe):
     Returns:
         dict, a copy (empty for None).
     """
-    settings, schedule = recipe.schedule_kwargs, recipe.schedule
-    if settings is None:
-        return {}
-    if not isinstance(settings, dict):
-        v.fail("schedule_kwargs", settings, "a dict of the schedule's settings or None",
-               error=TypeError)
+    schedule = recipe.schedule
+    settings = v.check_dict("schedule_kwargs", recipe.schedule_kwargs,
+                            "a dict of the schedule's settings")
+    if not settings:  # the schedule's defaults
+        return settings
     valid = SETTINGS[schedule]
     for key in settings:
         if key in valid:
@@ -106,7 +105,6 @@ def check_schedule_kwargs(recipe):
         v.fail("schedule_kwargs", settings,
                f"a dict of the settings of schedule={schedule!r} ({', '.join(valid)})",
                hint=v.did_you_mean(str(key), {name: name for name in valid}))
-    settings = dict(settings)
     if schedule == "plateau":
         if "factor" in settings:
             v.check_number("factor", settings["factor"], low=0, high=1, low_inclusive=False,
