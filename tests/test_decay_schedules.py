@@ -349,6 +349,18 @@ def test_a_model_saved_mid_schedule_resumes_at_the_same_step_with_the_same_rates
     np.testing.assert_allclose(loaded.get_weights()[0], whole.get_weights()[0], rtol=1e-5)
 
 
+@pytest.mark.train
+def test_learning_rate_find_sets_the_peak_of_a_decay():
+    x, y = _regression(n=256)
+    model = keras_recipes.build_default_dnn((4,), 2, num_hidden_layers=1, schedule="power",
+                                            learning_rate="find", seed=0)
+    model.fit(x, (y[:, 0] > 0).astype("int64"), epochs=1, batch_size=32, verbose=0)
+    schedule = learning_rate_schedule(model.optimizer)
+    found = model.learning_rate_finder_result.suggestion
+    assert type(schedule) is PowerDecay and schedule.max_learning_rate == pytest.approx(found)
+    assert model.recipe.learning_rate == pytest.approx(found)
+
+
 # --- every entry point and the configs --------------------------------------------------------
 
 

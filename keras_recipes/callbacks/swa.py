@@ -106,9 +106,11 @@ class StochasticWeightAveraging(Resumable, keras.callbacks.Callback):
     averaged without that step are normalised with the statistics of other
     weights. The averaged model is what `fit` leaves.
 
-    During those epochs the learning rate is constant: the recipe's schedule
-    holds the value it has where the averaging starts (the SWA paper's constant
-    rate; `OneCycleSpan` sets it). Early stopping (the recipe's) watches only the
+    During those epochs the learning rate is constant: the recipe's schedule,
+    stretched over the `fit`, holds the value it has where the averaging starts
+    (the SWA paper's constant rate; `OneCycleSpan` sets it; a schedule of fixed
+    `total_steps` runs as given, and `"plateau"`'s `ReduceLROnPlateau` may still
+    lower the rate). Early stopping (the recipe's) watches only the
     epochs before them: it may end the `fit` earlier, keeping its best weights,
     and then nothing is averaged; once averaging has begun the `fit` runs to its
     last epoch, and its best weights are not restored over the average. A `fit`

@@ -123,9 +123,11 @@ class Recipe:
             recomputed for them on the `fit`'s training data (one pass in
             training mode, as PyTorch's `update_bn`); the last epoch's
             validation scores that average, and early stopping restores nothing
-            over it. During those epochs the rate is constant: the schedule
-            holds the value it has where they start (the SWA paper's constant
-            rate). The running average is backed up with `backup_dir`. Keras 3
+            over it. During those epochs the rate is constant: a schedule
+            stretched over the `fit` holds the value it has where they start (the
+            SWA paper's constant rate; with a fixed `total_steps` the schedule
+            runs as given, and under `"plateau"` `ReduceLROnPlateau` may still
+            lower it). The running average is backed up with `backup_dir`. Keras 3
             has no SWA (TensorFlow Addons' unmaintained wrapper skipped the
             BatchNormalization step). `None`: no averaging. Defaults to `None`.
         backup_dir: str, path or None, a folder where `fit` backs up the
