@@ -3,7 +3,9 @@
 The one place that turns the data a user passes to `find_learning_rate`, `diagnose`
 or `TrainingMonitor` into batches, with the argument checks and their messages.
 Arrays are shuffled by a private generator (the global numpy state is not touched)
-and only full batches are used (one shape, one trace); datasets are cycled.
+and only full batches are used (one shape, one trace); datasets are cycled. And the
+inputs of one pass over a `fit`'s training data, in order (`one_pass`, for `swa_epochs`'
+BatchNormalization statistics).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from keras_recipes import _validation as v
 
-__all__ = ["batch_size_of", "batches", "collect_batches"]
+__all__ = ["batch_size_of", "batches", "collect_batches", "one_pass"]
 
 
 def batches(x, y, sample_weight, batch_size, shuffle, seed):
@@ -54,6 +56,50 @@ def collect_batches(x, y, sample_weight, batch_size, num_batches, seed):
     is cycled, so a batch may appear more than once)."""
     iterator = batches(x, y, sample_weight, batch_size, True, seed)
     return [next(iterator) for _ in range(num_batches)]
+
+
+def one_pass(x, batch_size=None, steps=None, validation_split=0.0):
+    """The input batches of one epoch of `fit(x, ...)`, in order, without shuffling.
+
+    Args:
+        x: arrays (or a structure of arrays), a `tf.data.Dataset` or a
+            `keras.utils.PyDataset`, as `fit` takes them.
+        batch_size: int or None, for arrays (Keras's 32 when None); the last
+            batch may be smaller.
+        steps: int or None, at most this many batches (`steps_per_epoch`: one
+            epoch of a repeated dataset). Defaults to `None` (the whole data).
+        validation_split: float, for arrays: the fraction at the end that `fit`
+            holds out (as Keras splits: the first `floor(n * (1 - split))`
+            samples train). Defaults to `0.0`.
+
+    Yields:
+        The `x` of each batch (numpy arrays on JAX and PyTorch).
+    """
+    if _is_tf_dataset(x) or _is_py_dataset(x):
+        for index, element in enumerate(_one_dataset_pass(x, steps)):
+            if steps is not None and index >= steps:
+                return
+            yield keras.utils.unpack_x_y_sample_weight(_as_tuple(element))[0]
+        return
+    n = _num_samples("x", x)
+    if validation_split:
+        n = int(np.floor(n * (1.0 - validation_split)))  # Keras's train_validation_split
+    size = batch_size or 32
+    for index, start in enumerate(range(0, n, size)):
+        if steps is not None and index >= steps:
+            return
+        part = slice(start, min(start + size, n))
+        yield keras.tree.map_structure(lambda a, part=part: np.asarray(a)[part], x)
+
+
+def _one_dataset_pass(dataset, steps):
+    """The elements of one pass over a dataset (of `steps` batches when it is endless)."""
+    if _is_py_dataset(dataset):
+        count = dataset.num_batches if dataset.num_batches is not None else steps
+        return (dataset[index] for index in range(count))
+    convert = keras.backend.backend() != "tensorflow"
+    return (keras.tree.map_structure(_tf_to_numpy, element) if convert else element
+            for element in dataset)
 
 
 def batch_size_of(batch):

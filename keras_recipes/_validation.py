@@ -27,6 +27,7 @@ __all__ = [
     "argument_of",
     "check_bool",
     "check_choice",
+    "check_dict",
     "check_int",
     "check_number",
     "check_seed",
@@ -223,6 +224,16 @@ def check_choice(name: str, value: Any, choices: Iterable[str], *, case_sensitiv
         "one of " + ", ".join(repr(c) for c in choices),
         hint=did_you_mean(key, lookup),
     )
+
+
+def check_dict(name: str, value: Any, expected: str) -> dict:
+    """Checks a dict of keyword arguments (`optimizer_kwargs`, ...); returns a copy, empty
+    for None. `expected` describes the dict ("a dict of optimizer arguments")."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        fail(name, value, f"{expected} or None", error=TypeError)
+    return dict(value)
 
 
 def did_you_mean(key: str, lookup: dict[str, str]) -> str:

@@ -21,8 +21,10 @@ EXPECTED = {
         "| import keras_recipes |",
         "Goal (in-graph 1cycle <= 1.05x a constant rate)",
         "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)"]),
-    "schedules": ("Schedules: 1cycle against ReduceLROnPlateau", [
-        "| one_cycle |", "| plateau 1e-2 |"]),
+    "schedules": ("Schedules: the chapter's comparison on MNIST, and SWA", [
+        "| one_cycle |", "| cosine |", "| exponential |", "| power |", "| piecewise |",
+        "| plateau 1e-2 |", "| constant 1e-3 |", "### Stochastic weight averaging against none",
+        "| one_cycle + SWA |", "| cosine + SWA |"]),
     "transfer": ("Transfer learning (`build_transfer_model` + `fine_tune`)", []),
     "fine_tune": ("Fine-tuning a real ImageNet base (`fine_tune` phase 2)", []),
     "mc_dropout": ("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", [

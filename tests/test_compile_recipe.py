@@ -197,14 +197,20 @@ class _OwnStep(keras.Model):
     (_OwnStep(), {}, ValueError, "Argument `model` must be a model that uses Keras's train "
      "step. Received: model=<_OwnStep with its own train_step>"),
     # The factories' checks, with the factories' messages:
-    (None, dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', "
-     "'adam', 'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (None, dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'sgd', "
+     "'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamax', 'nadam', 'adamw'. "
+     "Received: optimizer='adamm'. Did you mean 'adam'?"),
     (None, dict(learning_rate=-1), ValueError, "Argument `learning_rate` must be a number > 0. "
      "Received: learning_rate=-1"),
     (None, dict(learning_rate="auto"), ValueError, "Argument `learning_rate` must be a number "
      "> 0 or \"find\""),
-    (None, dict(schedule="cosine"), ValueError, "Argument `schedule` must be one of 'auto', "
-     "'one_cycle', 'plateau', 'constant'. Received: schedule='cosine'"),
+    (None, dict(schedule="cosin"), ValueError, "Argument `schedule` must be one of 'auto', "
+     "'one_cycle', 'cosine', 'exponential', 'power', 'piecewise', 'plateau', 'constant'. "
+     "Received: schedule='cosin'. Did you mean 'cosine'?"),
+    (None, dict(schedule="cosine", schedule_kwargs={"warmup": 0.1}), ValueError,
+     "Argument `schedule_kwargs` must be a dict of the settings of schedule='cosine' "
+     "(warmup_fraction, alpha). Received: schedule_kwargs={'warmup': 0.1}. Did you mean "
+     "'warmup_fraction'?"),
     (None, dict(clipnorm=0), ValueError, "Argument `clipnorm` must be a number > 0 or None"),
     (None, dict(total_steps=0), ValueError, "Argument `total_steps` must be a positive integer "
      "or None. Received: total_steps=0"),
@@ -217,8 +223,8 @@ class _OwnStep(keras.Model):
      "Argument `schedule` must be \"constant\", \"plateau\" or \"auto\" when `optimizer` is an "
      "instance"),
     (None, dict(optimizer_kwargs={"beta_1": 0.8}), ValueError, "Argument `optimizer_kwargs` "
-     "must be free of `beta_1`. Received: optimizer_kwargs={'beta_1': 0.8} (the recipe's "
-     "1cycle sets it)"),
+     "must be free of `beta_1`. Received: optimizer_kwargs={'beta_1': 0.8} (the recipe sets "
+     "it: the 1cycle cycles momentum and beta_1"),
     (None, dict(optimizer_kwargs=[("use_ema", True)]), TypeError,
      "Argument `optimizer_kwargs` must be a dict of optimizer arguments or None"),
     (None, dict(optimizer_kwargs={"gradient_accumulation_steps": 2}), ValueError,
@@ -235,7 +241,8 @@ def test_compile_recipe_rejects_bad_arguments_as_the_factories_do(model, kwargs,
     dict(early_stopping_patience=-1), dict(early_stopping_patience=2.5),
     dict(early_stopping_patience="10"), dict(learning_rate=0), dict(learning_rate="fast"),
     dict(clipnorm=-1.0), dict(total_steps=1.5), dict(schedule="cyclic"), dict(backup_dir=1),
-    dict(steps_per_execution=0), dict(jit_compile="yes"), dict(optimizer="rmsprop"),
+    dict(steps_per_execution=0), dict(jit_compile="yes"), dict(optimizer="lion"),
+    dict(schedule_kwargs={"warmup": 0.1}), dict(swa_epochs=0),
 ])
 def test_compile_recipe_says_what_build_default_dnn_says_for_each_shared_argument(kwargs):
     """One validation code path: the same error and message for the same bad value."""

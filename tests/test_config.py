@@ -121,8 +121,8 @@ def test_transfer_learning_config_takes_the_arguments_of_its_factory_and_fine_tu
      "fine_tune_learning_rate, discriminative_factor, discriminative_groups. "
      "Did you mean 'fine_tune_learning_rate'?"),
     ("recipe: transfer_learning\nmodel: {bse: ResNet50}\n",
-     "unknown key `model.bse`. Valid keys: base, weights, task, num_outputs, base_kwargs, "
-     "feature_layer, ... Did you mean 'base'?"),
+     "unknown key `model.bse`. Valid keys: base, weights, task, num_outputs, label_smoothing, "
+     "base_kwargs, feature_layer, ... Did you mean 'base'?"),
     ("recipe: transfer_learning\nfit: {head_epochs: -1}\n",
      "fit.head_epochs: Argument `head_epochs` must be a non-negative integer. "
      "Received: head_epochs=-1"),

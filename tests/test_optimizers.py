@@ -7,7 +7,7 @@ import pytest
 
 from keras_recipes import optimizers
 from keras_recipes.optimizers import learning_rate_schedule
-from keras_recipes.optimizers.scheduled import raw_hyperparameter
+from keras_recipes.optimizers.scheduled import followed_schedules, raw_hyperparameter
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "one_cycle_adam_torch.npz"
@@ -90,17 +90,19 @@ def test_sgd_follows_a_momentum_schedule_step_by_step(nesterov):
 
 
 @pytest.mark.train
-@pytest.mark.parametrize("cls", [optimizers.Adam, optimizers.Nadam, optimizers.AdamW])
-def test_beta_1_schedule_changes_training_and_constant_schedule_equals_float(cls):
+@pytest.mark.parametrize("cls, name", [
+    (optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"), (optimizers.AdamW, "beta_1"),
+    (optimizers.Adamax, "beta_1"), (optimizers.RMSprop, "momentum")])
+def test_a_momentum_schedule_changes_training_and_a_constant_one_equals_the_float(cls, name):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(64, 6)).astype("float32")
     y = rng.normal(size=(64, 1)).astype("float32")
 
-    def train(beta_1):
+    def train(value):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="tanh"),
                                   keras.layers.Dense(1)])
-        model.compile(optimizer=cls(learning_rate=0.05, beta_1=beta_1), loss="mse")
+        model.compile(optimizer=cls(learning_rate=0.05, **{name: value}), loss="mse")
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
         return model.get_weights()[0]
 
@@ -110,8 +112,12 @@ def test_beta_1_schedule_changes_training_and_constant_schedule_equals_float(cls
     assert np.abs(cycled - train(0.9)).max() > 1e-3
 
 
-@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
-                                       (optimizers.AdamW, "beta_1"), (optimizers.SGD, "momentum")])
+SCHEDULED = [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
+             (optimizers.AdamW, "beta_1"), (optimizers.Adamax, "beta_1"),
+             (optimizers.SGD, "momentum"), (optimizers.RMSprop, "momentum")]
+
+
+@pytest.mark.parametrize("cls, name", SCHEDULED)
 def test_optimizer_config_round_trip_keeps_the_schedule(cls, name):
     optimizer = cls(learning_rate=OneCycle(0.01, 200), **{name: OneCycleMomentum(200)})
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
@@ -124,7 +130,8 @@ def test_optimizer_config_round_trip_keeps_the_schedule(cls, name):
     assert keras.optimizers.deserialize(keras.optimizers.serialize(plain)).get_config()[name] == 0.8
 
 
-@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.SGD, "momentum")])
+@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.SGD, "momentum"),
+                                       (optimizers.RMSprop, "momentum")])
 def test_optimizer_rejects_bad_hyperparameter(cls, name):
     with pytest.raises(ValueError, match=re.escape(
             f"Argument `{name}` must be in the range [0, 1). Received: {name}=1.5")):
@@ -139,8 +146,7 @@ def _built(cls, name):
     return optimizer
 
 
-@pytest.mark.parametrize("cls, name", [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
-                                       (optimizers.AdamW, "beta_1"), (optimizers.SGD, "momentum")])
+@pytest.mark.parametrize("cls, name", SCHEDULED)
 def test_the_1cycle_state_is_an_optimizer_variable_saved_and_loaded_with_it(cls, name):
     optimizer = _built(cls, name)
     schedules = [learning_rate_schedule(optimizer), raw_hyperparameter(optimizer, name)]
@@ -176,3 +182,95 @@ def test_an_optimizer_saved_before_the_1cycle_kept_state_still_loads():
                                       keras.ops.convert_to_numpy(saved))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(learning_rate_schedule(loaded).state),
                                   keras.ops.convert_to_numpy(learning_rate_schedule(optimizer).state))
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (optimizers.RMSprop(0.01, momentum=0.5), keras.optimizers.RMSprop(0.01, momentum=0.5)),
+    (optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+     keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True)),
+    (optimizers.RMSprop(0.01), keras.optimizers.RMSprop(0.01)),
+    (optimizers.Adamax(0.02), keras.optimizers.Adamax(0.02)),
+    (optimizers.Adagrad(0.05), keras.optimizers.Adagrad(0.05)),
+], ids=["rmsprop-momentum", "rmsprop-centered", "rmsprop", "adamax", "adagrad"])
+def test_with_float_hyperparameters_each_trains_exactly_as_keras_s_own(ours, theirs):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, 5)).astype("float32")
+    y = rng.normal(size=(32, 2)).astype("float32")
+
+    def train(optimizer):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
+        model.compile(optimizer=optimizer, loss="mse")
+        for start in range(0, 32, 8):
+            model.train_on_batch(x[start:start + 8], y[start:start + 8])
+        return model.get_weights(), [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
+
+    (weights, slots), (expected, expected_slots) = train(ours), train(theirs)
+    for mine, theirs_ in zip(weights + slots, expected + expected_slots):
+        np.testing.assert_allclose(mine, theirs_, rtol=1e-6, atol=1e-7)
+    assert len(slots) == len(expected_slots)  # the same variables: files load either way
+
+
+def test_adagrad_keeps_the_state_of_a_schedule_it_follows():
+    from keras_recipes.schedules import ExponentialDecay
+
+    schedule = ExponentialDecay(0.01, 100)
+    optimizer = optimizers.Adagrad(schedule)
+    optimizer.build([keras.Variable(np.zeros(3, "float32"))])
+    assert optimizer.variables[-1] is schedule.state
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert type(restored) is optimizers.Adagrad
+    assert learning_rate_schedule(restored).get_config() == schedule.get_config()
+
+
+# The recipe's optimizer names: the class, and what the 1cycle cycles (None: nothing).
+NAMES = {"sgd": (optimizers.SGD, None, 0.0), "momentum": (optimizers.SGD, "momentum", 0.9),
+         "nesterov": (optimizers.SGD, "momentum", 0.9),
+         "adagrad": (optimizers.Adagrad, None, None),
+         "rmsprop": (optimizers.RMSprop, "momentum", 0.0),
+         "adam": (optimizers.Adam, "beta_1", 0.9), "adamax": (optimizers.Adamax, "beta_1", 0.9),
+         "nadam": (optimizers.Nadam, "beta_1", 0.9), "adamw": (optimizers.AdamW, "beta_1", 0.9)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_optimizer_name_cycles_what_it_has_with_the_1cycle(name):
+    from keras_recipes import Recipe
+    from keras_recipes.recipe._optimizers import optimizer_name
+
+    cls, cycled, constant_value = NAMES[name]
+    cycling = Recipe(optimizer=name, learning_rate=0.01).make_optimizer()
+    constant = Recipe(optimizer=name, learning_rate=0.01, schedule="constant").make_optimizer()
+    assert type(cycling) is cls and type(constant) is cls
+    assert getattr(cycling, "nesterov", False) is (name == "nesterov")
+    assert optimizer_name(cycling) == optimizer_name(constant) == name
+    if cycled is None:  # nothing to cycle: the 1cycle is the learning rate's alone
+        assert [type(s) for s in followed_schedules(cycling)] == [OneCycle]
+    else:
+        assert isinstance(raw_hyperparameter(cycling, cycled), OneCycleMomentum)
+        assert raw_hyperparameter(constant, cycled) == constant_value
+    if name == "sgd":
+        assert raw_hyperparameter(cycling, "momentum") == 0.0  # plain SGD has no momentum
+
+
+def test_keras_s_own_sgd_is_named_by_its_momentum():
+    from keras_recipes.recipe._optimizers import optimizer_name
+
+    assert optimizer_name(keras.optimizers.SGD(0.1)) == "sgd"
+    assert optimizer_name(keras.optimizers.SGD(0.1, momentum=0.9)) == "momentum"
+    assert optimizer_name(keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)) == "nesterov"
+    assert optimizer_name(keras.optimizers.RMSprop()) == "rmsprop"
+    assert optimizer_name(keras.optimizers.Lion()) is None
+
+
+def test_diagnose_warns_against_the_recipe_s_adagrad_on_a_deep_network():
+    import keras_recipes
+    from keras_recipes.diagnostics.rules import lint
+
+    def rules(optimizer, layers):
+        model = keras_recipes.build_default_dnn((4,), 3, num_hidden_layers=layers,
+                                                optimizer=optimizer, learning_rate=1e-2)
+        return {finding.rule for finding in lint(model)[1]}
+
+    assert "adagrad_on_deep_network" in rules("adagrad", 6)
+    assert "adagrad_on_deep_network" not in rules("adagrad", 2)  # shallow: the chapter's fine
+    assert "adagrad_on_deep_network" not in rules("rmsprop", 6)

@@ -55,10 +55,11 @@ def test_make_optimizer_attaches_the_1cycle_over_rate_and_momentum():
     schedule = learning_rate_schedule(optimizer)
     assert isinstance(schedule, OneCycle) and schedule.max_learning_rate == 0.02
     assert optimizer.clipnorm == 1.0
-    sgd = Recipe(optimizer="sgd", schedule="one_cycle").make_optimizer()
-    assert isinstance(keras_recipes.optimizers.scheduled.raw_hyperparameter(sgd, "momentum"),
+    momentum = Recipe(optimizer="momentum", schedule="one_cycle").make_optimizer()
+    assert isinstance(keras_recipes.optimizers.scheduled.raw_hyperparameter(momentum, "momentum"),
                       OneCycleMomentum)
-    constant = Recipe(optimizer="sgd", schedule="constant", learning_rate=0.1).make_optimizer()
+    constant = Recipe(optimizer="momentum", schedule="constant", learning_rate=0.1)
+    constant = constant.make_optimizer()
     assert learning_rate_schedule(constant) is None and constant.momentum == 0.9
     assert float(keras.ops.convert_to_numpy(constant.learning_rate)) == pytest.approx(0.1)
     # A new optimizer each time, so that one recipe can train several models.
@@ -78,9 +79,10 @@ def test_replace_makes_a_new_checked_recipe():
         recipe.replace(learning_rate="fast")
     with pytest.raises(TypeError, match=re.escape(
             "Argument `learning_rat` must be one of the recipe's options (optimizer, "
-            "learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs, "
-            "early_stopping_patience, backup_dir, distribution, steps_per_execution, "
-            "jit_compile). Received: learning_rat=0.1. Did you mean 'learning_rate'?")):
+            "learning_rate, schedule, schedule_kwargs, total_steps, clipnorm, optimizer_kwargs, "
+            "early_stopping_patience, swa_epochs, backup_dir, distribution, "
+            "steps_per_execution, jit_compile). Received: learning_rat=0.1. Did you mean "
+            "'learning_rate'?")):
         recipe.replace(learning_rat=0.1)
     with pytest.raises(Exception, match="cannot assign"):
         recipe.clipnorm = 2.0  # a value: it never changes
@@ -266,24 +268,27 @@ def test_few_functions_take_the_training_options_as_separate_parameters():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(optimizer="rmsprop"), ValueError,
-     "Argument `optimizer` must be one of 'nadam', 'adam', 'adamw', 'sgd'. Received: "
-     "optimizer='rmsprop'"),
+    (dict(optimizer="lion"), ValueError,
+     "Argument `optimizer` must be one of 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', "
+     "'adam', 'adamax', 'nadam', 'adamw'. Received: optimizer='lion'"),
     (dict(optimizer=3), TypeError,
-     "Argument `optimizer` must be an optimizer name ('nadam', 'adam', 'adamw', 'sgd') or a "
-     "keras.optimizers.Optimizer instance. Received: optimizer=3"),
+     "Argument `optimizer` must be an optimizer name ('sgd', 'momentum', 'nesterov', 'adagrad', "
+     "'rmsprop', 'adam', 'adamax', 'nadam', 'adamw') or a keras.optimizers.Optimizer instance. "
+     "Received: optimizer=3"),
     (dict(learning_rate=0), ValueError,
      "Argument `learning_rate` must be a number > 0. Received: learning_rate=0.0"),
     (dict(schedule="cosin"), ValueError,
-     "Argument `schedule` must be one of 'auto', 'one_cycle', 'plateau', 'constant'. "
-     "Received: schedule='cosin'"),
+     "Argument `schedule` must be one of 'auto', 'one_cycle', 'cosine', 'exponential', "
+     "'power', 'piecewise', 'plateau', 'constant'. Received: schedule='cosin'. Did you mean "
+     "'cosine'?"),
     (dict(total_steps=0), ValueError,
      "Argument `total_steps` must be a positive integer or None. Received: total_steps=0"),
     (dict(clipnorm=-1), ValueError,
      "Argument `clipnorm` must be a number > 0 or None. Received: clipnorm=-1.0"),
     (dict(optimizer_kwargs={"beta_1": 0.5}), ValueError,
      "Argument `optimizer_kwargs` must be free of `beta_1`. Received: "
-     "optimizer_kwargs={'beta_1': 0.5} (the recipe's 1cycle sets it)"),
+     "optimizer_kwargs={'beta_1': 0.5} (the recipe sets it: the 1cycle cycles momentum and "
+     "beta_1, and optimizer=\"momentum\" or \"nesterov\" is SGD with momentum 0.9)"),
     (dict(early_stopping_patience=-1), ValueError,
      "Argument `early_stopping_patience` must be a non-negative integer or None. Received: "
      "early_stopping_patience=-1"),

@@ -499,7 +499,7 @@ def test_default_dnn_matches_the_initializer_to_the_activation(activation, initi
 def test_default_dnn_regularisation_options_are_wired():
     model = keras_recipes.build_default_dnn(
         (4, 3), 3, num_hidden_layers=2, dropout_rate=0.3, l1=1e-4, l2=1e-3, max_norm=2.0,
-        clipnorm=1.0, batch_norm=False, optimizer="sgd")
+        clipnorm=1.0, batch_norm=False, optimizer="momentum")
     hidden = model.get_layer("hidden_1")
     assert hidden.use_bias  # no BatchNorm, so the bias is back
     assert hidden.kernel_regularizer.get_config() == {"l1": pytest.approx(1e-4),

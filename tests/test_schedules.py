@@ -6,7 +6,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keras_recipes.schedules import OneCycle, OneCycleMomentum
@@ -154,6 +154,9 @@ def _torch_formula(case, step):
     final_div_factor=st.floats(1.5, 1e5),
 )
 def test_any_valid_arguments_give_finite_bounded_values_equal_to_the_pytorch_formula(**case):
+    # A warm-up ending at step 0 (pct_start * total_steps == 1) is refused by design (see
+    # test_one_cycle_rejects_bad_arguments_at_construction); it is not a valid argument set.
+    assume(case["pct_start"] * case["total_steps"] != 1)
     schedule = OneCycle(case["max_lr"], case["total_steps"], case["pct_start"],
                         case["anneal_strategy"], case["div_factor"], case["final_div_factor"],
                         case["three_phase"])

@@ -44,7 +44,10 @@ class ResumableEarlyStopping(Resumable, keras.callbacks.EarlyStopping):
     survive a restart with the recipe's backup.
 
     The recipes' early stopping (`early_stopping_patience=`). Everything else is
-    Keras's; the arguments are `keras.callbacks.EarlyStopping`'s.
+    Keras's; the arguments are `keras.callbacks.EarlyStopping`'s, and
+    `until_epoch` (int or None, defaults to `None`): the epochs from that one on
+    (counted from 0) are not watched, as `start_from_epoch` leaves out those
+    before it (the recipe's `swa_epochs`, whose last epochs are averaged).
 
     Example:
 
@@ -53,6 +56,14 @@ class ResumableEarlyStopping(Resumable, keras.callbacks.EarlyStopping):
     >>> stopping.get_state()["wait"]
     0
     """
+
+    def __init__(self, *args, until_epoch=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.until_epoch = until_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.until_epoch is None or epoch < self.until_epoch:
+            super().on_epoch_end(epoch, logs)
 
     def get_state(self):
         return {"wait": int(getattr(self, "wait", 0)),

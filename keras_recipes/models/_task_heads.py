@@ -1,12 +1,13 @@
 """What a recipe's task means: the task resolved from `task`, `num_classes` and
 `num_outputs`, its output layer (softmax, one sigmoid unit or linear units) and its
-loss and metrics."""
+loss (with its label smoothing) and metrics."""
 
 from __future__ import annotations
 
 import keras
 
 from keras_recipes import _validation as v
+from keras_recipes.losses import SparseCategoricalCrossentropy
 from keras_recipes.models._layer_blocks import seeded_initializer
 
 __all__ = [
@@ -39,11 +40,25 @@ def resolve_task(task, num_classes, num_outputs):
     return task
 
 
-def task_loss(task):
-    """Returns `(loss, metrics)` for a resolved task."""
+def task_loss(task, label_smoothing=0.0):
+    """Returns `(loss, metrics)` for a resolved task, checking `label_smoothing`.
+
+    Classes are integer labels: a multi-class task smooths with
+    `keras_recipes.losses.SparseCategoricalCrossentropy`, a binary one with
+    `keras.losses.BinaryCrossentropy(label_smoothing=...)`; a regression has no
+    labels to smooth.
+    """
+    v.check_number("label_smoothing", label_smoothing, low=0, high=1, high_inclusive=False)
+    if task == "regression" and label_smoothing:
+        v.fail("label_smoothing", label_smoothing, '0 when task="regression"',
+               hint="(label smoothing softens class labels; a regression has none)")
     if task == "multiclass":
+        if label_smoothing:
+            return SparseCategoricalCrossentropy(label_smoothing=label_smoothing), ["accuracy"]
         return "sparse_categorical_crossentropy", ["accuracy"]
     if task == "binary":
+        if label_smoothing:
+            return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), ["accuracy"]
         return "binary_crossentropy", ["accuracy"]
     return "mse", ["mae"]
 

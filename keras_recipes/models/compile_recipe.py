@@ -17,9 +17,10 @@ __all__ = ["compile_recipe"]
 def compile_recipe(
     model, *, loss, metrics=None, loss_weights=None,
     # The training options (keras_recipes.Recipe documents each):
-    optimizer="nadam", learning_rate=1e-3, schedule="auto", total_steps=None, clipnorm=None,
-    optimizer_kwargs=None, early_stopping_patience=10, backup_dir=None,
-    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
+    optimizer="nadam", learning_rate=1e-3, schedule="auto", schedule_kwargs=None, total_steps=None,
+    clipnorm=None, optimizer_kwargs=None, early_stopping_patience=10, swa_epochs=None,
+    backup_dir=None, steps_per_execution="auto", jit_compile="auto", one_cycle="auto",
+    recipe=None,
 ):
     """Compiles any Keras model with the recipe, so that a plain `fit` runs all of it.
 
@@ -61,10 +62,11 @@ def compile_recipe(
         loss: the loss, as for `compile` (e.g. `"sparse_categorical_crossentropy"`).
         metrics: list or None, as for `compile`. Defaults to `None`.
         loss_weights: as for `compile`. Defaults to `None`.
-        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
-            early_stopping_patience, backup_dir, steps_per_execution, jit_compile,
-            one_cycle: the training options, each as documented in
-            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
             Here they default to Nadam on the 1cycle peaking at
             `learning_rate=1e-3` (a model of yours has no BatchNorm guaranteed;
             `"find"` is the better choice when in doubt) and early stopping

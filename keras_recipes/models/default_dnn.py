@@ -15,14 +15,15 @@ __all__ = ["build_default_dnn"]
 
 
 def build_default_dnn(
-    input_shape, num_classes=None, *, task="auto", num_outputs=1,
+    input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
     num_hidden_layers=3, units=100, activation="elu", batch_norm=True, dropout_rate=0.0,
     l1=0.0, l2=0.0, max_norm=None, normalization_data=None, seed=None, name="default_dnn",
     # The training options (keras_recipes.Recipe documents each):
-    optimizer="nadam", learning_rate=1e-2, schedule="auto", total_steps=None, clipnorm=None,
-    optimizer_kwargs=None, early_stopping_patience=10, backup_dir=None, distribution=None,
-    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
+    optimizer="nadam", learning_rate=1e-2, schedule="auto", schedule_kwargs=None, total_steps=None,
+    clipnorm=None, optimizer_kwargs=None, early_stopping_patience=10, swa_epochs=None,
+    backup_dir=None, distribution=None, steps_per_execution="auto", jit_compile="auto",
+    one_cycle="auto", recipe=None,
 ):
     """Builds and compiles the default deep network of Géron's chapter 11.
 
@@ -48,6 +49,12 @@ def build_default_dnn(
             labels), `"binary"` (one sigmoid unit + binary cross-entropy) or
             `"regression"` (linear units + MSE). Defaults to `"auto"`.
         num_outputs: int, the number of regression targets. Defaults to `1`.
+        label_smoothing: float in [0, 1), for a classification task: the
+            true class's target becomes `1 - label_smoothing + label_smoothing /
+            num_classes` and every other class's `label_smoothing / num_classes`
+            (for integer labels, with `keras_recipes.losses.SparseCategoricalCrossentropy`;
+            binary: `keras.losses.BinaryCrossentropy(label_smoothing=...)`).
+            Defaults to `0.0`.
         num_hidden_layers: int, the number of hidden blocks. Defaults to `3`.
         units: int, units per hidden layer. Defaults to `100`.
         activation: str, one of `"relu"`, `"leaky_relu"`, `"prelu"`, `"elu"`,
@@ -61,10 +68,11 @@ def build_default_dnn(
         max_norm: float or None, bound on the norm of each hidden unit's
             incoming weights (`keras_recipes.constraints.apply_max_norm`; the
             output layer is left free). Defaults to `None`.
-        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
-            early_stopping_patience, backup_dir, distribution, steps_per_execution,
-            jit_compile, one_cycle: the training options, each as documented in
-            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            distribution, steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
             Here they default to Nadam on the 1cycle (learning rate and `beta_1`)
             peaking at `learning_rate=1e-2`, stretched over each `fit`, and early
             stopping after 10 epochs without a better `val_loss`;
@@ -106,7 +114,7 @@ def build_default_dnn(
     input_shape = v.check_shape("input_shape", input_shape)
     initializer_name = layer_blocks.ACTIVATION_INITIALIZERS[activation]
     output_layer_args = (task, num_classes, num_outputs)
-    loss, metrics = heads.task_loss(task)
+    loss, metrics = heads.task_loss(task, label_smoothing)
     # Under a tf.distribute strategy each replica would otherwise normalise with
     # the statistics of its own share of the batch (JAX's SPMD sharding already
     # computes them over the global batch).

@@ -14,13 +14,14 @@ __all__ = ["build_plain_dnn"]
 
 
 def build_plain_dnn(
-    input_shape, num_classes=None, *, task="auto", num_outputs=1,
+    input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
     num_hidden_layers=3, units=100, seed=None, name="plain_dnn",
     # The training options (keras_recipes.Recipe documents each):
-    optimizer="adam", learning_rate=1e-3, schedule="constant", total_steps=None, clipnorm=None,
-    optimizer_kwargs=None, early_stopping_patience=None, backup_dir=None, distribution=None,
-    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
+    optimizer="adam", learning_rate=1e-3, schedule="constant", schedule_kwargs=None,
+    total_steps=None, clipnorm=None, optimizer_kwargs=None, early_stopping_patience=None,
+    swa_epochs=None, backup_dir=None, distribution=None, steps_per_execution="auto",
+    jit_compile="auto", one_cycle="auto", recipe=None,
 ):
     """Builds the plain baseline the recipes are compared against.
 
@@ -35,12 +36,15 @@ def build_plain_dnn(
         num_classes: int >= 2, or `None` with `task="regression"`.
         task: str, as in `build_default_dnn`. Defaults to `"auto"`.
         num_outputs: int, regression targets. Defaults to `1`.
+        label_smoothing: float in [0, 1), for a classification task, as in
+            `build_default_dnn`. Defaults to `0.0`.
         num_hidden_layers: int. Defaults to `3`.
         units: int. Defaults to `100`.
-        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
-            early_stopping_patience, backup_dir, distribution, steps_per_execution,
-            jit_compile, one_cycle: the training options, each as documented in
-            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            distribution, steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
             Here they default to the baseline's Adam at a constant
             `learning_rate=1e-3` without early stopping (`schedule="one_cycle"`
             or `"plateau"` to see what a schedule alone buys).
@@ -67,7 +71,7 @@ def build_plain_dnn(
     recipe = factory.recipe_for(build_plain_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     input_shape = v.check_shape("input_shape", input_shape)
-    loss, metrics = heads.task_loss(task)
+    loss, metrics = heads.task_loss(task, label_smoothing)
 
     def graph():
         inputs, x = dense_input_stem(input_shape, None)

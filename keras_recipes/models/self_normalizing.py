@@ -52,7 +52,7 @@ def _guard(name, value):
 
 
 def build_self_normalizing_dnn(
-    input_shape, num_classes=None, *, task="auto", num_outputs=1,
+    input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
     num_hidden_layers=10, units=100, dropout_rate=0.0, normalization_data=None,
     input_mean=None, input_variance=None, seed=None, name="self_normalizing_dnn",
@@ -60,9 +60,10 @@ def build_self_normalizing_dnn(
     activation="selu", kernel_initializer="lecun_normal", dropout="alpha", batch_norm=False,
     l1=0.0, l2=0.0,
     # The training options (keras_recipes.Recipe documents each):
-    optimizer="nadam", learning_rate=1e-3, schedule="auto", total_steps=None, clipnorm=None,
-    optimizer_kwargs=None, early_stopping_patience=10, backup_dir=None, distribution=None,
-    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
+    optimizer="nadam", learning_rate=1e-3, schedule="auto", schedule_kwargs=None, total_steps=None,
+    clipnorm=None, optimizer_kwargs=None, early_stopping_patience=10, swa_epochs=None,
+    backup_dir=None, distribution=None, steps_per_execution="auto", jit_compile="auto",
+    one_cycle="auto", recipe=None,
 ):
     """Builds and compiles a self-normalizing network (Klambauer et al., 2017).
 
@@ -85,6 +86,8 @@ def build_self_normalizing_dnn(
         num_classes: int >= 2, or `None` with `task="regression"`.
         task: str, as in `build_default_dnn`. Defaults to `"auto"`.
         num_outputs: int, regression targets. Defaults to `1`.
+        label_smoothing: float in [0, 1), for a classification task, as in
+            `build_default_dnn`. Defaults to `0.0`.
         num_hidden_layers: int. Defaults to `10`.
         units: int, units per layer. Defaults to `100`.
         dropout_rate: float in [0, 1), rate of the `AlphaDropout` layer put
@@ -95,10 +98,11 @@ def build_self_normalizing_dnn(
         input_mean: array or None, per-feature mean for standardisation.
             Defaults to `None`.
         input_variance: array or None, per-feature variance. Defaults to `None`.
-        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
-            early_stopping_patience, backup_dir, distribution, steps_per_execution,
-            jit_compile, one_cycle: the training options, each as documented in
-            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            distribution, steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
             Here they default to Nadam on the 1cycle peaking at
             `learning_rate=1e-3` (on digits, 20 layers: 96.9% test accuracy
             against 95.3% at 3e-3 and 93.9% at 3e-4) and early stopping after 10
@@ -142,7 +146,7 @@ def build_self_normalizing_dnn(
     recipe = factory.recipe_for(build_self_normalizing_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     input_shape = v.check_shape("input_shape", input_shape)
-    loss, metrics = heads.task_loss(task)
+    loss, metrics = heads.task_loss(task, label_smoothing)
 
     def graph():
         normalization = layer_blocks.normalization_layer(

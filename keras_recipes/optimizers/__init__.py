@@ -2,6 +2,15 @@
 optimizer follows."""
 
 from keras_recipes.optimizers.introspection import learning_rate_schedule
-from keras_recipes.optimizers.scheduled import SGD, Adam, AdamW, Nadam
+from keras_recipes.optimizers.scheduled import (
+    SGD,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Nadam,
+    RMSprop,
+)
 
-__all__ = ["SGD", "Adam", "AdamW", "Nadam", "learning_rate_schedule"]
+__all__ = ["SGD", "Adagrad", "Adam", "Adamax", "AdamW", "Nadam", "RMSprop",
+           "learning_rate_schedule"]

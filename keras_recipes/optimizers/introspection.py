@@ -1,7 +1,7 @@
 """What an optimizer follows: its schedules, through `MultiOptimizer`s and wrappers.
 
-The one place the rest of keras_recipes asks which 1cycle schedules drive an
-optimizer (recipe models, `fine_tune`, `OneCycleSpan`); unwrapping Keras's
+The one place the rest of keras_recipes asks which 1cycle (or other span) schedules drive
+an optimizer (recipe models, `fine_tune`, `OneCycleSpan`); unwrapping Keras's
 optimizer wrappers is `keras_recipes._keras_internals`'s job.
 """
 
@@ -11,10 +11,11 @@ import keras
 
 from keras_recipes import _keras_internals as internals
 from keras_recipes.optimizers.scheduled import followed_schedules
+from keras_recipes.schedules._span import SpanSchedule
 from keras_recipes.schedules.one_cycle import OneCycle, OneCycleMomentum
 
 __all__ = ["followed_schedules", "learning_rate_schedule", "one_cycle_schedules",
-           "own_one_cycle_schedules"]
+           "own_one_cycle_schedules", "own_span_schedules", "span_schedules"]
 
 
 def learning_rate_schedule(optimizer):
@@ -47,7 +48,7 @@ def learning_rate_schedule(optimizer):
 def own_one_cycle_schedules(optimizer):
     """The 1cycle schedules (learning rate, then momentum / `beta_1`) that one
     optimizer follows itself (a `LossScaleOptimizer` is unwrapped)."""
-    return [s for s in followed_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
+    return [s for s in own_span_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
 
 
 def one_cycle_schedules(optimizer):
@@ -68,5 +69,32 @@ def one_cycle_schedules(optimizer):
     >>> [type(s).__name__ for s in one_cycle_schedules(Adam(OneCycle(0.01, 100)))]
     ['OneCycle']
     """
+    return [s for s in span_schedules(optimizer) if isinstance(s, (OneCycle, OneCycleMomentum))]
+
+
+def own_span_schedules(optimizer):
+    """The schedules a `fit` stretches over its steps (`keras_recipes.schedules`' 1cycle
+    and decays) that one optimizer follows itself (a `LossScaleOptimizer` is unwrapped)."""
+    return [s for s in followed_schedules(optimizer) if isinstance(s, SpanSchedule)]
+
+
+def span_schedules(optimizer):
+    """The schedules a `fit` stretches over its steps that an optimizer follows, those of
+    each optimizer of a `keras.optimizers.MultiOptimizer` included.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer`.
+
+    Returns:
+        A list of `keras_recipes.schedules` schedules (1cycle and decays), possibly empty.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Adam
+    >>> from keras_recipes.optimizers.introspection import span_schedules
+    >>> from keras_recipes.schedules import WarmupCosineDecay
+    >>> [type(s).__name__ for s in span_schedules(Adam(WarmupCosineDecay(0.01, 100)))]
+    ['WarmupCosineDecay']
+    """
     return [s for inner in internals.component_optimizers(optimizer)
-            for s in own_one_cycle_schedules(inner)]
+            for s in own_span_schedules(inner)]

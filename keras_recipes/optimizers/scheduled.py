@@ -1,4 +1,5 @@
-"""Keras optimizers whose momentum (SGD) or `beta_1` (Adam family) may follow a schedule.
+"""Keras optimizers whose momentum (SGD, RMSprop) or `beta_1` (Adam family) may follow a
+schedule, and Adagrad, which keeps the state of the schedules it follows.
 
 Keras 3 evaluates a `learning_rate` schedule from `optimizer.iterations` inside the
 compiled train step, but not momentum: `SGD(momentum=...)` must be a float and
@@ -17,7 +18,8 @@ from keras import ops
 from keras_recipes import _keras_internals as internals
 from keras_recipes import _validation as v
 
-__all__ = ["SGD", "Adam", "AdamW", "Nadam", "followed_schedules", "raw_hyperparameter"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "followed_schedules",
+           "raw_hyperparameter"]
 
 _PACKAGE = "keras_recipes"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
@@ -80,6 +82,13 @@ def _own_states(optimizer):
     owned = [s for s in _stateful_schedules(optimizer)
              if any(s.state is variable for variable in variables)]
     return owned, [s.state for s in owned]
+
+
+def _uses_momentum(optimizer):
+    """Whether an optimizer's momentum is a schedule or a float other than 0 (Keras's
+    SGD and RMSprop compare the float with 0 in Python, which a schedule cannot be)."""
+    value = raw_hyperparameter(optimizer, "momentum")
+    return isinstance(value, _Schedule) or value != 0
 
 
 class _ScheduledMixin:
@@ -241,24 +250,20 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
         super().__init__(learning_rate=learning_rate, momentum=0.0, nesterov=nesterov, **kwargs)
         self.momentum = momentum
 
-    def _uses_momentum(self):
-        value = raw_hyperparameter(self, "momentum")
-        return isinstance(value, _Schedule) or value != 0
-
     def build(self, variables):
         # Keras's SGD.build compares the momentum with 0, which a schedule cannot be.
         if self.built:
             return
         keras.optimizers.Optimizer.build(self, variables)
         self.momentums = []
-        if self._uses_momentum():
+        if _uses_momentum(self):
             self.momentums = self.add_optimizer_variables(variables, "momentum")
         self._build_schedule_states()
 
     def update_step(self, gradient, variable, learning_rate):
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
-        if not self._uses_momentum():
+        if not _uses_momentum(self):
             self.assign_sub(variable, ops.multiply(gradient, learning_rate))
             return
         m = self.momentums[self._get_variable_index(variable)]
@@ -273,3 +278,114 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
             )
         else:
             self.assign_add(variable, velocity)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Adamax(_ScheduledMixin, keras.optimizers.Adamax):
+    """`keras.optimizers.Adamax` whose `beta_1` may follow a schedule.
+
+    As `keras_recipes.optimizers.Adam`: the bias correction uses the current
+    `beta_1`.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        beta_1: float in [0, 1) or a step schedule. Defaults to `0.9`.
+        **kwargs: every other argument of `keras.optimizers.Adamax`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Adamax
+    >>> from keras_recipes.schedules import OneCycleMomentum
+    >>> optimizer = Adamax(2e-3, beta_1=OneCycleMomentum(total_steps=500))
+    """
+
+    _scheduled = ("beta_1",)
+    beta_1 = _ScheduledHyperparameter("beta_1")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Adagrad(_ScheduledMixin, keras.optimizers.Adagrad):
+    """`keras.optimizers.Adagrad`, keeping the state of the schedules it follows.
+
+    Adagrad has no momentum to schedule: this class only gives a learning-rate
+    schedule of `keras_recipes.schedules` its state in the optimizer (so that a
+    new span needs no new train step), as the other optimizers here do. The
+    chapter advises against Adagrad for deep networks (its learning rate decays
+    too fast); `diagnose` says so.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        **kwargs: every other argument of `keras.optimizers.Adagrad`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import Adagrad
+    >>> from keras_recipes.schedules import ExponentialDecay
+    >>> optimizer = Adagrad(ExponentialDecay(0.01, total_steps=500))
+    """
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class RMSprop(_ScheduledMixin, keras.optimizers.RMSprop):
+    """`keras.optimizers.RMSprop` whose `momentum` may follow a schedule.
+
+    Keras's RMSprop decides in Python whether it has a momentum (`momentum > 0`),
+    which a schedule cannot answer. This one also takes a step schedule such as
+    `keras_recipes.schedules.OneCycleMomentum`, evaluated inside the compiled
+    train step. The update rule is Keras's: `velocity = rho * velocity + (1 - rho)
+    * g**2`, `increment = learning_rate * g / sqrt(velocity + epsilon)` (centered:
+    minus the squared mean gradient), `m = momentum * m + increment; w -= m`.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`. Defaults to `0.001`.
+        rho: float. Defaults to `0.9`.
+        momentum: float in [0, 1) or a step schedule. Defaults to `0.0`.
+        **kwargs: every other argument of `keras.optimizers.RMSprop`.
+
+    Example:
+
+    >>> from keras_recipes.optimizers import RMSprop
+    >>> from keras_recipes.schedules import OneCycle, OneCycleMomentum
+    >>> optimizer = RMSprop(OneCycle(1e-2, total_steps=500), momentum=OneCycleMomentum(500))
+    """
+
+    _scheduled = ("momentum",)
+    momentum = _ScheduledHyperparameter("momentum")
+
+    def build(self, variables):
+        # Keras's RMSprop.build, its variables in the same order (files saved with it load).
+        if self.built:
+            return
+        keras.optimizers.Optimizer.build(self, variables)
+        self.velocities = self.add_optimizer_variables(variables, "velocity")
+        self.momentums = []
+        if _uses_momentum(self):
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self.average_gradients = []
+        if self.centered:
+            self.average_gradients = self.add_optimizer_variables(variables, "average_gradient")
+        self._build_schedule_states()
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        index = self._get_variable_index(variable)
+        velocity = self.velocities[index]
+        rho = self.rho
+        self.assign(velocity, ops.add(ops.multiply(rho, velocity),
+                                      ops.multiply(1 - rho, ops.square(gradient))))
+        if self.centered:
+            average = self.average_gradients[index]
+            self.assign(average, ops.add(ops.multiply(rho, average),
+                                         ops.multiply(1 - rho, gradient)))
+            denominator = velocity - ops.square(average) + self.epsilon
+        else:
+            denominator = ops.add(velocity, self.epsilon)
+        increment = ops.divide(ops.multiply(learning_rate, gradient), ops.sqrt(denominator))
+        if not _uses_momentum(self):
+            self.assign_sub(variable, increment)
+            return
+        m = self.momentums[index]
+        momentum = ops.cast(self.momentum, variable.dtype)
+        self.assign(m, ops.add(ops.multiply(momentum, m), increment))
+        self.assign_sub(variable, m)

@@ -1,6 +1,6 @@
-"""A recipe's optimizer: the optimizer names, the schedules (`"auto"`, 1cycle, plateau,
-constant), `learning_rate="find"`, their checks, and the optimizer created with its
-1cycle attached."""
+"""A recipe's optimizer: the optimizer names, the schedule resolved (`"auto"`),
+`learning_rate="find"`, their checks, and the optimizer created with its schedule attached
+(the schedules themselves: `_schedules.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import keras
 from keras_recipes import _keras_internals
 from keras_recipes import _validation as v
 from keras_recipes import optimizers as recipe_optimizers
-from keras_recipes.schedules import OneCycle, OneCycleMomentum
+from keras_recipes.optimizers.scheduled import raw_hyperparameter
+from keras_recipes.recipe._schedules import SCHEDULES, SPAN_SCHEDULES, make_schedules
 
 __all__ = [
     "FIND",
@@ -22,26 +23,26 @@ __all__ = [
     "resolve_schedule",
 ]
 
+# The chapter's optimizers, in its order: name -> (class, its fixed arguments, the
+# hyperparameter the 1cycle cycles, or None where the optimizer has none).
 OPTIMIZERS = {
-    "nadam": recipe_optimizers.Nadam,
-    "adam": recipe_optimizers.Adam,
-    "adamw": recipe_optimizers.AdamW,
-    "sgd": recipe_optimizers.SGD,
+    "sgd": (recipe_optimizers.SGD, {}, None),
+    "momentum": (recipe_optimizers.SGD, {"momentum": 0.9}, "momentum"),
+    "nesterov": (recipe_optimizers.SGD, {"momentum": 0.9, "nesterov": True}, "momentum"),
+    "adagrad": (recipe_optimizers.Adagrad, {}, None),
+    "rmsprop": (recipe_optimizers.RMSprop, {}, "momentum"),
+    "adam": (recipe_optimizers.Adam, {}, "beta_1"),
+    "adamax": (recipe_optimizers.Adamax, {}, "beta_1"),
+    "nadam": (recipe_optimizers.Nadam, {}, "beta_1"),
+    "adamw": (recipe_optimizers.AdamW, {}, "beta_1"),
 }
 
-# The learning-rate schedules a recipe can run: the 1cycle over learning rate and
-# momentum, performance scheduling (ReduceLROnPlateau) or a constant rate; "auto"
-# is the 1cycle for an optimizer name and the optimizer as given for an instance.
-SCHEDULES = ("auto", "one_cycle", "plateau", "constant")
-
-# Placeholder span of an auto-sized 1cycle until `fit` sets the real one.
-_AUTO_TOTAL_STEPS = 100
 # `learning_rate="find"`: `fit` runs the LR range finder first.
 FIND = "find"
 _FIND_PLACEHOLDER = 1e-3
 
 # Arguments of the named optimizer that `optimizer_kwargs` may not set: the recipe's own.
-_RECIPE_OPTIMIZER_ARGUMENTS = ("learning_rate", "momentum", "beta_1", "clipnorm")
+_RECIPE_OPTIMIZER_ARGUMENTS = ("learning_rate", "momentum", "beta_1", "nesterov", "clipnorm")
 
 
 def resolve_schedule(recipe, one_cycle):
@@ -53,7 +54,7 @@ def resolve_schedule(recipe, one_cycle):
     `DeprecationWarning`) and may not contradict `schedule`.
 
     Returns:
-        `"one_cycle"`, `"plateau"` or `"constant"`.
+        A name of `SCHEDULES` other than `"auto"`.
     """
     optimizer = recipe.optimizer
     schedule = v.check_choice("schedule", recipe.schedule, SCHEDULES)
@@ -69,12 +70,13 @@ def resolve_schedule(recipe, one_cycle):
     is_instance = isinstance(optimizer, keras.optimizers.Optimizer)
     if schedule == "auto":
         return "constant" if is_instance else "one_cycle"
-    if is_instance and schedule == "one_cycle":
+    if is_instance and schedule in SPAN_SCHEDULES:
         if one_cycle is True:
             v.fail("one_cycle", one_cycle, 'False (or "auto") when `optimizer` is an instance',
                    hint="Pass an optimizer name to get the recipe's 1cycle")
         v.fail("schedule", schedule, '"constant", "plateau" or "auto" when `optimizer` is an '
-               "instance", hint="Pass an optimizer name to get the recipe's 1cycle")
+               "instance", hint="Pass an optimizer name to get the recipe's "
+               + ("1cycle" if schedule == "one_cycle" else f"{schedule} schedule"))
     if is_instance and schedule == "plateau" and isinstance(
             _keras_internals.learning_rate_object(optimizer),
             keras.optimizers.schedules.LearningRateSchedule):
@@ -115,12 +117,9 @@ def check_optimizer_kwargs(recipe, schedule):
     Returns:
         dict, a copy (empty for None).
     """
-    optimizer_kwargs, optimizer = recipe.optimizer_kwargs, recipe.optimizer
-    if optimizer_kwargs is None:
-        return {}
-    if not isinstance(optimizer_kwargs, dict):
-        v.fail("optimizer_kwargs", optimizer_kwargs, "a dict of optimizer arguments or None",
-               error=TypeError)
+    optimizer = recipe.optimizer
+    optimizer_kwargs = v.check_dict("optimizer_kwargs", recipe.optimizer_kwargs,
+                                    "a dict of optimizer arguments")
     if optimizer_kwargs and isinstance(optimizer, keras.optimizers.Optimizer):
         v.fail("optimizer_kwargs", optimizer_kwargs, "None when `optimizer` is an instance",
                hint="(set them on your optimizer)")
@@ -128,40 +127,50 @@ def check_optimizer_kwargs(recipe, schedule):
         if key in _RECIPE_OPTIMIZER_ARGUMENTS:
             v.fail("optimizer_kwargs", optimizer_kwargs, f"free of `{key}`",
                    hint=f"(the recipe sets it; pass `{key}` to compile_recipe)"
-                   if key in ("learning_rate", "clipnorm") else "(the recipe's 1cycle sets it)")
+                   if key in ("learning_rate", "clipnorm") else
+                   '(the recipe sets it: the 1cycle cycles momentum and beta_1, and '
+                   'optimizer="momentum" or "nesterov" is SGD with momentum 0.9)')
     if optimizer_kwargs.get("gradient_accumulation_steps") and schedule == "one_cycle":
         v.fail("optimizer_kwargs", optimizer_kwargs,
                'free of `gradient_accumulation_steps` with schedule="one_cycle"',
                hint="(with accumulation Keras's learning-rate schedule counts batches but the "
                     "momentum schedule counts optimizer updates, so the 1cycle would fall out "
                     'of step; use schedule="plateau" or "constant")')
-    return dict(optimizer_kwargs)
+    return optimizer_kwargs
 
 
 def optimizer_name(optimizer):
-    """The name in `OPTIMIZERS` of an optimizer instance's class, or None."""
-    name = type(_keras_internals.default_optimizer(optimizer)).__name__.lower()
+    """The name in `OPTIMIZERS` of an optimizer instance's kind, or None.
+
+    An SGD with a momentum (a float above 0 or a schedule) is `"momentum"`, or
+    `"nesterov"` with Nesterov's form; without one, `"sgd"`.
+    """
+    inner = _keras_internals.default_optimizer(optimizer)
+    name = type(inner).__name__.lower()
+    if name == "sgd":
+        momentum = (raw_hyperparameter(inner, "momentum")
+                    if "momentum" in getattr(inner, "_scheduled", ()) else inner.momentum)
+        if isinstance(momentum, keras.optimizers.schedules.LearningRateSchedule) or momentum:
+            return "nesterov" if inner.nesterov else "momentum"
     return name if name in OPTIMIZERS else None
 
 
 def make_optimizer(recipe):
-    """Creates the optimizer of a checked recipe with an optimizer name: on a 1cycle over
-    the learning rate and momentum / `beta_1` (`schedule="one_cycle"`), or at a constant
-    rate.
+    """Creates the optimizer of a checked recipe with an optimizer name: on the recipe's
+    schedule (a 1cycle also over momentum / `beta_1`, where the optimizer has one; a
+    decay; placeholders for the span, which each `fit` sets), or at a constant rate.
 
     `learning_rate="find"` gives a placeholder rate, which the finder replaces at `fit`.
     """
-    name, learning_rate = recipe.optimizer, recipe.learning_rate
-    kwargs = dict(recipe.optimizer_kwargs)
+    optimizer_class, fixed, cycled = OPTIMIZERS[recipe.optimizer]
+    kwargs = {**fixed, **recipe.optimizer_kwargs}
     if recipe.clipnorm is not None:
         kwargs["clipnorm"] = recipe.clipnorm
+    learning_rate = recipe.learning_rate
     if learning_rate == FIND:
         learning_rate = _FIND_PLACEHOLDER
-    if recipe.schedule != "one_cycle":
-        if name == "sgd":
-            kwargs["momentum"] = 0.9
-        return OPTIMIZERS[name](learning_rate=learning_rate, **kwargs)
-    steps = recipe.total_steps or _AUTO_TOTAL_STEPS
-    kwargs["momentum" if name == "sgd" else "beta_1"] = OneCycleMomentum(total_steps=steps)
-    return OPTIMIZERS[name](learning_rate=OneCycle(max_learning_rate=learning_rate,
-                                                   total_steps=steps), **kwargs)
+    if recipe.schedule in SPAN_SCHEDULES:
+        learning_rate, momentum = make_schedules(recipe, learning_rate, recipe.schedule_kwargs)
+        if momentum is not None and cycled is not None:
+            kwargs[cycled] = momentum
+    return optimizer_class(learning_rate=learning_rate, **kwargs)

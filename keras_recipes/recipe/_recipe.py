@@ -12,6 +12,7 @@ import keras
 from keras_recipes import _validation as v
 from keras_recipes.recipe import _execution as execution
 from keras_recipes.recipe import _optimizers as optimizers
+from keras_recipes.recipe import _schedules as schedules
 from keras_recipes.recipe._fit_callbacks import fit_callbacks
 
 __all__ = ["Recipe", "TRAINING_OPTIONS"]
@@ -31,17 +32,19 @@ class Recipe:
     message that names the option, and it never changes (`replace` makes a new
     one). It makes the optimizer with its schedule (`make_optimizer`) and hands
     out the callbacks of each `fit` (early stopping that waits for the 1cycle to
-    anneal and restores the best weights, the 1cycle stretched over that `fit`'s
-    steps, `ReduceLROnPlateau` for `schedule="plateau"`, the NaN stop and the
-    backup). The factories (`build_default_dnn`, ...), `compile_recipe` and
-    `build_transfer_model` make one from their keyword arguments, or take yours
-    as `recipe=`; the model keeps it as `model.recipe` and saves it with itself;
-    `fine_tune` trains both phases with it.
+    anneal and restores the best weights, the schedule stretched over that `fit`'s
+    steps, `ReduceLROnPlateau` for `schedule="plateau"`, the NaN stop, weight
+    averaging and the backup). The factories (`build_default_dnn`, ...),
+    `compile_recipe` and `build_transfer_model` make one from their keyword
+    arguments, or take yours as `recipe=`; the model keeps it as `model.recipe`
+    and saves it with itself; `fine_tune` trains both phases with it.
 
     Example:
 
     >>> import keras, keras_recipes
     >>> recipe = keras_recipes.Recipe(optimizer="adam", learning_rate=3e-3, clipnorm=1.0)
+    >>> cosine = keras_recipes.Recipe(optimizer="adamw", schedule="cosine",
+    ...                               schedule_kwargs={"warmup_fraction": 0.1}, swa_epochs=5)
     >>> cnn = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
     ...                         keras.layers.Flatten(), keras.layers.Dense(3)])
     >>> model = keras_recipes.compile_recipe(
@@ -52,22 +55,51 @@ class Recipe:
     0.001
 
     Args:
-        optimizer: str (`"nadam"`, `"adam"`, `"adamw"`, `"sgd"`) or a
-            `keras.optimizers.Optimizer` instance, used as given (by one model).
-            Defaults to `"nadam"`.
-        learning_rate: float, the peak of the 1cycle (or the constant rate), or
+        optimizer: str, one of the chapter's optimizers: `"sgd"` (plain),
+            `"momentum"` (SGD with momentum 0.9), `"nesterov"` (the same,
+            Nesterov's form), `"adagrad"` (which the chapter advises against for
+            deep networks: `diagnose` says so), `"rmsprop"`, `"adam"`,
+            `"adamax"`, `"nadam"` or `"adamw"`; or a `keras.optimizers.Optimizer`
+            instance, used as given (by one model). Under the 1cycle the momentum
+            cycles wherever the optimizer has one: SGD's (`"momentum"`,
+            `"nesterov"`), RMSprop's `momentum`, the Adam family's `beta_1`;
+            plain SGD and AdaGrad have none. Defaults to `"nadam"`.
+        learning_rate: float, the peak of the schedule (or the constant rate), or
             `"find"`: the first `fit` runs `keras_recipes.find_learning_rate` on
             its training data and uses the suggestion (the model's recipe then
             holds the rate found). Defaults to `1e-3`.
-        schedule: str, how the learning rate changes: `"one_cycle"` (the 1cycle
-            over learning rate and momentum / `beta_1`, evaluated inside the
-            compiled step and stretched over the steps of each `fit`),
-            `"plateau"` (a constant rate halved by
-            `keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=5)` when the
-            validation loss stalls), `"constant"`, or `"auto"`: `"one_cycle"` for
-            an optimizer name, `"constant"` for an instance. Defaults to `"auto"`.
-        total_steps: int or None, the length of the 1cycle in optimizer steps;
-            `None` lets each `fit` set it to its own steps. Defaults to `None`.
+        schedule: str, how the learning rate changes. Stretched over exactly
+            the steps of each `fit` (a resumed `fit` continues it), evaluated
+            inside the compiled step, peaking at `learning_rate` and never
+            rising after a warm-up: `"one_cycle"` (the 1cycle over learning
+            rate and momentum / `beta_1`), `"cosine"` (a linear warm-up, then a
+            cosine decay to near zero: the AdamW + cosine template),
+            `"exponential"` (the chapter's `lr0 * 0.1 ** (t / s)`), `"power"`
+            (`lr0 / (1 + t / s) ** c`) or `"piecewise"` (constant, divided by 10
+            at fixed fractions of the `fit`). Or: `"plateau"` (a constant rate
+            lowered by `keras.callbacks.ReduceLROnPlateau(factor=0.5,
+            patience=5)` when the validation loss stalls), `"constant"`, or
+            `"auto"`: `"one_cycle"` for an optimizer name, `"constant"` for an
+            instance. Defaults to `"auto"`.
+        schedule_kwargs: dict or None, the schedule's settings, each with the
+            default given here (unknown names are refused, with the closest):
+            `"one_cycle"`: `pct_start=0.3`, `anneal_strategy="cos"`,
+            `div_factor=25.0`, `final_div_factor=1e4`, `three_phase=False`,
+            `base_momentum=0.85`, `max_momentum=0.95`
+            (`keras_recipes.schedules.OneCycle`); `"cosine"`:
+            `warmup_fraction=0.05` (of the steps, warming up from 0),
+            `alpha=0.0` (the floor, a fraction of the peak)
+            (`WarmupCosineDecay`); `"exponential"`: `decay_rate=0.1`,
+            `decay_fraction=1.0` (`s` as a fraction of the `fit`: the rate ends
+            at a tenth) (`ExponentialDecay`); `"power"`: `decay_fraction=0.25`,
+            `power=1.0` (`c`) (`PowerDecay`); `"piecewise"`:
+            `boundaries=(0.5, 0.75)` (fractions of the `fit`), `values=(1.0,
+            0.1, 0.01)` (multiples of the peak) (`PiecewiseConstantDecay`);
+            `"plateau"`: `factor=0.5`, `patience=5`; `"constant"`: none.
+            Defaults to `None` (the defaults).
+        total_steps: int or None, the length of the schedule in optimizer
+            steps; `None` lets each `fit` set it to its own steps.
+            Defaults to `None`.
         clipnorm: float or None, clip each gradient to this norm (the chapter's
             advice for recurrent networks). Defaults to `None`.
         optimizer_kwargs: dict or None, more arguments of the named optimizer
@@ -77,9 +109,27 @@ class Recipe:
             learning-rate schedule then counts batches, the momentum schedule
             optimizer updates). Defaults to `None`.
         early_stopping_patience: int or None, epochs without a better
-            `val_loss` before `fit` stops (the best weights restored); with a
-            1cycle only the second half of the epochs is watched. `None`
+            `val_loss` before `fit` stops (the best weights restored). With a
+            1cycle only the second half of the epochs is watched (the
+            validation loss rises while the rate is high and recovers as it
+            anneals); with `"cosine"` the epochs after its warm-up (the rate
+            only falls from there, as under the other decays, which are watched
+            from the start); never the epochs `swa_epochs` averages. `None`
             disables early stopping. Defaults to `10`.
+        swa_epochs: int >= 1 or None, stochastic weight averaging
+            (`keras_recipes.callbacks.swa.StochasticWeightAveraging`): the
+            weights `fit` leaves are the mean of the weights at the end of its
+            last `swa_epochs` epochs, with the BatchNormalization statistics
+            recomputed for them on the `fit`'s training data (one pass in
+            training mode, as PyTorch's `update_bn`); the last epoch's
+            validation scores that average, and early stopping restores nothing
+            over it. During those epochs the rate is constant: a schedule
+            stretched over the `fit` holds the value it has where they start (the
+            SWA paper's constant rate; with a fixed `total_steps` the schedule
+            runs as given, and under `"plateau"` `ReduceLROnPlateau` may still
+            lower it). The running average is backed up with `backup_dir`. Keras 3
+            has no SWA (TensorFlow Addons' unmaintained wrapper skipped the
+            BatchNormalization step). `None`: no averaging. Defaults to `None`.
         backup_dir: str, path or None, a folder where `fit` backs up the
             training state after each epoch, so that a killed run started again
             resumes where it was. Not saved with a model. Defaults to `None`.
@@ -110,10 +160,12 @@ class Recipe:
     optimizer: Any = "nadam"
     learning_rate: Any = 1e-3
     schedule: str = "auto"
+    schedule_kwargs: dict | None = None
     total_steps: int | None = None
     clipnorm: float | None = None
     optimizer_kwargs: dict | None = None
     early_stopping_patience: int | None = 10
+    swa_epochs: int | None = None
     backup_dir: Any = None
     distribution: Any = None
     steps_per_execution: Any = "auto"
@@ -127,8 +179,10 @@ class Recipe:
         object.__setattr__(self, "optimizer", optimizers.check_optimizer(self))
         object.__setattr__(self, "optimizer_kwargs",
                            optimizers.check_optimizer_kwargs(self, self.schedule))
+        object.__setattr__(self, "schedule_kwargs", schedules.check_schedule_kwargs(self))
         v.check_int("early_stopping_patience", self.early_stopping_patience, min_value=0,
                     allow_none=True)
+        v.check_int("swa_epochs", self.swa_epochs, min_value=1, allow_none=True)
         backup_dir = self.backup_dir
         if backup_dir is not None:
             if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
@@ -147,6 +201,12 @@ class Recipe:
     def stretches_one_cycle(self):
         """bool, whether each `fit` stretches the 1cycle over its own steps."""
         return self.schedule == "one_cycle" and self.total_steps is None
+
+    @property
+    def stretches_schedule(self):
+        """bool, whether each `fit` stretches the schedule (1cycle or decay) over its own
+        steps."""
+        return self.schedule in schedules.SPAN_SCHEDULES and self.total_steps is None
 
     @property
     def finds_learning_rate(self):
@@ -204,7 +264,7 @@ class Recipe:
         return {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
 
     def callbacks(self, model, callbacks=None, *, has_validation=False, initial_epoch=0,
-                  epochs=1):
+                  epochs=1, data=None):
         """The callbacks of one `fit` of `model`: yours, then the recipe's.
 
         Args:
@@ -213,12 +273,16 @@ class Recipe:
             has_validation: bool, whether `fit` has validation data.
             initial_epoch: int, the `initial_epoch` of `fit`.
             epochs: int, the `epochs` of `fit`.
+            data: dict or None, `fit`'s training data (`x`, `batch_size`,
+                `steps_per_epoch`, `validation_split`, `validation_data`): with
+                `swa_epochs`, the BatchNormalization statistics of the averaged
+                weights are recomputed on it. Defaults to `None`.
 
         Returns:
             A new list of callbacks.
         """
         return fit_callbacks(self, model, callbacks, has_validation=has_validation,
-                             initial_epoch=initial_epoch, epochs=epochs)
+                             initial_epoch=initial_epoch, epochs=epochs, data=data)
 
     # --- saving -----------------------------------------------------------------------------
 

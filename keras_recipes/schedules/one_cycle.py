@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
-from keras import ops
 
 from keras_recipes import _validation as v
 from keras_recipes.schedules._interpolation import (
@@ -14,26 +12,22 @@ from keras_recipes.schedules._interpolation import (
     piecewise_anneal,
     unpack_constants,
 )
+from keras_recipes.schedules._span import PeakedSchedule, SpanSchedule
 
 _PACKAGE = "keras_recipes"
 
 __all__ = ["OneCycle", "OneCycleMomentum"]
 
 
-class _OneCycleBase(keras.optimizers.schedules.LearningRateSchedule):
-    """Shared step handling of the 1cycle schedules: validation, phases, clamping, state.
+class _OneCycleBase(SpanSchedule):
+    """Shared by the 1cycle schedules: their phases, checked against the span.
 
-    The numbers a schedule evaluates with (its span and values) are either Python
-    constants or, once `build_state` has been called by the optimizer that follows
-    the schedule, a float32 variable of that optimizer: the compiled train step
-    then *reads* them, so a new span (`set_span`) or peak changes the values
-    without tracing the step again. The variable is an optimizer variable, so it
-    is saved with the optimizer, restored by `BackupAndRestore`, and threaded
-    through JAX's stateless train step. The Python attributes stay the
-    definition (`get_config`); the variable always mirrors them.
+    The span, the held step and the state the compiled step reads are
+    `SpanSchedule`'s.
     """
 
-    def __init__(self, total_steps, pct_start, anneal_strategy, three_phase, start_step, name):
+    def __init__(self, total_steps, pct_start, anneal_strategy, three_phase, start_step,
+                 hold_step, name):
         v.check_int("total_steps", total_steps, min_value=1)
         v.check_number("pct_start", pct_start, low=0, high=1, low_inclusive=False,
                        high_inclusive=False)
@@ -42,26 +36,10 @@ class _OneCycleBase(keras.optimizers.schedules.LearningRateSchedule):
         self.pct_start = float(pct_start)
         self.anneal_strategy = anneal_strategy
         self.three_phase = three_phase
-        self.name = name
-        self._state = None
-        self._check_span(total_steps, start_step)
-        self._total_steps, self._start_step = int(total_steps), int(start_step)
+        super().__init__(total_steps, start_step, hold_step, name)
 
-    # --- the span ------------------------------------------------------------------------
-
-    @property
-    def total_steps(self):
-        """int, the number of optimizer steps in the cycle (see `set_span`)."""
-        return self._total_steps
-
-    @property
-    def start_step(self):
-        """int, the optimizer step at which the cycle begins (see `set_span`)."""
-        return self._start_step
-
-    def _check_span(self, total_steps, start_step):
-        v.check_int("total_steps", total_steps, min_value=1)
-        v.check_int("start_step", start_step, min_value=0)
+    def _check_span(self, total_steps, start_step, hold_step):
+        super()._check_span(total_steps, start_step, hold_step)
         phase_ends = one_cycle_phase_ends(total_steps, self.pct_start, self.three_phase)
         starts = [0.0] + phase_ends[:-1]
         if any(end == start for start, end in zip(starts, phase_ends)):
@@ -74,102 +52,31 @@ class _OneCycleBase(keras.optimizers.schedules.LearningRateSchedule):
                 "Use more steps or another pct_start",
             )
 
-    def set_span(self, total_steps, start_step):
-        """Moves the cycle to `total_steps` steps starting at optimizer step `start_step`.
-
-        Validated as the constructor validates them; on error the schedule is left
-        as it was. A compiled train step that reads the schedule's state (see
-        `build_state`) follows the new span without being traced again.
-
-        Args:
-            total_steps: int, the number of optimizer steps in the cycle.
-            start_step: int, the optimizer step at which the cycle begins.
-
-        Raises:
-            ValueError: as the constructor, e.g. when a phase would last no step.
-        """
-        self._check_span(total_steps, start_step)
-        self._total_steps, self._start_step = int(total_steps), int(start_step)
-        self._update_state()
-
-    # --- the state the compiled step reads -------------------------------------------------
-
     @property
     def _num_phases(self):
         return 3 if self.three_phase else 2
 
-    def _constants(self):
+    def _shape_constants(self):
+        # `one_cycle_constants` starts with the span, which `SpanSchedule` writes itself.
         return one_cycle_constants(self._start_step, self._total_steps, self.pct_start,
-                                   self.three_phase, self._phase_values())
-
-    @property
-    def state(self):
-        """The optimizer variable the schedule evaluates from (see `build_state`), or
-        None while it evaluates from Python constants."""
-        return self._state
-
-    def build_state(self, optimizer):
-        """Creates the schedule's state as a variable of `optimizer` and reads from it.
-
-        Called by the optimizers of `keras_recipes.optimizers` when they are built
-        (so within the distribution scope that builds them), once for each schedule
-        they follow. A schedule given to several optimizers reads the state of the
-        last one built; give each optimizer its own schedule.
-
-        Args:
-            optimizer: the `keras.optimizers.Optimizer` that follows the schedule.
-
-        Returns:
-            The new variable (float32, one value per constant).
-        """
-        constants = self._constants()
-        self._state = optimizer.add_variable(
-            shape=(len(constants),),
-            initializer=lambda shape, dtype: ops.convert_to_tensor(constants, dtype=dtype),
-            dtype="float32",
-            name=f"{self.name}_state",
-        )
-        return self._state
-
-    def sync_state(self):
-        """Writes the schedule's definition (span, values) into its state variable.
-
-        For the optimizer that owns the variable, after loading variables saved
-        with another definition: the Python attributes, which `get_config` saves,
-        stay the truth.
-        """
-        self._update_state()
-
-    def _update_state(self):
-        if self._state is not None:
-            self._state.assign(np.asarray(self._constants(), dtype="float32"))
+                                   self.three_phase, self._phase_values())[2:]
 
     def _phase_values(self):
         raise NotImplementedError
 
-    def __call__(self, step):
-        # Python floats before `build_state`, float32 scalars of the state after: the
-        # same float32 numbers (`one_cycle_constants` computes both in float64).
-        constants = self._constants() if self._state is None else self._state.value
-        start_step, last_step, phases = unpack_constants(constants, self._num_phases)
-        step = ops.cast(step, "float32") - start_step
-        # Past the end the schedule holds its final value instead of failing.
-        step = ops.minimum(ops.maximum(step, 0.0), last_step)
-        return piecewise_anneal(step, phases, ANNEAL_FUNCTIONS[self.anneal_strategy])
+    def _evaluate(self, position, constants):
+        _, _, phases = unpack_constants(constants, self._num_phases)
+        return piecewise_anneal(position, phases, ANNEAL_FUNCTIONS[self.anneal_strategy])
 
     def get_config(self):
-        return {
-            "total_steps": self.total_steps,
-            "pct_start": self.pct_start,
-            "anneal_strategy": self.anneal_strategy,
-            "three_phase": self.three_phase,
-            "start_step": self.start_step,
-            "name": self.name,
-        }
+        config = super().get_config()
+        config.update({"pct_start": self.pct_start, "anneal_strategy": self.anneal_strategy,
+                       "three_phase": self.three_phase})
+        return config
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class OneCycle(_OneCycleBase):
+class OneCycle(PeakedSchedule, _OneCycleBase):
     """The 1cycle learning-rate schedule, step for step equal to PyTorch's `OneCycleLR`.
 
     The learning rate warms up from `max_learning_rate / div_factor` to
@@ -203,6 +110,9 @@ class OneCycle(_OneCycleBase):
             steps get the initial value). Recipe models set it so that each
             `fit` call runs one whole cycle. Defaults to `0`.
         name: str, optional name. Defaults to `"OneCycle"`.
+        hold_step: int or None, the step (counted from `start_step`) from which
+            the rate stays what it is there: recipe models set it for
+            `swa_epochs`, whose epochs run at a constant rate. Defaults to `None`.
 
     Returns:
         A `keras.optimizers.schedules.LearningRateSchedule`.
@@ -232,35 +142,15 @@ class OneCycle(_OneCycleBase):
         three_phase=False,
         start_step=0,
         name="OneCycle",
+        hold_step=None,
     ):
-        v.check_number("max_learning_rate", max_learning_rate, low=0, low_inclusive=False)
+        self._set_peak(max_learning_rate)
         v.check_number("div_factor", div_factor, low=0, low_inclusive=False)
         v.check_number("final_div_factor", final_div_factor, low=0, low_inclusive=False)
-        self._max_learning_rate = float(max_learning_rate)
         self.div_factor = float(div_factor)
         self.final_div_factor = float(final_div_factor)
-        super().__init__(total_steps, pct_start, anneal_strategy, three_phase, start_step, name)
-
-    @property
-    def max_learning_rate(self):
-        """float, the peak learning rate (see `set_max_learning_rate`)."""
-        return self._max_learning_rate
-
-    def set_max_learning_rate(self, max_learning_rate):
-        """Sets the peak learning rate; the initial and final rates follow it.
-
-        As `set_span`, a compiled train step that reads the schedule's state follows
-        the new peak without being traced again.
-
-        Args:
-            max_learning_rate: float > 0, the new peak.
-
-        Raises:
-            ValueError: if `max_learning_rate` is not a number > 0.
-        """
-        v.check_number("max_learning_rate", max_learning_rate, low=0, low_inclusive=False)
-        self._max_learning_rate = float(max_learning_rate)
-        self._update_state()
+        super().__init__(total_steps, pct_start, anneal_strategy, three_phase, start_step,
+                         hold_step, name)
 
     @property
     def initial_learning_rate(self):
@@ -281,13 +171,7 @@ class OneCycle(_OneCycleBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "max_learning_rate": self.max_learning_rate,
-                "div_factor": self.div_factor,
-                "final_div_factor": self.final_div_factor,
-            }
-        )
+        config.update({"div_factor": self.div_factor, "final_div_factor": self.final_div_factor})
         return config
 
 
@@ -314,6 +198,7 @@ class OneCycleMomentum(_OneCycleBase):
         three_phase: bool, as in `OneCycle`. Defaults to `False`.
         start_step: int, as in `OneCycle`. Defaults to `0`.
         name: str, optional name. Defaults to `"OneCycleMomentum"`.
+        hold_step: int or None, as in `OneCycle`. Defaults to `None`.
 
     Returns:
         A step schedule (a `keras.optimizers.schedules.LearningRateSchedule`
@@ -343,6 +228,7 @@ class OneCycleMomentum(_OneCycleBase):
         three_phase=False,
         start_step=0,
         name="OneCycleMomentum",
+        hold_step=None,
     ):
         v.check_number("base_momentum", base_momentum, low=0, high=1, high_inclusive=False)
         v.check_number("max_momentum", max_momentum, low=0, high=1, high_inclusive=False)
@@ -354,7 +240,8 @@ class OneCycleMomentum(_OneCycleBase):
             )
         self.base_momentum = float(base_momentum)
         self.max_momentum = float(max_momentum)
-        super().__init__(total_steps, pct_start, anneal_strategy, three_phase, start_step, name)
+        super().__init__(total_steps, pct_start, anneal_strategy, three_phase, start_step,
+                         hold_step, name)
 
     def _phase_values(self):
         low, high = self.base_momentum, self.max_momentum

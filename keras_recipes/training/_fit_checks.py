@@ -60,7 +60,8 @@ def _check_pair(model, x_name, y_name, x, y):
 
 
 def _check_labels(model, name, y):
-    loss = model.loss if isinstance(model.loss, str) else None
+    # A loss object by its name (label smoothing's, Keras's own classes).
+    loss = model.loss if isinstance(model.loss, str) else getattr(model.loss, "name", None)
     if loss not in ("sparse_categorical_crossentropy", "binary_crossentropy") or len(y) == 0:
         return
     if not getattr(model, "outputs", None):

@@ -18,15 +18,16 @@ POOLINGS = ("avg", "max")
 
 def build_transfer_model(
     base, num_classes=None, input_shape=None, weights="imagenet", *, task="auto",
-    num_outputs=1,
+    num_outputs=1, label_smoothing=0.0,
     # The base and the head:
     base_kwargs=None, feature_layer=None, preprocessing="auto", pooling="avg",
     dropout_rate=0.2, num_hidden_layers=0, units=128, activation="relu", seed=None,
     name="transfer_model",
     # The training options (keras_recipes.Recipe documents each):
-    optimizer="adam", learning_rate=1e-2, schedule="auto", total_steps=None, clipnorm=None,
-    optimizer_kwargs=None, early_stopping_patience=5, backup_dir=None, distribution=None,
-    steps_per_execution="auto", jit_compile="auto", one_cycle="auto", recipe=None,
+    optimizer="adam", learning_rate=1e-2, schedule="auto", schedule_kwargs=None, total_steps=None,
+    clipnorm=None, optimizer_kwargs=None, early_stopping_patience=5, swa_epochs=None,
+    backup_dir=None, distribution=None, steps_per_execution="auto", jit_compile="auto",
+    one_cycle="auto", recipe=None,
 ):
     """Builds and compiles a pretrained base with a new head, the base frozen.
 
@@ -104,6 +105,8 @@ def build_transfer_model(
         task: str, `"auto"` (binary for 2 classes, else multi-class),
             `"multiclass"`, `"binary"` or `"regression"`. Defaults to `"auto"`.
         num_outputs: int, the number of regression targets. Defaults to `1`.
+        label_smoothing: float in [0, 1), for a classification task, as in
+            `build_default_dnn`. Defaults to `0.0`.
         base_kwargs: dict or None, more arguments of the application builder,
             e.g. `{"alpha": 0.35}` for MobileNetV2. Defaults to `None`.
         feature_layer: str, int or None, for a model of yours: the name or
@@ -125,10 +128,11 @@ def build_transfer_model(
         units: int, units per hidden layer. Defaults to `128`.
         activation: str, the activation of the hidden layers (see
             `build_default_dnn`). Defaults to `"relu"`.
-        optimizer, learning_rate, schedule, total_steps, clipnorm, optimizer_kwargs,
-            early_stopping_patience, backup_dir, distribution, steps_per_execution,
-            jit_compile, one_cycle: the training options, each as documented in
-            `keras_recipes.Recipe` (which the model keeps as `model.recipe`).
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            distribution, steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
             Here they default to Adam on the 1cycle peaking at
             `learning_rate=1e-2` for the head -- higher than Keras's usual 1e-3:
             the head is a small model on fixed features and a few hundred
@@ -173,6 +177,7 @@ def build_transfer_model(
     # distribution as much as the head's.
     recipe = factory.recipe_for(build_transfer_model, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
+    loss, metrics = heads.task_loss(task, label_smoothing)
     activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
     pooling = v.check_choice("pooling", pooling, POOLINGS)
     weights = tb.check_weights(weights)
@@ -229,5 +234,4 @@ def build_transfer_model(
                                          name=f"dropout_{i}")(x)
         return inputs, heads.output_layer(task, num_classes, num_outputs, seed=seed)(x)
 
-    loss, metrics = heads.task_loss(task)
     return factory.assemble(graph, recipe, name=name, loss=loss, metrics=metrics)

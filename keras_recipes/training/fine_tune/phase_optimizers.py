@@ -9,7 +9,7 @@ import keras
 
 from keras_recipes import _keras_internals as ki
 from keras_recipes import _validation as v
-from keras_recipes.schedules.one_cycle import OneCycle
+from keras_recipes.schedules._span import PeakedSchedule
 from keras_recipes.training.fine_tune.selection import own_layers
 
 __all__ = [
@@ -39,7 +39,7 @@ def peak_learning_rate(optimizer):
     peaks = []
     for inner in ki.component_optimizers(optimizer):
         rate = ki.learning_rate_object(inner)
-        if isinstance(rate, OneCycle):
+        if isinstance(rate, PeakedSchedule):  # the 1cycle, a decay
             peaks.append(rate.max_learning_rate)
         elif isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
             return None
@@ -54,7 +54,7 @@ def fine_tune_rate(fine_tune_learning_rate, head_rate, epochs):
         if head_rate is None:
             v.fail("fine_tune_learning_rate", None,
                    "given when the head's learning rate is not known (not a number or a "
-                   "1cycle)")
+                   "schedule of keras_recipes.schedules)")
         return head_rate / PHASE_TWO_DIVISOR
     if head_rate is not None and epochs and fine_tune_learning_rate >= head_rate:
         v.fail("fine_tune_learning_rate", fine_tune_learning_rate,

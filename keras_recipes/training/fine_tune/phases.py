@@ -69,7 +69,9 @@ def fit_phase(model, recipe, optimizer, *, phase, epochs, run, on_compiled=None,
         callbacks.append(guard)
     if not recipe_model:
         callbacks = recipe.callbacks(model, callbacks, epochs=epochs,
-                                     has_validation=run.validation_data is not None)
+                                     has_validation=run.validation_data is not None,
+                                     data={**run.fit_data,
+                                           "steps_per_epoch": run.steps_per_epoch})
     # A backup restored by an earlier fit (phase 1) must not move this one's start.
     ki.clear_initial_epoch(model)
     model.fine_tune_phase = phase  # which phase this `fit` is, for the callbacks
