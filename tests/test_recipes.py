@@ -488,6 +488,7 @@ def test_default_dnn_blocks_are_dense_without_bias_then_batchnorm_then_elu():
     ("prelu", "HeNormal", "PReLU"), ("elu", "HeNormal", "Activation"),
     ("selu", "LecunNormal", "Activation"), ("swish", "HeNormal", "Activation"),
     ("silu", "HeNormal", "Activation"), ("gelu", "HeNormal", "Activation"),
+    ("tanh", "GlorotNormal", "Activation"), ("sigmoid", "GlorotNormal", "Activation"),
 ])
 def test_default_dnn_matches_the_initializer_to_the_activation(activation, initializer,
                                                                layer_type):

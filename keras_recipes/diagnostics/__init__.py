@@ -63,9 +63,12 @@ def diagnose(
     Without data, a static lint of the chapter's cautions; each finding has a
     severity, the layer it concerns, why it matters and the fix:
 
-    - `initializer_mismatch`: ReLU-family activation (ReLU, leaky ReLU, PReLU,
-      ELU, GELU, Swish, Mish, ...) with Glorot initialization, or SELU
-      without LeCun initialization, in Dense layers, convolutions (the
+    - `initializer_mismatch`: the chapter's pairing of initializations and
+      activations broken: a ReLU-family activation (ReLU, leaky ReLU, PReLU,
+      ELU, GELU, Swish, Mish, ...) with Glorot initialization, SELU without
+      LeCun initialization, or a hidden tanh/sigmoid with He initialization
+      (Glorot is theirs; LeCun, Glorot's fan-in form, is accepted), in Dense
+      layers, convolutions (the
       depthwise and pointwise kernels of depthwise and separable ones too)
       and recurrent layers (their input kernel). The activation is looked up
       through BatchNormalization/Dropout, so

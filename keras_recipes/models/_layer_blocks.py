@@ -18,8 +18,9 @@ __all__ = [
     "seeded_initializer",
 ]
 
-# Each activation with the initializer that keeps its variance stable
-# (He for the ReLU family and its smooth cousins, LeCun for SELU).
+# Each activation with the initializer that keeps its variance stable, as in the chapter's
+# table: He for the ReLU family and its smooth cousins, LeCun for SELU, Glorot for tanh and
+# the logistic sigmoid (the normal variant of each, for one family of draws).
 ACTIVATION_INITIALIZERS = {
     "relu": "he_normal",
     "leaky_relu": "he_normal",
@@ -29,6 +30,8 @@ ACTIVATION_INITIALIZERS = {
     "swish": "he_normal",
     "silu": "he_normal",
     "gelu": "he_normal",
+    "tanh": "glorot_normal",
+    "sigmoid": "glorot_normal",
 }
 
 

@@ -29,8 +29,9 @@ def build_default_dnn(
     Each hidden block is `Dense(use_bias=False, kernel_initializer="he_normal")
     -> BatchNormalization -> ELU` (BatchNorm before the activation, no bias since
     BatchNorm's offset replaces it), optionally followed by dropout. The
-    initializer follows the activation: He for the ReLU family, ELU, swish and
-    GELU, LeCun for SELU. The output layer and loss follow the task. The model
+    initializer follows the activation, as in the chapter's table: He for the
+    ReLU family, ELU, swish and GELU, LeCun for SELU, Glorot for tanh and the
+    logistic sigmoid. The output layer and loss follow the task. The model
     is compiled with Nadam (or the named optimizer) on a 1cycle over the learning
     rate *and* momentum (`beta_1`), evaluated inside the compiled train step.
 
@@ -51,7 +52,8 @@ def build_default_dnn(
         num_hidden_layers: int, the number of hidden blocks. Defaults to `3`.
         units: int, units per hidden layer. Defaults to `100`.
         activation: str, one of `"relu"`, `"leaky_relu"`, `"prelu"`, `"elu"`,
-            `"selu"`, `"swish"`, `"silu"`, `"gelu"`. Defaults to `"elu"`.
+            `"selu"`, `"swish"`, `"silu"`, `"gelu"` (He normal initialization),
+            `"tanh"`, `"sigmoid"` (Glorot normal). Defaults to `"elu"`.
         batch_norm: bool, whether to put BatchNormalization before each
             activation. Defaults to `True`.
         dropout_rate: float in [0, 1), dropout after each hidden block.
