@@ -1,5 +1,6 @@
 """`normalization="batch" | "layer" | "group" | None` of build_default_dnn (#26): the layers it
-builds, `normalization_groups`, the deprecated `batch_norm`, the self-normalizing guard."""
+builds, `normalization_groups`, the deprecated `batch_norm`, the self-normalizing guard, and
+the small-batch advice of `diagnose` and `TrainingMonitor`."""
 
 import re
 import warnings
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 import keras_recipes
+from keras_recipes.callbacks import TrainingMonitor, TrainingMonitorWarning
+from keras_recipes.diagnostics import diagnose
 
 L = keras.layers
 
@@ -213,3 +216,85 @@ def test_self_normalizing_keeps_its_batch_norm_guard():
             "Argument `batch_norm` must be False in a self-normalizing network. Received: "
             "batch_norm=True (a self-normalizing network normalises itself")):
         keras_recipes.build_self_normalizing_dnn((12,), 3, batch_norm=True)
+
+
+# --- the small-batch advice ------------------------------------------------------------------
+
+
+def test_diagnose_advises_layer_or_group_norm_under_batch_size_8():
+    model = _dnn()
+    finding = diagnose(model, batch_size=4).by_rule("unstable_batch_normalization")[0]
+    assert finding.message == "BatchNormalization with batches of 4"
+    assert finding.evidence == {"batch_size": 4}
+    assert finding.fix.startswith("Replace BatchNormalization by LayerNormalization or "
+                                  "GroupNormalization")
+    assert 'normalization="layer" or normalization="group"' in finding.fix
+    # 8 to 15: the batch is small but the first advice is a larger one.
+    between = diagnose(model, batch_size=12).by_rule("unstable_batch_normalization")[0]
+    assert between.fix.startswith("Train with batches of 16 or more")
+    assert "unstable_batch_normalization" not in diagnose(model).rules  # 32 by default
+    assert "unstable_batch_normalization" not in diagnose(_dnn(normalization="layer"),
+                                                          batch_size=4).rules
+
+
+def test_diagnose_with_data_reads_the_batch_size_of_the_batches():
+    x, y = _data()
+    report = diagnose(_dnn(), x, y, batch_size=4, num_steps=0, seed=0)
+    finding = report.by_rule("unstable_batch_normalization")[0]
+    assert finding.evidence == {"batch_size": 4}
+    assert "LayerNormalization or GroupNormalization" in finding.fix
+
+
+def _monitored_fit(model, batch_size, **monitor_kwargs):
+    x, y = _data(n=32)
+    monitor = TrainingMonitor(x, y, num_batches=1, seed=0, **monitor_kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrainingMonitorWarning)
+        model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0, callbacks=[monitor])
+    return monitor, [str(w.message) for w in caught if w.category is TrainingMonitorWarning]
+
+
+@pytest.mark.train
+def test_training_monitor_sees_the_batch_size_of_a_recipe_models_fit():
+    monitor, messages = _monitored_fit(_dnn(num_hidden_layers=1), batch_size=4)
+    assert monitor.fit_batch_size == 4
+    small = [m for m in messages if "BatchNormalization with batches of 4" in m]
+    assert len(small) == 1 and "LayerNormalization or GroupNormalization" in small[0]
+    # (At 32, or without BatchNorm, `batch_normalization_finding` says nothing: tested above
+    # through diagnose, which shares it.)
+
+
+@pytest.mark.train
+def test_training_monitor_takes_the_batch_size_of_another_models_fit():
+    def plain():
+        inputs = keras.Input((12,))
+        h = L.Activation("relu")(L.BatchNormalization()(L.Dense(8, use_bias=False)(inputs)))
+        model = keras.Model(inputs, L.Dense(3, activation="softmax")(h))
+        model.compile("adam", "sparse_categorical_crossentropy")
+        return model
+
+    _, messages = _monitored_fit(plain(), batch_size=4)  # Keras does not say: no advice
+    assert not [m for m in messages if "BatchNormalization with batches" in m]
+    _, messages = _monitored_fit(plain(), batch_size=4, fit_batch_size=4)
+    assert [m for m in messages if "BatchNormalization with batches of 4" in m]
+
+
+def test_training_monitor_refuses_a_bad_fit_batch_size():
+    x, y = _data()
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `fit_batch_size` must be a positive integer or None. Received: "
+            "fit_batch_size=0")):
+        TrainingMonitor(x, y, fit_batch_size=0)
+
+
+def test_fit_batch_size_of_arrays_and_datasets():
+    import tensorflow as tf
+
+    from keras_recipes._batches import fit_batch_size
+
+    x, y = _data()
+    assert fit_batch_size(x, 4) == 4
+    assert fit_batch_size(x, None) == 32  # Keras's default for arrays
+    assert fit_batch_size(tf.data.Dataset.from_tensor_slices((x, y)).batch(
+        8, drop_remainder=True), None) == 8
+    assert fit_batch_size(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), None) is None

@@ -61,7 +61,13 @@ class TrainingMonitor(keras.callbacks.Callback):
     of at least `dead_fraction_threshold`), or the gradients explode (a
     gradient norm above `gradient_norm_threshold`, a first/last RMS gradient
     ratio above `gradient_ratio_threshold`, or NaN/Inf), once per layer and
-    problem. It is an epoch-level callback: nothing runs between batches.
+    problem. It also warns once when the model has BatchNormalization and `fit`
+    trains with batches under 16 (`diagnose`'s `unstable_batch_normalization`;
+    under 8 it advises LayerNormalization or GroupNormalization, as the
+    chapter's notes do). Keras does not tell callbacks `fit`'s batch size: the
+    `fit` of a recipe model (a factory's, or `compile_recipe`'s) sets
+    `fit_batch_size` itself; for another model pass it. It is an epoch-level
+    callback: nothing runs between batches.
 
     Args:
         x: input data of the probe sample: numpy array(s), a
@@ -84,6 +90,9 @@ class TrainingMonitor(keras.callbacks.Callback):
             above which gradients count as exploding. Defaults to `100.0`.
         seed: int or `None`, seed of the probe sample drawn from arrays.
             Defaults to `None`.
+        fit_batch_size: int or `None`, the batch size `fit` trains with, for
+            the BatchNormalization check (`None`: unknown, no check; a recipe
+            model's `fit` sets it). Defaults to `None`.
         verbose: 0 (silent), 1 or 2 (either prints one line per measurement) or
             `"auto"` (1), as Keras's `fit` takes it. Defaults to `0`.
 
@@ -124,6 +133,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         gradient_norm_threshold=symptoms.EXPLODING_GRADIENT_NORM,
         gradient_ratio_threshold=symptoms.EXPLODING_GRADIENT_RATIO,
         seed=None,
+        fit_batch_size=None,
         verbose=0,
     ):
         super().__init__()
@@ -145,6 +155,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             "gradient_ratio_threshold", gradient_ratio_threshold, low=1, low_inclusive=False
         )
         seed = v.check_seed(seed)
+        self.fit_batch_size = v.check_int("fit_batch_size", fit_batch_size, min_value=1,
+                                          allow_none=True)
         self.verbose = v.check_verbose(verbose)
         self._batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
         self.records = []
@@ -286,3 +298,9 @@ class TrainingMonitor(keras.callbacks.Callback):
                 f"first/last {ratio:.3g} > {self.gradient_ratio_threshold:g}). "
                 f"{exploding.why} Fix: {exploding.fix}",
             )
+        small_batch = symptoms.batch_normalization_finding(self._graph.model,
+                                                           self.fit_batch_size)
+        if small_batch is not None:
+            self._warn_once(("batch_normalization",),
+                            f"{prefix} {small_batch.message}. {small_batch.why} "
+                            f"Fix: {small_batch.fix}")
