@@ -10,6 +10,7 @@ import keras
 
 from keras_recipes import _batches
 from keras_recipes import _validation as v
+from keras_recipes.callbacks._summaries import summary_writer, write_scalars
 from keras_recipes.diagnostics import symptoms
 from keras_recipes.diagnostics._measure import measure
 from keras_recipes.diagnostics._seen import layer_graph
@@ -221,15 +222,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     def _open_writer(self):
         if self.log_dir is None or self._writer is not None:
             return
-        try:
-            import tensorflow as tf
-        except ImportError as error:
-            raise ImportError(
-                "TrainingMonitor(log_dir=...) writes TensorBoard summaries with "
-                "TensorFlow. Install it with `pip install tensorflow`, or pass "
-                "log_dir=None."
-            ) from error
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "monitor"))
+        self._writer = summary_writer(os.path.join(self.log_dir, "monitor"),
+                                      "TrainingMonitor(log_dir=...) (or pass log_dir=None)")
 
     @staticmethod
     def _summary(stats, ratio):
@@ -246,20 +240,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         }
 
     def _write_tensorboard(self, epoch, values, layer_values):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        # What tf.summary.scalar writes, without needing the tensorboard package.
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-            data_class=summary_pb2.DATA_CLASS_SCALAR,
-        )
         scalars = {f"monitor/{key}": value for key, value in values.items()}
         scalars.update({f"{layer}/{name}": value for (layer, name), value in layer_values.items()})
-        with self._writer.as_default(step=epoch):
-            for tag, value in scalars.items():
-                tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata)
-        self._writer.flush()
+        write_scalars(self._writer, epoch, scalars)
 
     def _warn_once(self, key, message):
         if key in self._warned:
