@@ -23,6 +23,8 @@ EXPECTED = {
         "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)"]),
     "schedules": ("Schedules: 1cycle against ReduceLROnPlateau", [
         "| one_cycle |", "| plateau 1e-2 |"]),
+    "normalization": ("Normalization: LayerNorm and GroupNorm against BatchNorm by batch size", [
+        "| layer | 4 |", "| group | 32 |", "| batch | 4 |", "- Batch 4: best "]),
     "transfer": ("Transfer learning (`build_transfer_model` + `fine_tune`)", []),
     "fine_tune": ("Fine-tuning a real ImageNet base (`fine_tune` phase 2)", []),
     "mc_dropout": ("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", [
