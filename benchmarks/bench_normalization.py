@@ -18,14 +18,13 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS_DIR, header, load_mnist, write_section  # noqa: E402
+from _common import RESULTS_DIR, epoch_timer, header, load_mnist, write_section  # noqa: E402
 
 import keras_recipes  # noqa: E402
 
@@ -33,30 +32,17 @@ NORMALIZATIONS = ("batch", "layer", "group")
 BATCH_SIZES = (4, 32)
 
 
-class EpochTimes(keras.callbacks.Callback):
-    """The seconds of each epoch (an epoch-level callback: the fast path is kept)."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
-
-
 def run(normalization, batch_size, data, epochs, learning_rate, seed):
     (x, y), (x_val, y_val), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
     model = keras_recipes.build_default_dnn(x.shape[1:], 10, normalization=normalization,
                                             learning_rate=learning_rate, seed=seed)
-    times = EpochTimes()
+    timer = epoch_timer()
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
-                        batch_size=batch_size, verbose=0, callbacks=[times])
+                        batch_size=batch_size, verbose=0, callbacks=[timer])
     test = model.evaluate(x_test, y_test, verbose=0)[1]
     # The first epoch also traces and compiles: the steady epochs say what training costs.
-    steady = times.seconds[1:] or times.seconds
+    steady = timer.times[1:] or timer.times
     return {"test": test, "epochs": len(history.epoch),
             "seconds_per_epoch": statistics.median(steady)}
 
