@@ -35,6 +35,24 @@ def load_mnist(flat=True):
             for x, y in splits]
 
 
+def epoch_timer():
+    """A callback keeping the seconds of each epoch of a `fit` in `.times` (an epoch hook
+    only: a recipe model keeps several batches per compiled call)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
 def interleaved(contenders, repeats):
     """Times each contender `repeats` times, alternating between them.
 

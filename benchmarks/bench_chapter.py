@@ -38,7 +38,7 @@ def variants(layers, x_train):
     return {
         "plain": lambda: keras_recipes.build_plain_dnn(shape, 10, learning_rate=1e-3, **common),
         "He + ELU + Nadam": lambda: keras_recipes.build_default_dnn(
-            shape, 10, batch_norm=False, schedule="constant", learning_rate=1e-3,
+            shape, 10, normalization=None, schedule="constant", learning_rate=1e-3,
             early_stopping_patience=None, **common),
         "+ BatchNorm": lambda: keras_recipes.build_default_dnn(
             shape, 10, schedule="constant", learning_rate=1e-3, early_stopping_patience=None,

@@ -43,7 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import header, load_mnist  # noqa: E402
+from _common import epoch_timer, header, load_mnist  # noqa: E402
 
 from keras_recipes.lr_finder import find_learning_rate  # noqa: E402
 
@@ -66,17 +66,6 @@ def build_model(optimizer, seed=0):
     return model
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._start)
-
-
 def time_contenders(x, y, repeats):
     times = {"finder (early stop)": [], "finder (100 steps)": [], "fit epoch 1 (cold)": [],
              "fit epoch 2 (warm)": []}
@@ -95,7 +84,7 @@ def time_contenders(x, y, repeats):
                     steps[key].append(len(result.losses))
             else:
                 model = build_model(keras.optimizers.Nadam(1e-3), seed=rep)
-                timer = EpochTimer()
+                timer = epoch_timer()
                 model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, verbose=0, callbacks=[timer])
                 times["fit epoch 1 (cold)"].append(timer.times[0])
                 times["fit epoch 2 (warm)"].append(timer.times[1])

@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_recipes import _validation as v
 
-__all__ = ["batch_size_of", "batches", "collect_batches", "one_pass"]
+__all__ = ["batch_size_of", "batches", "collect_batches", "fit_batch_size", "one_pass"]
 
 
 def batches(x, y, sample_weight, batch_size, shuffle, seed):
@@ -106,6 +106,25 @@ def batch_size_of(batch):
     """The number of samples in an `(x, y, sample_weight)` batch, or None."""
     leaves = keras.tree.flatten(batch[0])
     return int(np.shape(leaves[0])[0]) if leaves else None
+
+
+def fit_batch_size(x, batch_size):
+    """The batch size `fit(x, batch_size=batch_size)` trains with, or None when unknown.
+
+    Arrays are cut into `batch_size` samples (Keras's 32 when None); a `tf.data.Dataset`
+    has its own, read from its static shape when it has one; another dataset (a
+    `PyDataset`, a generator) is not read ahead, so None.
+    """
+    if _is_tf_dataset(x):
+        shapes = [spec.shape for spec in keras.tree.flatten(x.element_spec)
+                  if hasattr(spec, "shape")]
+        if shapes and shapes[0].rank and shapes[0][0] is not None:
+            return int(shapes[0][0])
+        return None
+    if x is not None and not _is_py_dataset(x) and all(
+            _is_array(leaf) for leaf in keras.tree.flatten(x)):
+        return 32 if batch_size is None else int(batch_size)
+    return None
 
 
 def _is_tf_dataset(x):

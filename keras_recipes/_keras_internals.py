@@ -344,6 +344,20 @@ def batch_iterations(optimizer):
     return int(keras.ops.convert_to_numpy(inner_optimizer(optimizer)._iterations))
 
 
+# --- callbacks ------------------------------------------------------------------------------
+
+__all__ += ["tensorboard_profiles"]
+
+
+def tensorboard_profiles(callback):
+    """Whether a `keras.callbacks.TensorBoard` profiles batches (`profile_batch`).
+
+    Private: `TensorBoard._should_trace`; the callback does not keep `profile_batch`
+    under a public name (3.15, nor the 3.16 nightly).
+    """
+    return bool(getattr(callback, "_should_trace", True))
+
+
 # --- attributes kept out of Keras's tracking ------------------------------------------------
 
 __all__ += ["instance_attribute", "set_instance_attribute"]

@@ -7,7 +7,7 @@ A config is a flat mapping of sections::
     dataset: {name: digits}      # keyword arguments of keras_recipes.datasets.load
     model: {units: 100}          # keyword arguments of the recipe's factory
     fit: {epochs: 30, batch_size: 32}   # keyword arguments of the recipe's training function
-    report: {lr_find: false, mc_dropout_samples: 0}
+    report: {lr_find: false, mc_dropout_samples: 0, tensorboard: false}
 
 The valid `model` keys are the factory's keyword arguments (read from its
 signature) and the valid `fit` keys those of the recipe's training function
@@ -34,7 +34,9 @@ from keras_recipes.models.registry import get_recipe_spec, list_recipes
 __all__ = ["ConfigError", "RunConfig", "explain", "load_config", "packaged_config_path"]
 
 _SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
-_REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0}
+# `tensorboard`: each epoch's losses, metrics, learning rate and momentum as TensorBoard event
+# files under the run folder (`<output>/tensorboard`).
+_REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0, "tensorboard": False}
 
 
 class ConfigError(ValueError):
@@ -221,6 +223,8 @@ def _validate(raw, where):
         raise ConfigError(_where_in_section(where, "fit", fit, error)) from None
     if "lr_find" in report:
         _wrap(where, "report.lr_find", v.check_bool, "lr_find", report["lr_find"])
+    if "tensorboard" in report:
+        _wrap(where, "report.tensorboard", v.check_bool, "tensorboard", report["tensorboard"])
     if "mc_dropout_samples" in report:
         _wrap(where, "report.mc_dropout_samples", v.check_int, "mc_dropout_samples",
               report["mc_dropout_samples"], min_value=0)

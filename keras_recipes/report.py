@@ -10,7 +10,12 @@ import pathlib
 from keras_recipes import _io, plots
 from keras_recipes import _keras_internals as internals
 
-__all__ = ["history_csv", "history_from_csv", "kept_weights_text", "write_run_report"]
+__all__ = ["TENSORBOARD_FOLDER", "history_csv", "history_from_csv", "kept_weights_text",
+           "write_run_report"]
+
+#: The folder of a run's TensorBoard event files, when the run writes them
+#: (`report.tensorboard: true`).
+TENSORBOARD_FOLDER = "tensorboard"
 
 
 def _figure():
@@ -133,6 +138,9 @@ def write_run_report(output, *, model, history, metrics, settings, extra_figures
     lines += [f"| {key} | {_format(value)} |" for key, value in metrics.items()]
     lines += [""] + _run_notes(metrics)
     lines += ["Files: `model.keras`, `history.csv`, `config.yaml`, `metrics.json`.", ""]
+    if (output / TENSORBOARD_FOLDER).is_dir():
+        lines += ["TensorBoard: each epoch's losses, metrics, learning rate and momentum are in "
+                  f"`{TENSORBOARD_FOLDER}/` (`tensorboard --logdir {TENSORBOARD_FOLDER}`).", ""]
     for file_name, title in figures:
         lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
     lines += ["## Settings", "", "```yaml", yaml.safe_dump(settings, sort_keys=False).rstrip(),

@@ -25,6 +25,8 @@ EXPECTED = {
         "| one_cycle |", "| cosine |", "| exponential |", "| power |", "| piecewise |",
         "| plateau 1e-2 |", "| constant 1e-3 |", "### Stochastic weight averaging against none",
         "| one_cycle + SWA |", "| cosine + SWA |"]),
+    "normalization": ("Normalization: LayerNorm and GroupNorm against BatchNorm by batch size", [
+        "| layer | 4 |", "| group | 32 |", "| batch | 4 |", "- Batch 4: best "]),
     "transfer": ("Transfer learning (`build_transfer_model` + `fine_tune`)", []),
     "fine_tune": ("Fine-tuning a real ImageNet base (`fine_tune` phase 2)", []),
     "mc_dropout": ("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", [

@@ -188,6 +188,79 @@ def test_show_prints_resolved_settings(capsys):
     assert shown["model"]["activation"] == "selu"
 
 
+def test_show_lists_the_normalization_and_tensorboard_settings(capsys):
+    assert cli.main(["show", "--set", "model.normalization=group", "--set",
+                     "model.normalization_groups=4", "--set", "report.tensorboard=true"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["model"]["normalization"] == "group"
+    assert shown["model"]["normalization_groups"] == 4
+    assert shown["report"]["tensorboard"] is True
+    assert cli.main(["show"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["model"]["normalization"], shown["model"]["normalization_groups"]) == (
+        "batch", "auto")
+    assert shown["report"]["tensorboard"] is False
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("report.tensorboard=1", "default_dnn.yaml: report.tensorboard: Argument `tensorboard` "
+     "must be a bool (True or False). Received: tensorboard=1"),
+    ("model.normalization=instance", "default_dnn.yaml: model.normalization: Argument "
+     "`normalization` must be one of 'batch', 'layer', 'group'. Received: "
+     "normalization='instance'"),
+    ("model.normalization_groups=3", "default_dnn.yaml: model.normalization_groups: Argument "
+     '`normalization_groups` must be "auto" unless normalization="group"'),
+])
+def test_show_refuses_bad_normalization_and_tensorboard_settings(setting, message, capsys):
+    assert cli.main(["show", "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {message}"), err
+
+
+@pytest.mark.train
+def test_train_with_tensorboard_writes_each_epochs_scalars_in_the_run_folder(tmp_path, capsys):
+    tf = pytest.importorskip("tensorflow")
+    output = tmp_path / "run"
+    assert cli.main(["train", "--set", "fit.epochs=2", "--set", "report.tensorboard=true",
+                     "--set", "model.normalization=layer", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert f"TensorBoard: tensorboard --logdir {output / 'tensorboard'}" in printed
+
+    def tags(run):
+        found = {}
+        for path in (output / "tensorboard" / run).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    found.setdefault(value.tag, []).append(event.step)
+        return found
+
+    train = tags("train")
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_beta_1"} <= set(train)
+    assert all(steps == [0, 1] for steps in train.values())
+    assert set(tags("validation")) == {"epoch_loss", "epoch_accuracy"}
+    assert "`tensorboard --logdir tensorboard`" in (output / "report.md").read_text()
+    model = keras.models.load_model(output / "model.keras")
+    assert isinstance(model.get_layer("layer_norm_1"), keras.layers.LayerNormalization)
+
+
+def test_tensorboard_without_tensorflow_exits_2_naming_the_setting(tmp_path, capsys,
+                                                                   monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorflow" else
+                        find_spec(name, *args))
+    output = tmp_path / "run"
+    assert cli.main(["train", "--set", "report.tensorboard=true", "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("keras-recipes: error: default_dnn.yaml: report.tensorboard: TensorBoard "
+                   "event files are written with TensorFlow's tf.summary, and TensorFlow is "
+                   "not installed: pip install tensorflow (any Keras backend can train), or set "
+                   "report.tensorboard to false\n")
+    assert not output.exists()
+
+
 @pytest.mark.train
 def test_ctrl_c_leaves_a_consistent_folder_marked_interrupted(tmp_path, monkeypatch):
     original_fit = keras_recipes.RecipeModel.fit

@@ -28,7 +28,7 @@ def test_defaults_are_filled_in_and_overrides_parse_yaml_values():
     assert config.fit == {"epochs": 3, "batch_size": 32}
     assert config.model["units"] == 64 and config.model["activation"] == "gelu"
     assert config.model["early_stopping_patience"] is None
-    assert config.model["batch_norm"] is True  # a factory default, filled in
+    assert config.model["normalization"] == "batch"  # a factory default, filled in
     assert config.seed == 7 and config.dataset["test_split"] == 0.2
 
 

@@ -319,6 +319,14 @@ STATIC_CASES = [
     ("initializer_mismatch", _bn_then_relu_glorot, _elu_with(L.BatchNormalization)),
     ("initializer_mismatch", _selu_he, _selu_lecun),
     ("initializer_mismatch", _deep("gelu", "glorot_normal", 2), _deep("tanh", "glorot_normal", 2)),
+    # The chapter's table pairs tanh and the logistic sigmoid with Glorot (LeCun, its fan-in
+    # form, is fine too); He is what saturates them.
+    ("initializer_mismatch", _deep("tanh", "he_normal", 2), _deep("tanh", "lecun_normal", 2)),
+    ("initializer_mismatch", _deep("sigmoid", "he_uniform", 2),
+     _deep("sigmoid", "glorot_uniform", 2)),
+    ("initializer_mismatch", _recurrent(lambda **kw: L.GRU(8, kernel_initializer="he_normal",
+                                                           **kw)),
+     _recurrent(lambda **kw: L.GRU(8, **kw))),
     ("selu_with_dropout", _selu_with(lambda: L.Dropout(0.1)),
      _selu_with(lambda: L.AlphaDropout(0.1))),
     ("selu_with_dropout", _selu_with(lambda: L.Dropout(0.1)),
@@ -412,6 +420,22 @@ def test_findings_name_the_layer_and_explain():
     text = str(report)
     assert f"[warning] initializer_mismatch (layer '{names[0]}')" in text
     assert "why:" in text and "fix:" in text
+
+
+def test_initializer_mismatch_pairs_tanh_and_sigmoid_with_glorot_in_hidden_layers_only():
+    model = keras.Sequential([
+        keras.Input((8,)),
+        L.Dense(16, activation="tanh", kernel_initializer="he_normal", name="hidden"),
+        L.Dense(1, activation="sigmoid", kernel_initializer="he_normal", name="output"),
+    ])
+    findings = diagnose(model).by_rule("initializer_mismatch")
+    # The sigmoid output layer's scale does not compound through layers: not reported.
+    assert [f.layer for f in findings] == ["hidden"]
+    init = "HeNormal(scale=2, mode='fan_in')"
+    assert findings[0].message == f"tanh activation with {init} initialization"
+    assert findings[0].fix == ('Use kernel_initializer="glorot_normal" (or glorot_uniform, '
+                               'Keras\'s default) with activation="tanh".')
+    assert findings[0].evidence == {"activation": "tanh", "initializer": init}
 
 
 def test_optimizer_findings_concern_the_optimizer():

@@ -194,6 +194,13 @@ def test_multi_optimizer_components_and_default():
     assert internals.default_optimizer(scaled) is head
 
 
+def test_tensorboard_profiles_follows_profile_batch():
+    assert not internals.tensorboard_profiles(keras.callbacks.TensorBoard("unused"))
+    if keras.backend.backend() == "tensorflow":  # the backend Keras profiles on at any Python
+        assert internals.tensorboard_profiles(
+            keras.callbacks.TensorBoard("unused", profile_batch=(2, 3)))
+
+
 def test_learning_rate_object_round_trip():
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
     optimizer = keras.optimizers.SGD(learning_rate=schedule)

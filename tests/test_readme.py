@@ -32,6 +32,7 @@ PYTHON_SUBSTITUTIONS = {
     "import keras_recipes": [("epochs=30", "epochs=2")],
     "from keras_recipes.callbacks import TrainingMonitor": [
         ("epochs=20", "epochs=2")],
+    "from keras_recipes.callbacks import EpochTensorBoard": [("epochs=30", "epochs=2")],
     "model = keras_recipes.build_default_dnn(data.input_shape, data.num_classes, dropout": [
         ("epochs=30", "epochs=2"), ("num_samples=100", "num_samples=10")],
     # tf_flowers (a download) and MobileNetV2's ImageNet weights
@@ -156,6 +157,7 @@ def test_python_snippets_run(tmp_path):
     ran, namespace = _run_python(tmp_path, slow=False)
     assert len(ran) == len(_blocks("python")) - len(SLOW_SNIPPETS)
     assert (tmp_path / "digits.keras").is_file()
+    assert list((tmp_path / "logs" / "default_dnn" / "validation").glob("events.out.*"))
     assert namespace["history"].history["phase"] == [1, 1, 2, 2, 2]
 
 
@@ -238,8 +240,9 @@ def _run_commands(tmp_path, slow):
 @pytest.mark.slow  # nine CLI runs, each building and compiling a model: ~2.5 min here
 def test_shell_commands_run(tmp_path, mock_tfds):
     ran = _run_commands(tmp_path, slow=False)
-    assert len(ran) == 9, ran  # the quick start's train, and the CLI section but transfer
+    assert len(ran) == 10, ran  # the quick start's train, and the CLI section but transfer
     assert (tmp_path / "runs" / "fashion" / "report.md").is_file()
+    assert list((tmp_path / "runs" / "tb" / "tensorboard" / "train").glob("events.out.*"))
 
 
 @pytest.mark.slow  # MobileNetV2 (random weights) in two phases, then that model as a base

@@ -488,6 +488,7 @@ def test_default_dnn_blocks_are_dense_without_bias_then_batchnorm_then_elu():
     ("prelu", "HeNormal", "PReLU"), ("elu", "HeNormal", "Activation"),
     ("selu", "LecunNormal", "Activation"), ("swish", "HeNormal", "Activation"),
     ("silu", "HeNormal", "Activation"), ("gelu", "HeNormal", "Activation"),
+    ("tanh", "GlorotNormal", "Activation"), ("sigmoid", "GlorotNormal", "Activation"),
 ])
 def test_default_dnn_matches_the_initializer_to_the_activation(activation, initializer,
                                                                layer_type):
@@ -496,10 +497,44 @@ def test_default_dnn_matches_the_initializer_to_the_activation(activation, initi
     assert type(model.get_layer(f"{activation}_1")).__name__ == layer_type
 
 
+@pytest.mark.parametrize("activation, variance", [("tanh", 1.0), ("sigmoid", 1.0),
+                                                  ("relu", 2.0), ("selu", 1.0)])
+def test_default_dnn_initial_pre_activation_variance_is_the_chapters(activation, variance):
+    """Closed form: with unit-variance inputs and a square layer, a unit's pre-activation
+    variance is fan_in * Var(w): 1 for Glorot (1 / fan_avg) and LeCun (1 / fan_in), 2 for
+    He (2 / fan_in)."""
+    x = np.random.default_rng(0).normal(size=(2048, 256)).astype("float32")
+    model = keras_recipes.build_default_dnn((256,), 3, num_hidden_layers=1, units=256,
+                                            activation=activation, normalization=None, seed=0)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("hidden_1").kernel)
+    assert float(np.var(x @ kernel)) == pytest.approx(variance, rel=0.05)
+    assert float(256 * np.mean(kernel**2)) == pytest.approx(variance, rel=0.05)
+
+
+def test_default_dnn_tanh_keeps_its_signal_where_he_init_saturates_it():
+    """The effect of the pairing: ten tanh layers with Glorot keep the last layer's outputs
+    mostly in tanh's responsive range; with He (what the recipe would use for ReLU) twice
+    the variance drives more of them towards the flat ends, where the gradient vanishes."""
+    x = np.random.default_rng(0).normal(size=(512, 64)).astype("float32")
+    model = keras_recipes.build_default_dnn((64,), 3, num_hidden_layers=10, units=64,
+                                            activation="tanh", normalization=None, seed=0)
+    glorot = keras.Model(model.inputs, model.get_layer("tanh_10").output)
+    he = keras.Sequential([keras.Input((64,))] + [
+        keras.layers.Dense(64, activation="tanh", kernel_initializer=keras.initializers.HeNormal(i))
+        for i in range(10)])
+
+    def derivative(outputs):  # tanh'(z) = 1 - tanh(z)^2, the factor gradients go through
+        return float(np.mean(1 - keras.ops.convert_to_numpy(outputs) ** 2))
+
+    assert derivative(glorot(x)) > 0.9 > derivative(he(x)) + 0.1
+    assert "initializer_mismatch" not in keras_recipes.diagnose(model).rules
+    assert "initializer_mismatch" in keras_recipes.diagnose(he).rules
+
+
 def test_default_dnn_regularisation_options_are_wired():
     model = keras_recipes.build_default_dnn(
         (4, 3), 3, num_hidden_layers=2, dropout_rate=0.3, l1=1e-4, l2=1e-3, max_norm=2.0,
-        clipnorm=1.0, batch_norm=False, optimizer="momentum")
+        clipnorm=1.0, normalization=None, optimizer="momentum")
     hidden = model.get_layer("hidden_1")
     assert hidden.use_bias  # no BatchNorm, so the bias is back
     assert hidden.kernel_regularizer.get_config() == {"l1": pytest.approx(1e-4),

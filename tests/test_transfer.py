@@ -335,6 +335,15 @@ def test_head_options_are_wired_and_the_task_picks_the_output():
     assert float(regression.optimizer.learning_rate) == pytest.approx(0.05)
 
 
+@pytest.mark.parametrize("activation, initializer", [("tanh", "GlorotNormal"),
+                                                     ("sigmoid", "GlorotNormal"),
+                                                     ("relu", "HeNormal")])
+def test_head_initializer_follows_the_activation(activation, initializer):
+    model = _transfer(num_hidden_layers=1, units=8, activation=activation)
+    assert type(model.get_layer("hidden_1").kernel_initializer).__name__ == initializer
+    assert model.get_layer(f"{activation}_1").activation.__name__ == activation
+
+
 # --- build_transfer_model on a model of yours --------------------------------------------
 
 

@@ -10,6 +10,7 @@ import keras
 
 from keras_recipes import _batches
 from keras_recipes import _validation as v
+from keras_recipes.callbacks._summaries import summary_writer, write_scalars
 from keras_recipes.diagnostics import symptoms
 from keras_recipes.diagnostics._measure import measure
 from keras_recipes.diagnostics._seen import layer_graph
@@ -61,7 +62,13 @@ class TrainingMonitor(keras.callbacks.Callback):
     of at least `dead_fraction_threshold`), or the gradients explode (a
     gradient norm above `gradient_norm_threshold`, a first/last RMS gradient
     ratio above `gradient_ratio_threshold`, or NaN/Inf), once per layer and
-    problem. It is an epoch-level callback: nothing runs between batches.
+    problem. It also warns once when the model has BatchNormalization and `fit`
+    trains with batches under 16 (`diagnose`'s `unstable_batch_normalization`;
+    under 8 it advises LayerNormalization or GroupNormalization, as the
+    chapter's notes do). Keras does not tell callbacks `fit`'s batch size: the
+    `fit` of a recipe model (a factory's, or `compile_recipe`'s) sets
+    `fit_batch_size` itself; for another model pass it. It is an epoch-level
+    callback: nothing runs between batches.
 
     Args:
         x: input data of the probe sample: numpy array(s), a
@@ -84,6 +91,9 @@ class TrainingMonitor(keras.callbacks.Callback):
             above which gradients count as exploding. Defaults to `100.0`.
         seed: int or `None`, seed of the probe sample drawn from arrays.
             Defaults to `None`.
+        fit_batch_size: int or `None`, the batch size `fit` trains with, for
+            the BatchNormalization check (`None`: unknown, no check; a recipe
+            model's `fit` sets it). Defaults to `None`.
         verbose: 0 (silent), 1 or 2 (either prints one line per measurement) or
             `"auto"` (1), as Keras's `fit` takes it. Defaults to `0`.
 
@@ -124,6 +134,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         gradient_norm_threshold=symptoms.EXPLODING_GRADIENT_NORM,
         gradient_ratio_threshold=symptoms.EXPLODING_GRADIENT_RATIO,
         seed=None,
+        fit_batch_size=None,
         verbose=0,
     ):
         super().__init__()
@@ -145,6 +156,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             "gradient_ratio_threshold", gradient_ratio_threshold, low=1, low_inclusive=False
         )
         seed = v.check_seed(seed)
+        self.fit_batch_size = v.check_int("fit_batch_size", fit_batch_size, min_value=1,
+                                          allow_none=True)
         self.verbose = v.check_verbose(verbose)
         self._batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)
         self.records = []
@@ -209,15 +222,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     def _open_writer(self):
         if self.log_dir is None or self._writer is not None:
             return
-        try:
-            import tensorflow as tf
-        except ImportError as error:
-            raise ImportError(
-                "TrainingMonitor(log_dir=...) writes TensorBoard summaries with "
-                "TensorFlow. Install it with `pip install tensorflow`, or pass "
-                "log_dir=None."
-            ) from error
-        self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "monitor"))
+        self._writer = summary_writer(os.path.join(self.log_dir, "monitor"),
+                                      "TrainingMonitor(log_dir=...) (or pass log_dir=None)")
 
     @staticmethod
     def _summary(stats, ratio):
@@ -234,20 +240,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         }
 
     def _write_tensorboard(self, epoch, values, layer_values):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        # What tf.summary.scalar writes, without needing the tensorboard package.
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-            data_class=summary_pb2.DATA_CLASS_SCALAR,
-        )
         scalars = {f"monitor/{key}": value for key, value in values.items()}
         scalars.update({f"{layer}/{name}": value for (layer, name), value in layer_values.items()})
-        with self._writer.as_default(step=epoch):
-            for tag, value in scalars.items():
-                tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=metadata)
-        self._writer.flush()
+        write_scalars(self._writer, epoch, scalars)
 
     def _warn_once(self, key, message):
         if key in self._warned:
@@ -286,3 +281,9 @@ class TrainingMonitor(keras.callbacks.Callback):
                 f"first/last {ratio:.3g} > {self.gradient_ratio_threshold:g}). "
                 f"{exploding.why} Fix: {exploding.fix}",
             )
+        small_batch = symptoms.batch_normalization_finding(self._graph.model,
+                                                           self.fit_batch_size)
+        if small_batch is not None:
+            self._warn_once(("batch_normalization",),
+                            f"{prefix} {small_batch.message}. {small_batch.why} "
+                            f"Fix: {small_batch.fix}")

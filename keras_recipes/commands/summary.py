@@ -61,3 +61,5 @@ def print_summary(metrics, output):
     if "test_accuracy" in metrics:
         print(f"Test accuracy: {metrics['test_accuracy']:.4f}")
     print(f"Report: {output / 'report.md'}")
+    if (output / report.TENSORBOARD_FOLDER).is_dir():
+        print(f"TensorBoard: tensorboard --logdir {output / report.TENSORBOARD_FOLDER}")

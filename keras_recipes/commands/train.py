@@ -35,6 +35,8 @@ def train(args):
 
     config = run_config(args)
     spec = get_recipe_spec(config.recipe)
+    if config.report["tensorboard"]:
+        _check_tensorboard(config)  # before the data and the model, which take long
     if config.report["lr_find"]:
         config.model["learning_rate"] = "find"
     distribution = _several_processes(args, config)
@@ -108,11 +110,18 @@ def _train_and_report(folder, config, spec, data, model):
 
     recorder = run_recorder(output, spec.phases(config.fit) if spec.phases else None) \
         if writer else None
+    callbacks = [recorder] if writer else []
+    if config.report["tensorboard"] and writer:
+        from keras_recipes.callbacks import EpochTensorBoard
+
+        # Epoch-level scalars only: a per-batch callback would make the model run one
+        # batch per compiled call.
+        callbacks.append(EpochTensorBoard(output / report.TENSORBOARD_FOLDER))
     status, started = "completed", time.perf_counter()
     best = None  # fine_tune's guard: which weights of its two phases it kept
     try:
         trained = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                             callbacks=[recorder] if writer else [],
+                             callbacks=callbacks,
                              verbose=(1 if sys.stdout.isatty() else 2) if writer else 0,
                              **config.fit)
         best = (getattr(trained, "params", None) or {}).get("best_weights")
@@ -169,6 +178,20 @@ def _devices():
     import keras
 
     return keras.distribution.list_devices()
+
+
+def _check_tensorboard(config):
+    """Refuses `report.tensorboard: true` where TensorFlow, which writes the event files,
+    is not installed."""
+    import importlib.util
+
+    from keras_recipes.config import ConfigError
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ConfigError(
+            f"{config.source}: report.tensorboard: TensorBoard event files are written with "
+            "TensorFlow's tf.summary, and TensorFlow is not installed: pip install tensorflow "
+            "(any Keras backend can train), or set report.tensorboard to false")
 
 
 def _mc_dropout_report(model, data, config, metrics):

@@ -33,7 +33,11 @@ from keras_recipes import _validation as v
 from keras_recipes.diagnostics._measure import measure, sanity_training
 from keras_recipes.diagnostics.report import DiagnosisReport, Finding, LayerStatistics
 from keras_recipes.diagnostics.rules import STATIC_RULES, lint
-from keras_recipes.diagnostics.symptoms import DYNAMIC_RULES, symptom_findings
+from keras_recipes.diagnostics.symptoms import (
+    DYNAMIC_RULES,
+    batch_normalization_finding,
+    symptom_findings,
+)
 
 __all__ = [
     "DYNAMIC_RULES",
@@ -63,9 +67,12 @@ def diagnose(
     Without data, a static lint of the chapter's cautions; each finding has a
     severity, the layer it concerns, why it matters and the fix:
 
-    - `initializer_mismatch`: ReLU-family activation (ReLU, leaky ReLU, PReLU,
-      ELU, GELU, Swish, Mish, ...) with Glorot initialization, or SELU
-      without LeCun initialization, in Dense layers, convolutions (the
+    - `initializer_mismatch`: the chapter's pairing of initializations and
+      activations broken: a ReLU-family activation (ReLU, leaky ReLU, PReLU,
+      ELU, GELU, Swish, Mish, ...) with Glorot initialization, SELU without
+      LeCun initialization, or a hidden tanh/sigmoid with He initialization
+      (Glorot is theirs; LeCun, Glorot's fan-in form, is accepted), in Dense
+      layers, convolutions (the
       depthwise and pointwise kernels of depthwise and separable ones too)
       and recurrent layers (their input kernel). The activation is looked up
       through BatchNormalization/Dropout, so
@@ -113,7 +120,11 @@ def diagnose(
     - `unnormalized_inputs`: a feature entering the first layer with weights
       has an RMS (sqrt(mean^2 + std^2)) above 5.
     - `unstable_batch_normalization`: BatchNormalization with batches smaller
-      than 16 (pass the batch size you train with).
+      than 16 (pass the batch size you train with: the size of the data's
+      batches, or `batch_size`, which is also checked without data); under 8
+      its fix is the chapter's notes' advice, LayerNormalization or
+      GroupNormalization (`build_default_dnn(normalization="layer")` or
+      `"group"`), which do not depend on the batch.
     - `loss_not_falling`: the mean loss of the last training steps is less
       than 1% below that of the first ones.
 
@@ -166,7 +177,9 @@ def diagnose(
         sample_weight: optional per-sample weights for array inputs.
             Defaults to `None`.
         batch_size: int, batch size for array inputs; use the one you train
-            with. Defaults to `32`.
+            with. Without data, it is the batch size checked against
+            BatchNormalization (`unstable_batch_normalization`).
+            Defaults to `32`.
         num_batches: int, the number of batches measured. Defaults to `4`.
         num_steps: int, the number of training steps of the sanity check
             (0 to skip it). Defaults to `20`.
@@ -223,6 +236,9 @@ def diagnose(
         )
     if x is None:
         _, findings = lint(model, callbacks)
+        finding = batch_normalization_finding(model, batch_size)
+        if finding is not None:
+            findings.append(finding)
         report = DiagnosisReport(model.name, findings)
     else:
         batches = _batches.collect_batches(x, y, sample_weight, batch_size, num_batches, seed)

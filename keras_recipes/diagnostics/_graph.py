@@ -249,13 +249,14 @@ class LayerGraph:
             if id(op) in visited:
                 continue
             visited.add(id(op))
-            if id(op) in self.outputs:
-                return True
             passes = op is layer or isinstance(op, TRANSPARENT_LAYERS) or (
                 own_activation(op) is not None and not is_weight_layer(op)
             )
-            if passes:
-                frontier.extend(self.successors.get(id(op), []))
+            if not passes:  # a layer with weights in between: not through it
+                continue
+            if id(op) in self.outputs:
+                return True
+            frontier.extend(self.successors.get(id(op), []))
         return False
 
     def is_skip(self, op):

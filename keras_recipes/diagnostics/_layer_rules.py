@@ -28,7 +28,8 @@ __all__ = ["DEEP_NETWORK_WEIGHT_LAYERS", "RULES", "lint_layers"]
 RULES = {
     "initializer_mismatch": (
         "warning",
-        "initializer not matched to the activation (ReLU family with Glorot, SELU without LeCun)",
+        "initializer not matched to the activation (ReLU family with Glorot, SELU without "
+        "LeCun, a hidden tanh/sigmoid with He)",
     ),
     "selu_with_dropout": ("warning", "plain Dropout in a SELU network"),
     "selu_with_regularization": ("warning", "L1/L2 regularization in a SELU network"),
@@ -71,18 +72,41 @@ def _kernels(graph):
 
 
 def _lint_initializers(graph, findings):
+    """The chapter's table: He for the ReLU family, LeCun for SELU, Glorot for tanh and
+    the logistic sigmoid. Only what breaks the variance is reported: Glorot under a
+    ReLU-family unit (the signal halves at each layer), anything but LeCun under SELU
+    (no fixed point), He under a hidden tanh/sigmoid (twice the variance pushes the units
+    into saturation). LeCun under tanh is left alone: it is Glorot's fan-in form, the one
+    LeCun et al. (1998) derived for tanh, and equal to Glorot for square layers. A
+    saturating output layer is not checked: one layer's scale does not compound.
+    """
     for layer, activation, initializers in _kernels(graph):
         families = {argument: initializer_family(init) for argument, init in initializers}
         if activation in RELU_FAMILY:
             wrong = [argument for argument, family in families.items() if family == "glorot"]
         elif activation == "selu":
             wrong = [argument for argument, family in families.items() if family != "lecun"]
+        elif activation in SATURATING_ACTIVATIONS and not graph.is_output(layer):
+            wrong = [argument for argument, family in families.items() if family == "he"]
         else:
             continue
         if not wrong:
             continue
         init = initializer_name(dict(initializers)[wrong[0]])
-        if activation == "selu":
+        if activation in SATURATING_ACTIVATIONS:
+            findings.append(_finding(
+                "initializer_mismatch", layer,
+                f"{activation} activation with {init} initialization",
+                "He initialization doubles the variance to make up for the half of its "
+                "inputs a ReLU unit zeroes; a tanh or sigmoid unit zeroes none, so with He "
+                "its inputs grow layer after layer into the flat ends of the curve, where "
+                "the gradient vanishes. Glorot initialization keeps the variance of "
+                "tanh/sigmoid units (Glorot & Bengio, 2010).",
+                f"Use {_arguments(wrong, 'glorot_normal')} (or glorot_uniform, Keras's "
+                f"default) with activation=\"{activation}\".",
+                {"activation": activation, "initializer": init},
+            ))
+        elif activation == "selu":
             findings.append(_finding(
                 "initializer_mismatch", layer,
                 f"SELU activation with {init} initialization",

@@ -29,6 +29,7 @@ __all__ = [
     "INPUT_RMS_THRESHOLD",
     "LOSS_NOT_FALLING",
     "MIN_BATCH_NORMALIZATION_BATCH",
+    "SMALL_BATCH_NORMALIZATION_BATCH",
     "MIN_RELATIVE_LOSS_DROP",
     "NAN_OR_INF",
     "SATURATED_FRACTION_THRESHOLD",
@@ -38,6 +39,7 @@ __all__ = [
     "UNSTABLE_BATCH_NORMALIZATION",
     "VANISHING_GRADIENTS",
     "VANISHING_GRADIENT_RATIO",
+    "batch_normalization_finding",
     "dead_layers",
     "exploding_layers",
     "nonfinite_layers",
@@ -58,6 +60,9 @@ VANISHING_GRADIENT_RATIO = 1e-3
 INPUT_RMS_THRESHOLD = 5.0
 #: BatchNormalization with batches smaller than this is unstable.
 MIN_BATCH_NORMALIZATION_BATCH = 16
+#: Under this batch size the chapter's notes replace BatchNormalization by LayerNormalization
+#: or GroupNormalization, which do not depend on the batch.
+SMALL_BATCH_NORMALIZATION_BATCH = 8
 #: The sanity training must lower the mean loss by at least this fraction.
 MIN_RELATIVE_LOSS_DROP = 0.01
 
@@ -132,7 +137,16 @@ UNSTABLE_BATCH_NORMALIZATION = Symptom(
     "tiny batches these are noisy estimates, so training is unstable and the moving "
     "statistics used at inference do not match.",
     f"Train with batches of {MIN_BATCH_NORMALIZATION_BATCH} or more, or replace "
-    "BatchNormalization by LayerNormalization/GroupNormalization.",
+    "BatchNormalization by LayerNormalization/GroupNormalization (build_default_dnn's "
+    'normalization="layer" or "group").',
+)
+# Under 8 samples a batch's statistics are too noisy to fix by waiting: the notes' advice.
+_SMALL_BATCH_FIX = (
+    "Replace BatchNormalization by LayerNormalization or GroupNormalization, which "
+    "normalise each sample on its own and do not depend on the batch size (the chapter's "
+    f"notes recommend them under batch size {SMALL_BATCH_NORMALIZATION_BATCH}); with "
+    'build_default_dnn, pass normalization="layer" or normalization="group". Or train '
+    f"with batches of {MIN_BATCH_NORMALIZATION_BATCH} or more."
 )
 LOSS_NOT_FALLING = Symptom(
     "loss_not_falling", "warning", "the loss does not fall",
@@ -209,17 +223,35 @@ def symptom_findings(model, measurement):
             f"{input_stats['max_std']:.3g})",
             input_stats,
         ))
-    batch_size = measurement.batch_size
-    if (
-        batch_size is not None
-        and batch_size < MIN_BATCH_NORMALIZATION_BATCH
-        and any(isinstance(layer, keras.layers.BatchNormalization) for layer in all_layers(model))
-    ):
-        findings.append(UNSTABLE_BATCH_NORMALIZATION.finding(
-            None, f"BatchNormalization with batches of {batch_size}", {"batch_size": batch_size}
-        ))
+    finding = batch_normalization_finding(model, measurement.batch_size)
+    if finding is not None:
+        findings.append(finding)
     findings += _loss_not_falling(measurement.initial_losses, measurement.losses)
     return findings
+
+
+def batch_normalization_finding(model, batch_size):
+    """The `unstable_batch_normalization` finding for `model` trained with batches of
+    `batch_size`, or None.
+
+    A model with BatchNormalization and batches under 16 gets it; under 8 its fix is
+    the notes' advice, LayerNormalization or GroupNormalization instead.
+
+    Args:
+        model: a `keras.Model`.
+        batch_size: int or None (unknown: no finding).
+
+    Returns:
+        A `Finding` or None.
+    """
+    if batch_size is None or batch_size >= MIN_BATCH_NORMALIZATION_BATCH or not any(
+            isinstance(layer, keras.layers.BatchNormalization) for layer in all_layers(model)):
+        return None
+    symptom = UNSTABLE_BATCH_NORMALIZATION
+    if batch_size < SMALL_BATCH_NORMALIZATION_BATCH:
+        symptom = dataclasses.replace(symptom, fix=_SMALL_BATCH_FIX)
+    return symptom.finding(None, f"BatchNormalization with batches of {batch_size}",
+                           {"batch_size": batch_size})
 
 
 def _nan_or_inf(stats, losses):

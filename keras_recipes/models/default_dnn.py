@@ -17,8 +17,11 @@ __all__ = ["build_default_dnn"]
 def build_default_dnn(
     input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
-    num_hidden_layers=3, units=100, activation="elu", batch_norm=True, dropout_rate=0.0,
-    l1=0.0, l2=0.0, max_norm=None, normalization_data=None, seed=None, name="default_dnn",
+    num_hidden_layers=3, units=100, activation="elu", normalization="batch",
+    normalization_groups="auto", dropout_rate=0.0, l1=0.0, l2=0.0, max_norm=None,
+    normalization_data=None, seed=None, name="default_dnn",
+    # Deprecated, the former form of `normalization`:
+    batch_norm="auto",
     # The training options (keras_recipes.Recipe documents each):
     optimizer="nadam", learning_rate=1e-2, schedule="auto", schedule_kwargs=None, total_steps=None,
     clipnorm=None, optimizer_kwargs=None, early_stopping_patience=10, swa_epochs=None,
@@ -30,8 +33,14 @@ def build_default_dnn(
     Each hidden block is `Dense(use_bias=False, kernel_initializer="he_normal")
     -> BatchNormalization -> ELU` (BatchNorm before the activation, no bias since
     BatchNorm's offset replaces it), optionally followed by dropout. The
-    initializer follows the activation: He for the ReLU family, ELU, swish and
-    GELU, LeCun for SELU. The output layer and loss follow the task. The model
+    initializer follows the activation, as in the chapter's table: He for the
+    ReLU family, ELU, swish and GELU, LeCun for SELU, Glorot for tanh and the
+    logistic sigmoid. `normalization="layer"` or `"group"` puts
+    LayerNormalization or GroupNormalization in BatchNorm's place: they
+    normalise each sample on its own, so they work with batches too small for
+    BatchNorm's statistics (under 8 samples, where the chapter's notes
+    recommend them; `diagnose` says so). The output layer and loss follow the
+    task. The model
     is compiled with Nadam (or the named optimizer) on a 1cycle over the learning
     rate *and* momentum (`beta_1`), evaluated inside the compiled train step.
 
@@ -58,9 +67,23 @@ def build_default_dnn(
         num_hidden_layers: int, the number of hidden blocks. Defaults to `3`.
         units: int, units per hidden layer. Defaults to `100`.
         activation: str, one of `"relu"`, `"leaky_relu"`, `"prelu"`, `"elu"`,
-            `"selu"`, `"swish"`, `"silu"`, `"gelu"`. Defaults to `"elu"`.
-        batch_norm: bool, whether to put BatchNormalization before each
-            activation. Defaults to `True`.
+            `"selu"`, `"swish"`, `"silu"`, `"gelu"` (He normal initialization),
+            `"tanh"`, `"sigmoid"` (Glorot normal). Defaults to `"elu"`.
+        normalization: str or None, the layer between each hidden `Dense` and
+            its activation: `"batch"` (BatchNormalization, statistics of each
+            batch, moving averages at inference), `"layer"`
+            (LayerNormalization over each sample's units), `"group"`
+            (GroupNormalization over groups of each sample's units, see
+            `normalization_groups`) or None (none, and the Dense layers get
+            their bias back). Defaults to `"batch"`.
+        normalization_groups: `"auto"` or int, the number of groups of
+            `normalization="group"`, a divisor of `units` leaving 2 or more
+            units per group. `"auto"` takes the most groups, at most 32
+            (Keras's default), of at least 16 units each (Wu & He's 16 channels
+            per group: a Dense layer has no spatial positions to add to a
+            group's statistics): 5 groups of 20 for 100 units, 16 of 16 for
+            256, 1 (LayerNorm's statistics) under 32 units. Must be `"auto"`
+            for the other normalizations. Defaults to `"auto"`.
         dropout_rate: float in [0, 1), dropout after each hidden block.
             Defaults to `0.0`.
         l1: float >= 0, L1 penalty on the hidden kernels. Defaults to `0.0`.
@@ -87,6 +110,10 @@ def build_default_dnn(
         seed: int or None, seeds every initializer and dropout layer.
             Defaults to `None`.
         name: str, the model's name. Defaults to `"default_dnn"`.
+        batch_norm: deprecated, the former form of `normalization`: `True` is
+            `normalization="batch"`, `False` is `normalization=None`; a
+            `DeprecationWarning` says so, and it may not contradict
+            `normalization`. Defaults to `"auto"` (not given).
 
     Returns:
         A compiled `keras_recipes.models.RecipeModel` (a functional `keras.Model`).
@@ -107,7 +134,8 @@ def build_default_dnn(
     recipe = factory.recipe_for(build_default_dnn, locals())
     task = heads.resolve_task(task, num_classes, num_outputs)
     activation = v.check_choice("activation", activation, layer_blocks.ACTIVATION_INITIALIZERS)
-    v.check_bool("batch_norm", batch_norm)
+    normalization, groups = layer_blocks.check_hidden_normalization(
+        _from_batch_norm(batch_norm, normalization), normalization_groups, units)
     v.check_number("l1", l1, low=0)
     v.check_number("l2", l2, low=0)
     v.check_number("max_norm", max_norm, low=0, low_inclusive=False, allow_none=True)
@@ -121,21 +149,22 @@ def build_default_dnn(
     synchronized = recipe.distribution is not None and keras.backend.backend() == "tensorflow"
 
     def graph():
-        normalization = layer_blocks.normalization_layer(normalization_data,
-                                                         input_shape=input_shape)
-        inputs, x = dense_input_stem(input_shape, normalization)
+        standardize = layer_blocks.normalization_layer(normalization_data,
+                                                       input_shape=input_shape)
+        inputs, x = dense_input_stem(input_shape, standardize)
         for i in range(1, num_hidden_layers + 1):
             x = keras.layers.Dense(
                 units,
-                use_bias=not batch_norm,
+                use_bias=normalization is None,
                 kernel_initializer=layer_blocks.seeded_initializer(
                     initializer_name, layer_blocks.layer_seed(seed, i)),
                 kernel_regularizer=layer_blocks.kernel_regularizer(l1, l2),
                 name=f"hidden_{i}",
             )(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(synchronized=synchronized,
-                                                    name=f"batch_norm_{i}")(x)
+            norm = layer_blocks.hidden_normalization_layer(
+                normalization, i, groups=groups, synchronized=synchronized)
+            if norm is not None:
+                x = norm(x)
             x = layer_blocks.activation_layer(activation, layer_name=f"{activation}_{i}")(x)
             if dropout_rate:
                 x = keras.layers.Dropout(dropout_rate, seed=layer_blocks.layer_seed(seed, 1000 + i),
@@ -147,3 +176,24 @@ def build_default_dnn(
         # The chapter bounds the hidden layers' incoming weights, not the output layer's.
         apply_max_norm(model, max_norm, exclude=["output"])
     return model
+
+
+def _from_batch_norm(batch_norm, normalization):
+    """`normalization`, or what the deprecated `batch_norm` says instead.
+
+    `batch_norm=False` turns the default BatchNorm off; a `normalization` other than
+    the default that `batch_norm` contradicts is refused.
+    """
+    if isinstance(batch_norm, str) and batch_norm == "auto":
+        return normalization
+    v.check_bool("batch_norm", batch_norm)
+    implied = "batch" if batch_norm else None
+    v.warn_deprecated(f"`batch_norm` is deprecated: pass normalization={implied!r} (for "
+                      f"batch_norm={batch_norm})")
+    given = normalization if normalization is None else v.check_choice(
+        "normalization", normalization, layer_blocks.NORMALIZATIONS)
+    if given not in ("batch", implied):
+        v.fail("batch_norm", batch_norm, f"left out when `normalization={normalization!r}`",
+               hint='(`batch_norm` is the deprecated form of `normalization`: True is '
+                    'normalization="batch", False is normalization=None)')
+    return implied

@@ -35,6 +35,12 @@ _GUARDS = {
         "a self-normalizing network normalises itself; BatchNormalization is redundant, "
         "and rescaling between layers moves activations off SELU's fixed point",
     ),
+    "normalization": (
+        None,
+        "a self-normalizing network normalises itself; a BatchNormalization, "
+        "LayerNormalization or GroupNormalization layer is redundant, and rescaling between "
+        "layers moves activations off SELU's fixed point",
+    ),
     "l1": (0.0, "L1/L2 penalties shrink the weights away from variance 1/fan_in, which "
            "breaks the fixed point"),
     "l2": (0.0, "L1/L2 penalties shrink the weights away from variance 1/fan_in, which "
@@ -57,8 +63,8 @@ def build_self_normalizing_dnn(
     num_hidden_layers=10, units=100, dropout_rate=0.0, normalization_data=None,
     input_mean=None, input_variance=None, seed=None, name="self_normalizing_dnn",
     # What would break self-normalisation, refused with the reason:
-    activation="selu", kernel_initializer="lecun_normal", dropout="alpha", batch_norm=False,
-    l1=0.0, l2=0.0,
+    activation="selu", kernel_initializer="lecun_normal", dropout="alpha", normalization=None,
+    batch_norm=False, l1=0.0, l2=0.0,
     # The training options (keras_recipes.Recipe documents each):
     optimizer="nadam", learning_rate=1e-3, schedule="auto", schedule_kwargs=None, total_steps=None,
     clipnorm=None, optimizer_kwargs=None, early_stopping_patience=10, swa_epochs=None,
@@ -72,8 +78,9 @@ def build_self_normalizing_dnn(
     standardised inputs, without BatchNorm. Under these conditions each layer's
     activations keep mean 0 and standard deviation 1 through arbitrarily many
     layers, so gradients neither vanish nor explode. The conditions are guarded:
-    asking for BatchNorm, another activation or initializer, plain dropout or
-    L1/L2 raises an error that explains why it would break self-normalisation.
+    asking for any normalization (BatchNorm, LayerNorm, GroupNorm), another
+    activation or initializer, plain dropout or L1/L2 raises an error that
+    explains why it would break self-normalisation.
     Compiled and fitted like `build_default_dnn` (1cycle, early stopping, NaN
     termination).
 
@@ -116,6 +123,8 @@ def build_self_normalizing_dnn(
             explanation. Defaults to `"selu"`.
         kernel_initializer: must be `"lecun_normal"`. Defaults to `"lecun_normal"`.
         dropout: must be `"alpha"`. Defaults to `"alpha"`.
+        normalization: must be `None` (no BatchNorm, LayerNorm or GroupNorm
+            between the layers). Defaults to `None`.
         batch_norm: must be `False`. Defaults to `False`.
         l1: must be `0.0`. Defaults to `0.0`.
         l2: must be `0.0`. Defaults to `0.0`.
@@ -138,8 +147,8 @@ def build_self_normalizing_dnn(
     >>> history = model.fit(x, y, epochs=2, verbose=0)
     """
     for guarded, value in (("activation", activation), ("kernel_initializer", kernel_initializer),
-                           ("dropout", dropout), ("batch_norm", batch_norm), ("l1", l1),
-                           ("l2", l2)):
+                           ("dropout", dropout), ("normalization", normalization),
+                           ("batch_norm", batch_norm), ("l1", l1), ("l2", l2)):
         _guard(guarded, value)
     factory.check_architecture(num_hidden_layers=num_hidden_layers, units=units,
                                dropout_rate=dropout_rate, seed=seed)

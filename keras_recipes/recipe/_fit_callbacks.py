@@ -117,10 +117,15 @@ def watches_batches(callback):
     """Whether `callback` acts on single batches of `fit` (overrides a batch hook).
 
     Keras's checkpointing callbacks saving once an epoch do not, although they
-    define a batch hook.
+    define a batch hook, nor does its `TensorBoard` writing once an epoch
+    (`update_freq="epoch"`, its default) without profiling: its batch hooks then
+    count calls and write nothing but the graph, once.
     """
     epoch_savers = (keras.callbacks.BackupAndRestore, keras.callbacks.ModelCheckpoint)
     if isinstance(callback, epoch_savers) and callback.save_freq == "epoch":
+        return False
+    if (isinstance(callback, keras.callbacks.TensorBoard) and callback.update_freq == "epoch"
+            and not internals.tensorboard_profiles(callback)):
         return False
     if isinstance(callback, keras.callbacks.ProgbarLogger):  # fine with a count per call
         return False

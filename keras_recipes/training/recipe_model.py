@@ -9,10 +9,12 @@ import inspect
 
 import keras
 
+from keras_recipes import _batches
 from keras_recipes import _keras_internals as internals
 from keras_recipes import _processes
 from keras_recipes import _validation as v
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
+from keras_recipes.callbacks.training_monitor import TrainingMonitor
 from keras_recipes.recipe import Recipe, RecipeState
 from keras_recipes.recipe._execution import dividing_steps_per_execution
 from keras_recipes.recipe._fit_callbacks import watches_batches
@@ -55,6 +57,15 @@ def set_peak_learning_rate(optimizer, learning_rate):
 
 _EVALUATE_SIGNATURE = inspect.signature(keras.Model.evaluate)
 _PREDICT_SIGNATURE = inspect.signature(keras.Model.predict)
+
+
+def _tell_monitors_the_batch_size(params):
+    """Gives each `TrainingMonitor` of a `fit` the batch size it trains with (Keras tells
+    callbacks its steps and epochs, not its batch size), where it is known."""
+    batch_size = _batches.fit_batch_size(params["x"], params["batch_size"])
+    for callback in params["callbacks"]:
+        if isinstance(callback, TrainingMonitor) and batch_size is not None:
+            callback.fit_batch_size = batch_size
 
 
 def _progress_bar(callbacks, verbose):
@@ -226,6 +237,7 @@ class RecipeTraining:
         params.pop("self")
         self.early_stopping = _first(params["callbacks"], keras.callbacks.EarlyStopping)
         self.recipe_state = _first(params["callbacks"], RecipeState)
+        _tell_monitors_the_batch_size(params)
         params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         state = self.recipe_state

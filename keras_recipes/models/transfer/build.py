@@ -126,8 +126,10 @@ def build_transfer_model(
         num_hidden_layers: int >= 0, hidden Dense layers in the head.
             Defaults to `0`.
         units: int, units per hidden layer. Defaults to `128`.
-        activation: str, the activation of the hidden layers (see
-            `build_default_dnn`). Defaults to `"relu"`.
+        activation: str, the activation of the hidden layers, with its
+            initializer as in `build_default_dnn` (He for the ReLU family,
+            LeCun for `"selu"`, Glorot for `"tanh"` and `"sigmoid"`).
+            Defaults to `"relu"`.
         optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
             optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
             distribution, steps_per_execution, jit_compile, one_cycle: the
