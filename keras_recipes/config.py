@@ -174,7 +174,7 @@ def _check_keys(where, section, given, valid):
 def _check_top_level_keys(where, raw, spec):
     """Unknown top-level keys; a key of a section (`units`) gets that section's (`model.units`)."""
     sections = {"model": spec.model_defaults, "fit": spec.fit_defaults,
-                "dataset": _defaults(datasets.load, skip=("seed",)), "report": _REPORT_DEFAULTS}
+                "dataset": _dataset_defaults(), "report": _REPORT_DEFAULTS}
     for key in raw:
         owners = [name for name, keys in sections.items() if key in keys]
         if key not in _SECTIONS and owners:
@@ -207,7 +207,7 @@ def _validate(raw, where):
     _wrap(where, "seed", v.check_seed, seed, allow_none=False)
 
     model_defaults = spec.model_defaults
-    dataset_defaults = _defaults(datasets.load, skip=("seed",))
+    dataset_defaults = _dataset_defaults()
     model, dataset = _section(raw, where, "model"), _section(raw, where, "dataset")
     fit, report = _section(raw, where, "fit"), _section(raw, where, "report")
     _check_keys(where, "model", model, model_defaults)
@@ -229,6 +229,12 @@ def _validate(raw, where):
         dataset={**dataset_defaults, **dataset}, model={**model_defaults, **model},
         fit=fit, report={**_REPORT_DEFAULTS, **report},
     )
+
+
+def _dataset_defaults():
+    """The `dataset` keys: `datasets.load`'s arguments but the run's `seed` and the batch
+    size of its streams, which is `fit.batch_size`."""
+    return _defaults(datasets.load, skip=("seed", "batch_size"))
 
 
 def _defaults(function, skip):

@@ -25,8 +25,8 @@ def test_digits_raw_pixels_without_standardisation():
 
 def test_load_rejects_unknown_dataset_with_closest_name():
     with pytest.raises(ValueError, match=re.escape(
-            "Argument `name` must be 'digits', a .npz / .csv path, or a TensorFlow Datasets "
-            "name. Received: name='digit'. Did you mean 'digits'?")):
+            "Argument `name` must be 'digits', a folder of images, a .npz / .csv path, or a "
+            "TensorFlow Datasets name. Received: name='digit'. Did you mean 'digits'?")):
         datasets.load("digit")
     with pytest.raises(ValueError, match=re.escape(
             "Argument `test_split` must be in the range (0, 1). Received: test_split=1.0")):
