@@ -218,7 +218,7 @@ CASES = [
      "validation_data[0]", "<array of shape (64, 5)>", "input_shape=(12,)"),
     # --- datasets ---------------------------------------------------------------------
     ("load unknown", lambda: datasets.load("digit"), ValueError, "name", "'digit'",
-     "'digits', a .npz / .csv path, or a TensorFlow Datasets name"),
+     "'digits', a folder of images, a .npz / .csv path, or a TensorFlow Datasets name"),
     ("load name type", lambda: datasets.load(5), TypeError, "name", "5",
      "a dataset name or a path"),
     ("load test_split 0", lambda: datasets.load("digits", test_split=0.0), ValueError,

@@ -128,8 +128,8 @@ def test_every_shipped_config_trains_end_to_end(recipe, tmp_path):
      "default_dnn.yaml: model.units: Argument `units` must be a positive integer. "
      "Received: units='many'"),
     (["train", "--dataset", "digitz"], "default_dnn.yaml: dataset.name: Argument `name` must be "
-     "'digits', a .npz / .csv path, or a TensorFlow Datasets name. Received: name='digitz'. "
-     "Did you mean 'digits'?"),
+     "'digits', a folder of images, a .npz / .csv path, or a TensorFlow Datasets name. "
+     "Received: name='digitz'. Did you mean 'digits'?"),
     (["train", "missing.yaml"], "missing.yaml: no such config file"),
     (["show", "--set", "model.unitz=3"], "default_dnn.yaml: unknown key `model.unitz`."),
 ])
@@ -684,23 +684,38 @@ def test_imagenet_weights_offline_exit_1_with_one_line(tmp_path, capsys, monkeyp
                         "path or to null, e.g. --set model.weights=null)\n")
 
 
+@pytest.mark.parametrize("online", [True, False])
 def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, capsys,
-                                                                     monkeypatch):
+                                                                     monkeypatch, online):
     tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_recipes.datasets import _tfds
 
-    def offline(*args, **kwargs):
+    def failed_download(*args, **kwargs):
         raise ConnectionError("no route to storage.googleapis.com")
 
-    # What a download without network ends in.
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    # What a download that fails ends in; with no network (online=False), it is tried once.
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", failed_download)
+    monkeypatch.setattr(_tfds, "network_reachable", lambda: online)
     output = tmp_path / "run"
-    assert cli.main(["train", "transfer_learning", "--output", str(output)]) == 1
-    assert capsys.readouterr().err == (
-        "keras-recipes: error: transfer_learning.yaml: dataset.name: cannot load 'tf_flowers': "
-        "ConnectionError: no route to storage.googleapis.com. A TensorFlow Datasets name is "
-        "downloaded and prepared on first use, which needs the internet; offline, set "
-        "dataset.data_dir to a folder holding the prepared dataset\n")
-    assert not output.exists()
+    data_dir = tmp_path / "tfds"
+    assert cli.main(["train", "transfer_learning", "--set", f"dataset.data_dir={data_dir}",
+                     "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not output.exists()
+    if online:
+        assert err == (
+            "keras-recipes: error: transfer_learning.yaml: dataset.name: cannot load "
+            "'tf_flowers': ConnectionError: no route to storage.googleapis.com. A TensorFlow "
+            "Datasets name is downloaded and prepared on first use, which needs the internet; "
+            "offline, set dataset.data_dir to a folder holding the prepared dataset\n")
+    else:
+        assert err == (
+            "keras-recipes: error: transfer_learning.yaml: dataset.data_dir: Argument "
+            "`data_dir` must be a folder holding the prepared dataset 'tf_flowers' when there "
+            f"is no network. Received: data_dir='{data_dir}' (it is not prepared in "
+            f"{data_dir}/tf_flowers/3.0.1, and TensorFlow Datasets could not download it: "
+            "ConnectionError: no route to storage.googleapis.com). Prepare it where there is a "
+            "network (tfds build tf_flowers --data_dir FOLDER) and copy FOLDER here\n")
 
 
 @pytest.mark.train

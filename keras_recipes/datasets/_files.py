@@ -92,7 +92,7 @@ def _label_column(path, header, label):
             return header.index(label)
         v.fail("label", label, f"the name of a column of {path.name}",
                hint=f"Its columns: {', '.join(header)}. "
-               f"{v.did_you_mean(label, {name: name for name in header})}".rstrip())
+               f"{v.did_you_mean(label.lower(), {n.lower(): n for n in header})}".rstrip())
     lowered = [name.lower() for name in header]
     for name in LABEL_COLUMNS:
         if name in lowered:

@@ -50,8 +50,7 @@ def read_folder(path, image_size, color_mode):
         _check_signature(root, file)
     tf = tensorflow("A folder of images")
     if image_size is None:  # the first image's size, for all
-        first = tf.io.decode_image(tf.io.read_file(files[0]), channels=channels,
-                                   expand_animations=False)
+        first = _decode(tf, tf.io.read_file(files[0]), channels)
         image_size = tuple(int(d) for d in first.shape[:2])
     image_size = tuple(image_size)
     stream = functools.partial(_stream, np.array(files), np.array(labels, dtype="int64"),
@@ -88,10 +87,37 @@ def _stream(paths, labels, image_size, channels, indices, shuffle_seed):
         dataset = dataset.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
 
     def decode(path, label):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
-                                   expand_animations=False)
-        image = tf.image.resize(image, image_size)  # float32, as Keras's folder reader
+        image = tf.image.resize(_decode(tf, tf.io.read_file(path), channels), image_size)
         image.set_shape((*image_size, channels))
         return image, label
 
     return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _decode(tf, contents, channels):
+    """An image file's pixels with `channels` channels, whatever its format.
+
+    TensorFlow decodes each format to some channel counts only (JPEG to 1 or 3, BMP to 3
+    or 4, GIF to 3): the others are made from RGB, as
+    `keras.utils.image_dataset_from_directory` does not (it fails on them).
+    """
+    def decode(count):
+        return tf.io.decode_image(contents, channels=count, expand_animations=False)
+
+    if channels == 3:
+        return decode(3)
+    head = tf.strings.substr(contents, 0, 4)
+    if channels == 1:  # PNG and JPEG decode to grey themselves
+        direct = tf.logical_or(tf.equal(head, b"\x89PNG"),
+                               tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"))
+        return tf.cond(direct, lambda: decode(1),
+                       lambda: tf.image.rgb_to_grayscale(decode(3)))
+    direct = tf.logical_or(tf.equal(head, b"\x89PNG"),
+                           tf.equal(tf.strings.substr(head, 0, 2), b"BM"))
+
+    def opaque():  # RGB and a fully opaque alpha channel
+        rgb = decode(3)
+        alpha = tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], axis=0), tf.constant(255, "uint8"))
+        return tf.concat([rgb, alpha], axis=-1)
+
+    return tf.cond(direct, lambda: decode(4), opaque)
