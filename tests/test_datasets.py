@@ -457,3 +457,42 @@ def test_running_moments_merge_batches_exactly():
     np.testing.assert_allclose(moments.mean, x.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(moments.covariance, np.cov(x.T, bias=True), rtol=1e-10)
     np.testing.assert_allclose(moments.variance, x.var(axis=0), rtol=1e-10)
+
+
+# --- every tool reads the streams --------------------------------------------------------
+
+
+@pytest.mark.train
+def test_default_dnn_lr_finder_diagnose_and_mc_dropout_read_a_folders_streams(image_folder):
+    import keras_recipes
+    from keras_recipes.uncertainty import MCDropoutPredictor
+
+    data = datasets.load(image_folder, image_size=(8, 8), batch_size=8)
+    model = keras_recipes.build_default_dnn(data.input_shape, data.num_classes,
+                                            num_hidden_layers=1, units=32, dropout_rate=0.2,
+                                            seed=0)
+    history = model.fit(data.train, validation_data=data.validation, epochs=4, verbose=0)
+    assert len(history.history["val_loss"]) == 4
+    assert model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"] > 0.8
+    found = keras_recipes.find_learning_rate(model, data.train, num_steps=12)
+    assert len(found.learning_rates) > 5 and found.suggestion > 0
+    report = keras_recipes.diagnose(model, data.train)
+    assert report.findings is not None
+    result = MCDropoutPredictor(model, num_samples=4, seed=0).predict(data.test)
+    assert result.mean.shape == (len(data.y_test), 3)
+    assert np.mean(result.predict_classes() == data.y_test) > 0.8  # in y_test's order
+
+
+@pytest.mark.train
+def test_fine_tune_reads_a_folders_streams(image_folder):
+    from test_recipes import conv_base
+
+    import keras_recipes
+
+    data = datasets.load(image_folder, image_size=(8, 8), standardize=False, batch_size=8)
+    model = keras_recipes.build_transfer_model(conv_base(rescaling=True), data.num_classes,
+                                               learning_rate=0.1, seed=0)
+    history = keras_recipes.fine_tune(model, data.train, data.validation, head_epochs=2,
+                                      epochs=1, unfreeze=3, verbose=0)
+    assert history.history["phase"] == [1, 1, 2]
+    assert model.evaluate(data.test, verbose=0, return_dict=True)["accuracy"] > 0.6

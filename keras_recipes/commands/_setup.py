@@ -4,6 +4,7 @@ folders it writes to; each error a one-line message naming the config key."""
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import pathlib
 
@@ -99,7 +100,7 @@ def load_data(dataset, seed, source=None, *, batch_size=32, model_task=None):
         return datasets.load(**dataset, seed=seed, batch_size=batch_size)
     except (ValueError, TypeError) as error:
         key = _validation.argument_of(error)
-        key = f".{key}" if key in dataset else ""
+        key = f".{key}" if key in inspect.signature(datasets.load).parameters else ""
         raise ConfigError(f"{where}dataset{key}: {error}") from None
     except ConnectionError as error:  # a tfds dataset not prepared, offline
         if _validation.argument_of(error) != "data_dir":

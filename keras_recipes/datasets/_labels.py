@@ -84,13 +84,13 @@ def _number(value):
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def carve(y, fraction, rng, classification):
+def carve(y, fraction, rng, classification, name):
     """Indices of `y` split in two: `(kept, held)`, `held` about `fraction` of them.
 
     Stratified for classification: `fraction` of each class is held. Both are sorted.
 
     Raises:
-        ValueError: if one side would be empty.
+        ValueError: if one side would be empty, naming the fraction's argument `name`.
     """
     if classification:
         held = []
@@ -101,8 +101,10 @@ def carve(y, fraction, rng, classification):
     else:
         held = np.sort(rng.permutation(len(y))[: int(round(fraction * len(y)))])
     if len(held) == 0 or len(held) == len(y):
-        raise ValueError(f"Cannot split {len(y)} samples with a fraction of {fraction}: "
-                         "one side would be empty.")
+        v.fail(name, fraction, f"a fraction that leaves samples on both sides of the split of "
+               f"{len(y)} samples", hint=f"(it holds out {len(held)}"
+               + (": round(fraction x size) of each class" if classification else "")
+               + "); use more samples or another fraction")
     return np.setdiff1d(np.arange(len(y)), held), held
 
 

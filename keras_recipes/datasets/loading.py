@@ -150,9 +150,9 @@ def load(
     labels = np.concatenate([part.y for part in parts.values()])
     num_classes, convert = _labels.resolve_task(labels, task, repr(name),
                                                 num_classes=source.num_classes)
+    statistics.check_whitening(whiten, source.sample_shape)
     chosen = _choose(parts, num_classes is not None, validation_split, test_split, seed,
                      max_train_samples)
-    statistics.check_whitening(whiten, source.sample_shape)
     preprocessing = _preprocessing(parts, chosen["train"], source.sample_shape,
                                    statistics.preprocessing_kind(standardize, whiten))
     splits = {}
@@ -207,12 +207,14 @@ def _choose(parts, classification, validation_split, test_split, seed, max_train
     if "test" in parts:
         chosen["test"] = ("test", np.arange(len(parts["test"].y)))
     else:
-        kept, held = _labels.carve(y[train], test_split, rng, classification)
+        kept, held = _labels.carve(y[train], test_split, rng, classification,
+                                   "test_split")
         train, chosen["test"] = train[kept], ("train", train[held])
     if "validation" in parts:
         chosen["validation"] = ("validation", np.arange(len(parts["validation"].y)))
     else:
-        kept, held = _labels.carve(y[train], validation_split, rng, classification)
+        kept, held = _labels.carve(y[train], validation_split, rng, classification,
+                                   "validation_split")
         train, chosen["validation"] = train[kept], ("train", train[held])
     if max_train_samples is not None:
         train = train[_labels.stratified_sample(y[train], max_train_samples, rng,
