@@ -245,9 +245,19 @@ def _defaults(function, skip):
 def _where_in_section(where, section, settings, error):
     """`<file>: <section>.<key>: <error>` for an error about a key of the section."""
     key = v.argument_of(error)
+    text = _in_cli_words(str(error))
     if key in settings:
-        return f"{where}: {section}.{key}: {error}"
-    return f"{where}: {section}: {error}"
+        return f"{where}: {section}.{key}: {text}"
+    return f"{where}: {section}: {text}"
+
+
+def _in_cli_words(text):
+    """A factory's message as the command line says it: `build_default_dnn` is the
+    default_dnn recipe (`keras-recipes train default_dnn`)."""
+    for name in list_recipes():
+        factory = get_recipe_spec(name).build.__name__
+        text = text.replace(f"`{factory}`", f"the {name} recipe (keras-recipes train {name})")
+    return text
 
 
 def _wrap(where, key, check, *args, **kwargs):

@@ -172,8 +172,18 @@ def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
      "seed, dataset, model, fit, report. Did you mean `model.units`?"),
     (["show", "transfer_learning", "--set", "model.dropout_rate=-1"],
      "transfer_learning.yaml: model.dropout_rate: "),
+    # The command line's words, not Python's: a recipe, not a factory function.
+    (["show", "self_normalizing", "--set", "model.l2=0.01"],
+     "self_normalizing.yaml: model.l2: Argument `l2` must be 0.0 in a self-normalizing "
+     "network. Received: l2=0.01 (L1/L2 penalties shrink the weights away from variance "
+     "1/fan_in, which breaks the fixed point). Use the default_dnn recipe (keras-recipes train "
+     "default_dnn) for other choices\n"),
+    (["train", "--set", "model.task=binary", "--output", "{tmp_path}/run"],
+     "default_dnn.yaml: model.task: 'binary' does not fit dataset 'digits', which has 10 "
+     "classes; set model.task to auto (or say what the targets are with dataset.task)\n"),
 ])
-def test_show_validates_every_section(argv, message, capsys):
+def test_show_validates_every_section(argv, message, capsys, tmp_path):
+    argv = [arg.format(tmp_path=tmp_path) for arg in argv]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {message}"), err

@@ -41,6 +41,7 @@ def run_config(args):
 
 def build(config):
     """Loads the data and builds the model; argument errors name the config key."""
+    from keras_recipes import _validation
     from keras_recipes.config import ConfigError, explain
     from keras_recipes.models.registry import get_recipe_spec
 
@@ -53,6 +54,13 @@ def build(config):
     try:
         model = spec.build(data.input_shape, data.num_classes, seed=config.seed, **model_kwargs)
     except (ValueError, TypeError) as error:
+        if _validation.argument_of(error) == "num_classes":  # the data's, not a setting
+            targets = (f"{data.num_classes} classes" if data.num_classes is not None
+                       else "regression targets (numbers)")
+            raise ConfigError(
+                f"{config.source}: model.task: {model_kwargs.get('task')!r} does not fit "
+                f"dataset {data.name!r}, which has {targets}; set model.task to auto (or say "
+                "what the targets are with dataset.task)") from None
         raise ConfigError(explain(error, config, "model")) from None
     except ConnectionError as error:  # weights="imagenet" offline
         raise RunError(f"{config.source}: model.weights: {error} (set model.weights to such "

@@ -20,7 +20,7 @@ _BUNDLED = ("digits",)
 # Rows of an in-memory training split gathered into the statistics at a time (bounded memory).
 _CHUNK = 4096
 # Batches of a streamed training split read for its statistics.
-_STATISTICS_BATCH = 256
+_STATISTICS_BATCH = 64
 
 
 def load(
