@@ -216,6 +216,10 @@ CASES = [
      "validation_data[1]", "<labels including 9>", "[0, 3)"),
     ("fit validation shape", lambda: _fit(validation_data=(X[:, :5], Y)), ValueError,
      "validation_data[0]", "<array of shape (64, 5)>", "input_shape=(12,)"),
+    ("evaluate labels too large", lambda: _model().evaluate(X, _with(Y, 5, 3), verbose=0),
+     ValueError, "y", "<labels including 3>", "integer class labels in [0, 3)"),
+    ("evaluate x shape", lambda: _model().evaluate(X[:, :5], Y, verbose=0), ValueError, "x",
+     "<array of shape (64, 5)>", "input_shape=(12,)"),
     # --- datasets ---------------------------------------------------------------------
     ("load unknown", lambda: datasets.load("digit"), ValueError, "name", "'digit'",
      "'digits', a folder of images, a .npz / .csv path, or a TensorFlow Datasets name"),

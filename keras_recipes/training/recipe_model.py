@@ -155,8 +155,10 @@ class RecipeTraining:
     @_in_distribution
     def evaluate(self, *args, **kwargs):
         params = _with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs)
-        if self._fitting:  # fit's validation: fit has chosen
+        if self._fitting:  # fit's validation: fit has chosen (and checked the data)
             return super().evaluate(**params)
+        # As `fit` does: labels outside the classes would give a NaN loss and no error.
+        check_fit_data(self, params["x"], params["y"])
         with self._batches_per_call(self._dividing(params["steps"])):
             return super().evaluate(**params)
 
