@@ -19,7 +19,8 @@ import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["chapter", "speed", "schedules", "transfer", "fine_tune", "mc_dropout", "lr_finder"]
+BENCHMARKS = ["chapter", "speed", "schedules", "transfer", "fine_tune", "mc_dropout", "lr_finder",
+              "data", "whitening"]
 
 
 def main(argv=None):

@@ -11,6 +11,8 @@ from keras_recipes.datasets._source import tensorflow
 __all__ = ["DatasetSplits", "Split"]
 
 _SPLITS = ("train", "validation", "test")
+# The memory tf.data's autotuning may use for the buffers of a stream.
+_RAM_BUDGET = 256 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,10 +184,13 @@ class DatasetSplits:
             return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
         dtype = part.y.dtype.name
         preprocess = self.preprocessing.apply_batch
+        options = tf.data.Options()
+        # tf.data's autotuning may buffer up to half the machine's memory by default.
+        options.autotune.ram_budget = _RAM_BUDGET
         return (part.stream(seed).batch(self.batch_size)
                 .map(lambda x, y: (preprocess(x), tf.cast(y, dtype)),
                      num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+                .prefetch(tf.data.AUTOTUNE).with_options(options))
 
     def preprocess(self, x):
         """New raw inputs preprocessed as the splits were (the training split's statistics).
