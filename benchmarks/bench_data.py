@@ -96,7 +96,7 @@ def child(mode, folder, size):
 def measure(mode, folder, size, output):
     """Runs a contender in a fresh process; returns its figures (peak resident memory)."""
     if mode == "CLI train":
-        command = [sys.executable, "-m", "keras_recipes.cli", "train", "--dataset",
+        command = [sys.executable, "-m", "keras_recipes_cli", "train", "--dataset",
                    str(folder), "--set", f"dataset.image_size=[{size}, {size}]",
                    "--set", "fit.epochs=1", "--output", str(output)]
     else:
