@@ -20,7 +20,7 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 BENCHMARKS = ["chapter", "speed", "schedules", "normalization", "transfer", "fine_tune",
-              "mc_dropout", "lr_finder"]
+              "mc_dropout", "lr_finder", "data", "whitening"]
 
 
 def main(argv=None):

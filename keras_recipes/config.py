@@ -176,7 +176,7 @@ def _check_keys(where, section, given, valid):
 def _check_top_level_keys(where, raw, spec):
     """Unknown top-level keys; a key of a section (`units`) gets that section's (`model.units`)."""
     sections = {"model": spec.model_defaults, "fit": spec.fit_defaults,
-                "dataset": _defaults(datasets.load, skip=("seed",)), "report": _REPORT_DEFAULTS}
+                "dataset": _dataset_defaults(), "report": _REPORT_DEFAULTS}
     for key in raw:
         owners = [name for name, keys in sections.items() if key in keys]
         if key not in _SECTIONS and owners:
@@ -209,7 +209,7 @@ def _validate(raw, where):
     _wrap(where, "seed", v.check_seed, seed, allow_none=False)
 
     model_defaults = spec.model_defaults
-    dataset_defaults = _defaults(datasets.load, skip=("seed",))
+    dataset_defaults = _dataset_defaults()
     model, dataset = _section(raw, where, "model"), _section(raw, where, "dataset")
     fit, report = _section(raw, where, "fit"), _section(raw, where, "report")
     _check_keys(where, "model", model, model_defaults)
@@ -235,6 +235,12 @@ def _validate(raw, where):
     )
 
 
+def _dataset_defaults():
+    """The `dataset` keys: `datasets.load`'s arguments but the run's `seed` and the batch
+    size of its streams, which is `fit.batch_size`."""
+    return _defaults(datasets.load, skip=("seed", "batch_size"))
+
+
 def _defaults(function, skip):
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
             if name not in skip and p.default is not inspect.Parameter.empty}
@@ -243,9 +249,19 @@ def _defaults(function, skip):
 def _where_in_section(where, section, settings, error):
     """`<file>: <section>.<key>: <error>` for an error about a key of the section."""
     key = v.argument_of(error)
+    text = _in_cli_words(str(error))
     if key in settings:
-        return f"{where}: {section}.{key}: {error}"
-    return f"{where}: {section}: {error}"
+        return f"{where}: {section}.{key}: {text}"
+    return f"{where}: {section}: {text}"
+
+
+def _in_cli_words(text):
+    """A factory's message as the command line says it: `build_default_dnn` is the
+    default_dnn recipe (`keras-recipes train default_dnn`)."""
+    for name in list_recipes():
+        factory = get_recipe_spec(name).build.__name__
+        text = text.replace(f"`{factory}`", f"the {name} recipe (keras-recipes train {name})")
+    return text
 
 
 def _wrap(where, key, check, *args, **kwargs):

@@ -36,9 +36,29 @@ def main(argv=None):
             return cli.main(argv)
         for name in [name for name in sys.modules if name.split(".")[0] == "keras_recipes"]:
             del sys.modules[name]  # loaded under the empty package: load them properly
+    _fewer_malloc_arenas()
     with contextlib.nullcontext() if verbose else _quiet_stderr():
         cli = importlib.import_module("keras_recipes.cli")
     return cli.main(argv)
+
+
+def _fewer_malloc_arenas():
+    """Limits glibc's malloc to 2 arenas in this process, before any thread starts.
+
+    glibc gives threads that allocate at once arenas of their own (up to 8 per core), and
+    tf.data's decoding threads leave freed image buffers spread over all of them: a run on a
+    streamed folder (3,000 PNGs of 128x128) grew by about 0.1 GB per epoch, to 1.66 GB
+    resident after 2 epochs; with 2 arenas it stayed at 1.35 GB. `MALLOC_ARENA_MAX` in the
+    environment wins; nothing is done off Linux or without glibc.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 def _cli_alone():

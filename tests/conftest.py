@@ -66,3 +66,11 @@ def local_tfds_builder(tmp_path_factory):
     import local_tfds
 
     return local_tfds.install(tmp_path_factory.mktemp("builders"))
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A folder of three classes of 20 small PNG images each (see image_folders.py)."""
+    import image_folders
+
+    return image_folders.write_image_folder(tmp_path / "images")

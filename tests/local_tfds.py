@@ -43,7 +43,36 @@ BUILDER_SOURCE = textwrap.dedent('''
                 yield i, {"image": image, "label": label}
 ''')
 
+# A builder whose data must be downloaded (from a local port nothing listens on): what an
+# unprepared dataset does without network.
+DOWNLOADING_SOURCE = textwrap.dedent('''
+    """A dataset that must be downloaded first, from a server that never answers."""
+
+    import tensorflow_datasets as tfds
+
+
+    class LocalDownloaded(tfds.core.GeneratorBasedBuilder):
+        """Its one file lives at a local port nothing listens on."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return self.dataset_info_from_configs(
+                features=tfds.features.FeaturesDict({
+                    "image": tfds.features.Image(shape=(8, 8, 3)),
+                    "label": tfds.features.ClassLabel(num_classes=2)}),
+                supervised_keys=("image", "label"))
+
+        def _split_generators(self, dl_manager):
+            path = dl_manager.download("http://127.0.0.1:9/local_downloaded.zip")
+            return {"train": self._generate_examples(path)}
+
+        def _generate_examples(self, path):
+            yield from ()
+''')
+
 NAME = "local_flowers"
+DOWNLOADING_NAME = "local_downloaded"
 
 
 def install(folder):
@@ -51,8 +80,10 @@ def install(folder):
     if "local_tfds_package" not in sys.modules:
         package = folder / "local_tfds_package"
         package.mkdir()
-        (package / "__init__.py").write_text("from .local_flowers import LocalFlowers\n")
+        (package / "__init__.py").write_text("from .local_flowers import LocalFlowers\n"
+                                             "from .local_downloaded import LocalDownloaded\n")
         (package / "local_flowers.py").write_text(BUILDER_SOURCE)
+        (package / "local_downloaded.py").write_text(DOWNLOADING_SOURCE)
         sys.path.insert(0, str(folder))
         importlib.import_module("local_tfds_package")
     return NAME

@@ -33,6 +33,10 @@ EXPECTED = {
         "- Goals: >= 2.5x on (a)"]),
     "lr_finder": ("LR range finder (`find_learning_rate`)", [
         "- Adam: goal (within 3x of the grid best)"]),
+    "data": ("Memory: a folder of images in memory against streamed", [
+        "| streamed |", "| CLI train |", "- Goal (CLI train on the folder <= 1.5 GB resident)"]),
+    "whitening": ("Input whitening (`datasets.load(whiten=...)`) on digits", [
+        "| ZCA |", "| standardisation |"]),
 }
 
 

@@ -128,8 +128,8 @@ def test_every_shipped_config_trains_end_to_end(recipe, tmp_path):
      "default_dnn.yaml: model.units: Argument `units` must be a positive integer. "
      "Received: units='many'"),
     (["train", "--dataset", "digitz"], "default_dnn.yaml: dataset.name: Argument `name` must be "
-     "'digits', a .npz / .csv path, or a TensorFlow Datasets name. Received: name='digitz'. "
-     "Did you mean 'digits'?"),
+     "'digits', a folder of images, a .npz / .csv path, or a TensorFlow Datasets name. "
+     "Received: name='digitz'. Did you mean 'digits'?"),
     (["train", "missing.yaml"], "missing.yaml: no such config file"),
     (["show", "--set", "model.unitz=3"], "default_dnn.yaml: unknown key `model.unitz`."),
 ])
@@ -172,8 +172,18 @@ def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
      "seed, dataset, model, fit, report. Did you mean `model.units`?"),
     (["show", "transfer_learning", "--set", "model.dropout_rate=-1"],
      "transfer_learning.yaml: model.dropout_rate: "),
+    # The command line's words, not Python's: a recipe, not a factory function.
+    (["show", "self_normalizing", "--set", "model.l2=0.01"],
+     "self_normalizing.yaml: model.l2: Argument `l2` must be 0.0 in a self-normalizing "
+     "network. Received: l2=0.01 (L1/L2 penalties shrink the weights away from variance "
+     "1/fan_in, which breaks the fixed point). Use the default_dnn recipe (keras-recipes train "
+     "default_dnn) for other choices\n"),
+    (["train", "--set", "model.task=binary", "--output", "{tmp_path}/run"],
+     "default_dnn.yaml: model.task: 'binary' does not fit dataset 'digits', which has 10 "
+     "classes; set model.task to auto (or say what the targets are with dataset.task)\n"),
 ])
-def test_show_validates_every_section(argv, message, capsys):
+def test_show_validates_every_section(argv, message, capsys, tmp_path):
+    argv = [arg.format(tmp_path=tmp_path) for arg in argv]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"keras-recipes: error: {message}"), err
@@ -542,7 +552,12 @@ def test_mc_dropout_on_a_model_without_dropout_exits_2(tmp_path, capsys):
     assert cli.main(["train", "--set", "fit.epochs=1", "--set", "report.mc_dropout_samples=5",
                      "--output", str(tmp_path / "run")]) == 2
     captured = capsys.readouterr()
-    assert "report.mc_dropout_samples: " in captured.err
+    # The CLI's setting, not Python advice ("add keras_recipes.layers.MCDropout").
+    assert captured.err == (
+        "keras-recipes: error: default_dnn.yaml: report.mc_dropout_samples: the default_dnn "
+        "model has no dropout layer to sample (model.dropout_rate is 0.0); set "
+        "model.dropout_rate above 0 (e.g. --set model.dropout_rate=0.2), or set "
+        "report.mc_dropout_samples to 0\n")
     assert "Training" not in captured.out and not (tmp_path / "run").exists()
 
 
@@ -757,23 +772,38 @@ def test_imagenet_weights_offline_exit_1_with_one_line(tmp_path, capsys, monkeyp
                         "path or to null, e.g. --set model.weights=null)\n")
 
 
+@pytest.mark.parametrize("online", [True, False])
 def test_tfds_dataset_that_cannot_be_downloaded_exit_1_with_one_line(tmp_path, capsys,
-                                                                     monkeypatch):
+                                                                     monkeypatch, online):
     tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_recipes.datasets import _tfds
 
-    def offline(*args, **kwargs):
+    def failed_download(*args, **kwargs):
         raise ConnectionError("no route to storage.googleapis.com")
 
-    # What a download without network ends in.
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    # What a download that fails ends in; with no network (online=False), it is tried once.
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", failed_download)
+    monkeypatch.setattr(_tfds, "network_reachable", lambda: online)
     output = tmp_path / "run"
-    assert cli.main(["train", "transfer_learning", "--output", str(output)]) == 1
-    assert capsys.readouterr().err == (
-        "keras-recipes: error: transfer_learning.yaml: dataset.name: cannot load 'tf_flowers': "
-        "ConnectionError: no route to storage.googleapis.com. A TensorFlow Datasets name is "
-        "downloaded and prepared on first use, which needs the internet; offline, set "
-        "dataset.data_dir to a folder holding the prepared dataset\n")
-    assert not output.exists()
+    data_dir = tmp_path / "tfds"
+    assert cli.main(["train", "transfer_learning", "--set", f"dataset.data_dir={data_dir}",
+                     "--output", str(output)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not output.exists()
+    if online:
+        assert err == (
+            "keras-recipes: error: transfer_learning.yaml: dataset.name: cannot load "
+            "'tf_flowers': ConnectionError: no route to storage.googleapis.com. A TensorFlow "
+            "Datasets name is downloaded and prepared on first use, which needs the internet; "
+            "offline, set dataset.data_dir to a folder holding the prepared dataset\n")
+    else:
+        assert err == (
+            "keras-recipes: error: transfer_learning.yaml: dataset.data_dir: Argument "
+            "`data_dir` must be a folder holding the prepared dataset 'tf_flowers' when there "
+            f"is no network. Received: data_dir='{data_dir}' (it is not prepared in "
+            f"{data_dir}/tf_flowers/3.0.1, and TensorFlow Datasets could not download it: "
+            "ConnectionError: no route to storage.googleapis.com). Prepare it where there is a "
+            "network (tfds build tf_flowers --data_dir FOLDER) and copy FOLDER here\n")
 
 
 @pytest.mark.train
@@ -858,3 +888,162 @@ def test_run_report_draws_the_phases_schedules_one_after_the_other():
     np.testing.assert_allclose([y for line in twin.get_lines() for y in line.get_ydata()],
                                [0.9] * 4 + [0.5] * 3, rtol=1e-6)
     assert list(boundary.get_xdata()) == [3.5, 3.5]  # where phase 2 starts
+
+
+# --- data the users bring: folders, streamed tfds, explicit labels (#25, #26) -------------
+
+
+def _table(tmp_path, header, rows):
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join([header] + [",".join(map(str, row)) for row in rows]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no label column", "default_dnn.yaml: dataset.label: Argument `label` must be the name of "
+     "the label column of table.csv, which has none of the usual names (label, labels, class, "
+     "target, y). Received: label=None. Its columns: a, b, c"),
+    ("ages", "default_dnn.yaml: dataset.task: Argument `task` must be 'classification' or "
+     "'regression'. Received: task='auto'. The targets of '{path}' are whole numbers from 18 "
+     "to 80 (63 distinct values)"),
+    ("one class folder", "default_dnn.yaml: dataset.name: Argument `name` must be a folder of "
+     "class sub-folders holding images (jpg, png, bmp, gif), as "
+     "keras.utils.image_dataset_from_directory reads. Received: name='{path}'. It has 1 "
+     "sub-folder (at least two classes are needed)"),
+    ("whiten large images", "default_dnn.yaml: dataset.whiten: Argument `whiten` must be None "
+     "for inputs of this size. Received: whiten='zca'. Their 49,152 features (128x128x3)"),
+    ("color_mode", "default_dnn.yaml: dataset.color_mode: Argument `color_mode` must be one of "
+     "'rgb', 'grayscale', 'rgba'. Received: color_mode='gray'. Did you mean 'grayscale'?"),
+])
+def test_data_that_needs_a_setting_exits_2_naming_it(tmp_path, capsys, case, message):
+    import image_folders
+
+    settings = []
+    if case == "no label column":
+        path = _table(tmp_path, "a,b,c", [(i, 2 * i, i % 2) for i in range(30)])
+    elif case == "ages":
+        path = _table(tmp_path, "height,age", [(150 + i, 18 + i % 63) for i in range(200)])
+        settings = ["--set", "dataset.label=age"]
+    elif case == "one class folder":
+        path = image_folders.write_image_folder(tmp_path / "images", per_class=2,
+                                                classes=("cat",))
+    else:
+        path = image_folders.write_image_folder(tmp_path / "images", per_class=2)
+        settings = ["--set", "dataset.image_size=[128, 128]", "--set", "dataset.whiten=zca"] \
+            if case == "whiten large images" else ["--set", "dataset.color_mode=gray"]
+    output = tmp_path / "run"
+    assert cli.main(["train", "--dataset", str(path), *settings, "--output", str(output)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"keras-recipes: error: {message.format(path=path)}")
+    assert captured.err.count("\n") == 1 and not output.exists()
+
+
+def test_model_task_answers_what_the_dataset_targets_are(tmp_path, capsys):
+    # Integer ages: refused as `auto`, trained as regression when model.task says so.
+    path = _table(tmp_path, "height,age", [(150 + i % 40, 18 + i % 63) for i in range(120)])
+    from keras_recipes.commands._setup import load_data
+
+    data = load_data({"name": str(path), "label": "age"}, 0, model_task="regression")
+    assert data.num_classes is None and data.y_train.dtype == np.float32
+    with pytest.raises(keras_recipes.config.ConfigError, match="dataset.task: "):
+        load_data({"name": str(path), "label": "age"}, 0, model_task="auto")
+
+
+def test_evaluate_refuses_labels_outside_the_models_classes(tmp_path, capsys):
+    # Keras reports NaN for labels beyond the softmax, and evaluate exited 0 with it.
+    model = keras_recipes.build_default_dnn((64,), 3, num_hidden_layers=1, seed=0)
+    model.save(tmp_path / "three.keras")
+    assert cli.main(["evaluate", str(tmp_path / "three.keras"), "--dataset", "digits"]) == 2
+    assert capsys.readouterr().err == (
+        f"keras-recipes: error: {tmp_path / 'three.keras'}: the test labels of dataset "
+        "'digits' run from 0 to 9, but the model has 3 classes (labels 0 to 2): evaluate it on "
+        "a dataset of its classes (--dataset)\n")
+    regression = keras_recipes.build_default_dnn((64,), task="regression", num_hidden_layers=1)
+    regression.save(tmp_path / "regression.keras")
+    assert cli.main(["evaluate", str(tmp_path / "regression.keras"), "--dataset", "digits"]) == 0
+
+
+def test_evaluate_refuses_inputs_of_another_shape(tmp_path, capsys, image_folder):
+    model = keras_recipes.build_default_dnn((8, 8, 3), 3, num_hidden_layers=1, seed=0)
+    model.save(tmp_path / "images.keras")
+    assert cli.main(["evaluate", str(tmp_path / "images.keras"), "--dataset", "digits"]) == 2
+    assert capsys.readouterr().err == (
+        f"keras-recipes: error: {tmp_path / 'images.keras'}: the inputs of dataset 'digits' "
+        "have shape (64,), but the model takes (8, 8, 3): evaluate it on data like its "
+        "training data (--dataset; the run's dataset settings, such as dataset.image_size, are "
+        "kept)\n")
+
+
+@pytest.mark.slow  # end-to-end CLI runs on a folder of images: ~1 min
+def test_train_evaluate_and_lr_find_on_a_folder_of_images(tmp_path, capsys, image_folder):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--dataset", str(image_folder), "--set", "fit.epochs=3",
+                     "--set", "dataset.image_size=[8, 8]", "--set", "model.dropout_rate=0.2",
+                     "--set", "report.mc_dropout_samples=5", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Training default_dnn on {image_folder}: 42 train, 6 validation, 12 test samples " \
+        "(streamed)" in printed
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["test_accuracy"] > 0.8
+    assert "mc_test_accuracy" in metrics and (output / "uncertainty.png").is_file()
+    recorded = yaml.safe_load((output / "config.yaml").read_text())
+    assert recorded["dataset"]["image_size"] == [8, 8]
+    model = keras.models.load_model(output / "model.keras")
+    assert model.get_layer("flatten") is not None  # default_dnn flattens the images
+    assert cli.main(["evaluate", str(output)]) == 0
+    assert f"test_accuracy  {metrics['test_accuracy']:.4f}" in capsys.readouterr().out
+    lr_output = tmp_path / "lrf"
+    assert cli.main(["lr-find", "--dataset", str(image_folder), "--set",
+                     "dataset.image_size=[8, 8]", "--num-steps", "10", "--output",
+                     str(lr_output)]) == 0
+    assert json.loads((lr_output / "lr_finder.json").read_text())["suggestion"] > 0
+
+
+@pytest.mark.slow  # end-to-end CLI run of transfer_learning on a folder of images: ~1 min
+def test_transfer_learning_on_a_folder_of_images(tmp_path, capsys, image_folder, base_file):
+    output = tmp_path / "run"
+    argv = _transfer(base_file, "fit.head_epochs=2", "fit.epochs=1", "model.learning_rate=0.1",
+                     "dataset.image_size=[8, 8]")
+    assert cli.main([*argv, "--dataset", str(image_folder), "--output", str(output)]) == 0
+    assert "(streamed)" in capsys.readouterr().out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["phase_2_epochs_run"] == 1
+    assert metrics["test_accuracy"] > 0.6  # 3 classes: chance is 1/3
+
+
+@pytest.mark.slow  # end-to-end CLI run of default_dnn on a streamed tfds dataset
+def test_default_dnn_on_a_streamed_tfds_dataset_prepared_offline(tmp_path, capsys,
+                                                                   local_tfds_builder):
+    output = tmp_path / "run"
+    assert cli.main(["train", "--dataset", local_tfds_builder, "--set", "fit.epochs=3",
+                     "--set", f"dataset.data_dir={tmp_path / 'tfds'}", "--set",
+                     "dataset.image_size=[8, 8]", "--output", str(output)]) == 0
+    assert "70 train, 10 validation, 20 test samples (streamed)" in capsys.readouterr().out
+    assert json.loads((output / "metrics.json").read_text())["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("environment, calls", [({}, [(-8, 2)]),
+                                                 ({"MALLOC_ARENA_MAX": "4"}, [])])
+def test_the_launcher_limits_malloc_arenas_unless_told(monkeypatch, environment, calls):
+    # tf.data's threads spread freed image buffers over glibc's many arenas: a streamed run
+    # grew by ~0.1 GB per epoch with them, stayed flat with 2 (see _fewer_malloc_arenas).
+    import ctypes
+
+    made = []
+
+    class Libc:
+        def __init__(self, name):
+            assert name == "libc.so.6"
+
+        def mallopt(self, option, value):
+            made.append((option, value))
+
+    monkeypatch.setattr(ctypes, "CDLL", Libc)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(sys, "platform", "linux")
+    import keras_recipes_cli
+
+    keras_recipes_cli._fewer_malloc_arenas()
+    assert made == calls

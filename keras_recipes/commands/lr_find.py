@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from keras_recipes.commands._run_folder import RunFolder, default_name
-from keras_recipes.commands._setup import EXIT_OK, build, run_config, usage_error
+from keras_recipes.commands._setup import EXIT_OK, build, fit_data, run_config, usage_error
 
 __all__ = ["lr_find"]
 
@@ -25,9 +25,10 @@ def lr_find(args):
     config = run_config(args)
     keras.utils.set_random_seed(config.seed)
     data, model = build(config)
-    result = find_learning_rate(model, data.x_train, data.y_train,
-                                batch_size=config.fit["batch_size"], num_steps=args.num_steps,
-                                seed=config.seed)
+    train, _ = fit_data(data)
+    x, y = train if isinstance(train, tuple) else (train, None)  # arrays, or the stream
+    result = find_learning_rate(model, x, y, batch_size=config.fit["batch_size"],
+                                num_steps=args.num_steps, seed=config.seed)
     print(f"Learning-rate range test of {config.recipe} on {data.name} "
           f"({len(result.learning_rates)} steps)")
     for name in ("valley", "minimum", "steepest"):

@@ -13,9 +13,11 @@ from keras_recipes.commands._setup import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     build,
+    fit_data,
     keep_paths_inside,
     names_a_key,
     run_config,
+    test_data,
 )
 from keras_recipes.commands.summary import _floats, print_summary, training_metrics
 
@@ -31,6 +33,7 @@ def train(args):
     """
     import keras
 
+    from keras_recipes.config import ConfigError
     from keras_recipes.models.registry import get_recipe_spec
 
     config = run_config(args)
@@ -48,9 +51,16 @@ def train(args):
         keras.utils.set_random_seed(config.seed)
         data, model = build(config, distribution)
         image_size = config.dataset.get("image_size")
-        if image_size is not None and list(data.input_shape[:2]) != list(image_size):
-            # Only tfds images are resized: record the size the model was built at.
+        if data.image_size is not None:  # a folder's or tfds images: the size they were given
+            config.dataset["image_size"] = list(data.image_size)
+        elif image_size is not None and list(data.input_shape[:2]) != list(image_size):
+            # Images held in memory are not resized: record the size the model was built at.
             config.dataset["image_size"] = list(data.input_shape[:2])
+        if distribution is not None and data.streamed:
+            raise ConfigError(
+                f"dataset.name: {config.dataset.get('name')!r} is streamed (a folder of images "
+                "or a TensorFlow Datasets name), and a run on several processes shares out "
+                "arrays held in memory only: train it in one process, or save it as a .npz")
         if config.report["mc_dropout_samples"]:
             _mc_predictor(model, config)  # a model without dropout is refused before training
         folder.resume_check(config.to_dict(), config.model.get("backup_dir"))
@@ -103,8 +113,9 @@ def _train_and_report(folder, config, spec, data, model):
     writer, processes = _processes.is_writer(), _processes.count()
     several = (f" ({processes} processes, {len(_devices())} devices; this is process "
                f"{_processes.index()})" if processes > 1 else "")
-    print(f"Training {config.recipe} on {data.name}: {len(data.x_train)} train, "
-          f"{len(data.x_val)} validation, {len(data.x_test)} test samples -> {output}{several}")
+    print(f"Training {config.recipe} on {data.name}: {len(data.y_train)} train, "
+          f"{len(data.y_val)} validation, {len(data.y_test)} test samples"
+          f"{' (streamed)' if data.streamed else ''} -> {output}{several}")
 
     from keras_recipes.run_record import run_recorder
 
@@ -120,8 +131,7 @@ def _train_and_report(folder, config, spec, data, model):
     status, started = "completed", time.perf_counter()
     best = None  # fine_tune's guard: which weights of its two phases it kept
     try:
-        trained = spec.train(model, (data.x_train, data.y_train), (data.x_val, data.y_val),
-                             callbacks=callbacks,
+        trained = spec.train(model, *fit_data(data), callbacks=callbacks,
                              verbose=(1 if sys.stdout.isatty() else 2) if writer else 0,
                              **config.fit)
         best = (getattr(trained, "params", None) or {}).get("best_weights")
@@ -142,7 +152,7 @@ def _train_and_report(folder, config, spec, data, model):
     seconds = time.perf_counter() - started
     metrics = {"status": status}
     if status == "completed":  # on several processes, each evaluates its share
-        test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+        test = model.evaluate(*test_data(data), verbose=0, return_dict=True)
         metrics.update({f"test_{key}": float(value) for key, value in test.items()})
     if not writer:
         _processes.join_save(model, ".keras")  # the first saves model.keras
@@ -200,8 +210,9 @@ def _mc_dropout_report(model, data, config, metrics):
 
     from keras_recipes.uncertainty import expected_calibration_error
 
-    result = _mc_predictor(model, config).predict(data.x_test)
-    plain = model.predict(data.x_test, verbose=0)
+    x_test, _ = test_data(data)  # a stream's order is that of data.y_test
+    result = _mc_predictor(model, config).predict(x_test)
+    plain = model.predict(x_test, verbose=0)
     metrics["mc_test_accuracy"] = float(np.mean(result.predict_classes() == data.y_test))
     metrics["test_ece"] = float(expected_calibration_error(data.y_test, plain))
     metrics["mc_test_ece"] = float(expected_calibration_error(data.y_test, result.mean))
@@ -231,6 +242,7 @@ def draw_uncertainty(ax, entropy, correct, title):
 
 
 def _mc_predictor(model, config):
+    from keras_recipes._validation import argument_of
     from keras_recipes.config import ConfigError
     from keras_recipes.uncertainty import MCDropoutPredictor
 
@@ -238,4 +250,12 @@ def _mc_predictor(model, config):
         return MCDropoutPredictor(model, num_samples=config.report["mc_dropout_samples"],
                                   seed=config.seed)
     except (ValueError, TypeError) as error:
+        if argument_of(error) == "model":  # no dropout layer to sample: say which setting
+            fix = ("set model.dropout_rate above 0 (e.g. --set model.dropout_rate=0.2), or "
+                   if "dropout_rate" in config.model else "this recipe has no dropout setting: ")
+            raise ConfigError(
+                f"{config.source}: report.mc_dropout_samples: the {config.recipe} model has no "
+                f"dropout layer to sample (model.dropout_rate is "
+                f"{config.model.get('dropout_rate', 'not a setting')}); {fix}"
+                "set report.mc_dropout_samples to 0") from None
         raise ConfigError(f"{config.source}: report.mc_dropout_samples: {error}") from None

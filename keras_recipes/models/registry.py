@@ -34,7 +34,9 @@ class RecipeSpec:
 
     `keras_recipes.get_recipe(name)` returns `build`; the CLI builds with
     `build(data.input_shape, data.num_classes, seed=..., **config.model)` and
-    trains with `train(model, (x, y), (x_val, y_val), **config.fit)`.
+    trains with `train(model, (x, y), (x_val, y_val), **config.fit)`, or with
+    `train(model, data.train, data.validation, **config.fit)` for a streamed
+    dataset (a folder of images, TensorFlow Datasets).
 
     Attributes:
         name: str, the registered name.
@@ -43,8 +45,10 @@ class RecipeSpec:
             arguments with defaults are what a config's `model` section may set.
         train: the training function, called as `train(model, train_data,
             validation_data=None, *, callbacks=None, verbose="auto",
-            **fit_kwargs)` with `train_data` a tuple `(x, y)`; returns a
-            `keras.callbacks.History`.
+            **fit_kwargs)` with `train_data` a tuple `(x, y)` of arrays or a
+            dataset of `(x, y)` batches (a streamed `DatasetSplits`' `train`,
+            batched already: `batch_size` then applies to arrays only); returns
+            a `keras.callbacks.History`.
         fit_defaults: dict, the keyword arguments of `train` a config's `fit`
             section may set, with their defaults.
         check_fit: callable, `check_fit(fit_kwargs)` validates a complete `fit`
@@ -111,10 +115,13 @@ def fit_model(model, train_data, validation_data=None, *, epochs=30, batch_size=
 
     Args:
         model: a compiled `keras.Model`, e.g. from `build_default_dnn`.
-        train_data: tuple `(x, y)` of arrays.
-        validation_data: tuple `(x_val, y_val)` or None. Defaults to `None`.
+        train_data: tuple `(x, y)` of arrays, or a dataset of `(x, y)`
+            batches (`tf.data.Dataset`, `keras.utils.PyDataset`).
+        validation_data: tuple `(x_val, y_val)`, a dataset, or None.
+            Defaults to `None`.
         epochs: int >= 1. Defaults to `30`.
-        batch_size: int >= 1. Defaults to `32`.
+        batch_size: int >= 1, for arrays (a dataset is batched already).
+            Defaults to `32`.
         callbacks: list of `keras.callbacks.Callback` or None.
             Defaults to `None`.
         verbose: as `fit`'s. Defaults to `"auto"`.
@@ -131,6 +138,9 @@ def fit_model(model, train_data, validation_data=None, *, epochs=30, batch_size=
     >>> len(fit_model(model, (x, y), epochs=2, verbose=0).epoch)
     2
     """
+    if not isinstance(train_data, (tuple, list)):  # a dataset: batched already
+        return model.fit(train_data, validation_data=validation_data, epochs=epochs,
+                         shuffle=False, callbacks=callbacks, verbose=verbose)
     x, y = train_data
     return model.fit(x, y, validation_data=validation_data, epochs=epochs,
                      batch_size=batch_size, callbacks=callbacks, verbose=verbose)
@@ -168,7 +178,7 @@ def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
         **kwargs: `head_epochs`, `epochs`, `batch_size`, `unfreeze`,
             `fine_tune_learning_rate`, `discriminative_factor`,
             `discriminative_groups`, as in `fine_tune` (`batch_size` defaults
-            to 32 here).
+            to 32 here, and is left out for a dataset, batched already).
 
     Returns:
         The combined `keras.callbacks.History` of both phases, with
@@ -196,6 +206,8 @@ def fine_tune_model(model, train_data, validation_data=None, *, callbacks=None,
         raise TypeError(f"fine_tune_model() got unexpected keyword arguments {unknown}; "
                         f"it takes {', '.join(_FINE_TUNE_FIT_KEYS)}")
     kwargs = {"batch_size": 32, **kwargs}
+    if not isinstance(train_data, (tuple, list)):  # a dataset: batched already
+        kwargs["batch_size"] = None
     return fine_tune(model, train_data, validation_data, callbacks=callbacks, verbose=verbose,
                      **kwargs)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_recipes import _validation as v
 
-__all__ = ["check_fit_data"]
+__all__ = ["check_fit_data", "model_num_classes"]
 
 
 def _array(value):
@@ -59,16 +59,30 @@ def _check_pair(model, x_name, y_name, x, y):
         _check_labels(model, y_name, y)
 
 
-def _check_labels(model, name, y):
+def _loss_name(model):
     # A loss object by its name (label smoothing's, Keras's own classes).
-    loss = model.loss if isinstance(model.loss, str) else getattr(model.loss, "name", None)
-    if loss not in ("sparse_categorical_crossentropy", "binary_crossentropy") or len(y) == 0:
-        return
+    return model.loss if isinstance(model.loss, str) else getattr(model.loss, "name", None)
+
+
+def model_num_classes(model):
+    """The number of classes a compiled model's labels must lie in: its softmax units
+    (sparse categorical cross-entropy), 2 (binary cross-entropy), or None (no
+    classification loss, or no known output)."""
+    loss = _loss_name(model)
+    if loss not in ("sparse_categorical_crossentropy", "binary_crossentropy"):
+        return None
     if not getattr(model, "outputs", None):
+        return None
+    return int(model.outputs[0].shape[-1]) if loss.startswith("sparse") else 2
+
+
+def _check_labels(model, name, y):
+    num_classes = model_num_classes(model)
+    if num_classes is None or len(y) == 0:
         return
+    loss = _loss_name(model)
     if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
         v.fail(name, v.Described("<labels with NaN, Inf or non-numbers>"), "class labels")
-    num_classes = int(model.outputs[0].shape[-1]) if loss.startswith("sparse") else 2
     if loss.startswith("sparse") and (np.any(y != np.round(y)) or y.min() < 0
                                       or y.max() >= num_classes):
         wrong = y[(y != np.round(y)) | (y < 0) | (y >= num_classes)]

@@ -9,9 +9,8 @@ import inspect
 
 import keras
 
-from keras_recipes import _batches
+from keras_recipes import _batches, _processes
 from keras_recipes import _keras_internals as internals
-from keras_recipes import _processes
 from keras_recipes import _validation as v
 from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
 from keras_recipes.callbacks.training_monitor import TrainingMonitor
@@ -185,8 +184,10 @@ class RecipeTraining:
     @_in_distribution
     def evaluate(self, *args, **kwargs):
         params = _with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs)
-        if self._fitting:  # fit's validation: fit has chosen
+        if self._fitting:  # fit's validation: fit has chosen (and checked the data)
             return super().evaluate(**params)
+        # As `fit` does: labels outside the classes would give a NaN loss and no error.
+        check_fit_data(self, params["x"], params["y"])
         if _processes.count() > 1 and are_arrays(params["x"], params["y"],
                                                  params["sample_weight"]):
             self._check_sharding()  # each process evaluates its share of every batch
