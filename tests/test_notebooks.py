@@ -153,7 +153,8 @@ def test_fast_mode_is_one_switch_in_the_parameters_cell(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_notebooks_use_only_the_allowed_imports(name):
     allowed = {"keras_recipes", "keras", "numpy", "matplotlib", "tensorflow_datasets",
-               "contextlib", "logging", "os", "subprocess", "sys", "warnings"}
+               "contextlib", "logging", "os", "pathlib", "subprocess", "sys", "tempfile",
+               "warnings"}
     source = (NOTEBOOKS_DIR / f"{name}.py").read_text(encoding="utf-8")
     imported = set(re.findall(r"^\s*import (\w+)", source, flags=re.M))
     imported |= set(re.findall(r"^\s*from (\w+)[.\w]* import", source, flags=re.M))

@@ -439,8 +439,9 @@ def test_recipe_output_and_loss_follow_the_task(name, task, num_classes, loss, u
      "integer. Received: num_hidden_layers=0"),
     (dict(dropout_rate=1.0), ValueError, "Argument `dropout_rate` must be in the range [0, 1). "
      "Received: dropout_rate=1.0"),
-    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', 'adam', "
-     "'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'sgd', "
+     "'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamax', 'nadam', 'adamw'. "
+     "Received: optimizer='adamm'. Did you mean 'adam'?"),
     (dict(optimizer=3), TypeError, "Argument `optimizer` must be an optimizer name"),
     (dict(optimizer=keras.optimizers.Adam(), one_cycle=True), ValueError,
      "Argument `one_cycle` must be False (or \"auto\") when `optimizer` is an instance"),

@@ -275,8 +275,9 @@ _BAD_BUILD_ARGUMENTS = [
      "\"find\". Received: learning_rate='fast'"),
     (dict(num_classes=1), ValueError, "Argument `num_classes` must be an integer >= 2. "
      "Received: num_classes=1"),
-    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'nadam', "
-     "'adam', 'adamw', 'sgd'. Received: optimizer='adamm'. Did you mean 'adam'?"),
+    (dict(optimizer="adamm"), ValueError, "Argument `optimizer` must be one of 'sgd', "
+     "'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamax', 'nadam', 'adamw'. "
+     "Received: optimizer='adamm'. Did you mean 'adam'?"),
     (dict(backup_dir=3), TypeError, "Argument `backup_dir` must be None or a folder path. "
      "Received: backup_dir=3"),
     (dict(distribution="mirrored"), TypeError, "Argument `distribution` must be None, a "
