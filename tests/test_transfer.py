@@ -840,8 +840,9 @@ _BAD_FINE_TUNE_ARGUMENTS = [
     (dict(fine_tune_learning_rate=0.01), ValueError, "Argument `fine_tune_learning_rate` must "
      "be lower than the head's learning rate (0.01). Received: fine_tune_learning_rate=0.01 "
      "(a high rate on the unfrozen base wrecks its pretrained features"),
-    (dict(optimizer="rmsprop"), ValueError, "Argument `optimizer` must be one of 'nadam', "
-     "'adam', 'adamw', 'sgd'. Received: optimizer='rmsprop'"),
+    (dict(optimizer="rmsprp"), ValueError, "Argument `optimizer` must be one of 'sgd', "
+     "'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamax', 'nadam', 'adamw'. "
+     "Received: optimizer='rmsprp'. Did you mean 'rmsprop'?"),
     (dict(discriminative_factor=1.0), ValueError, "Argument `discriminative_factor` must be in "
      "the range (0, 1) or None. Received: discriminative_factor=1.0"),
     (dict(discriminative_groups=0), ValueError, "Argument `discriminative_groups` must be a "
