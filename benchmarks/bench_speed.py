@@ -10,6 +10,10 @@
 - Recipe `fit` throughput against the same model compiled with plain Keras
   defaults (`compile(optimizer, loss, metrics)`, batch 32).
 - `import keras_recipes` against `import keras` alone (fresh interpreters).
+- Per kind of model (an MLP, a small CNN, a GRU, a MobileNetV2 alpha 0.35 transfer model
+  with its base frozen), a steady epoch of the model given to `compile_recipe` with the
+  recipe's execution defaults, and with `jit_compile=False`, against the same model
+  compiled with plain Keras defaults; run it once per backend (`KERAS_BACKEND`).
 
 Usage: python benchmarks/bench_speed.py [--quick] [--only SECTION ...]
 """
@@ -36,7 +40,7 @@ from _common import RESULTS_DIR, header, interleaved, load_mnist, ratio_row, wri
 import keras_recipes  # noqa: E402
 from keras_recipes.schedules import OneCycle  # noqa: E402
 
-SECTIONS = ("overhead", "fresh_fit", "throughput", "import")
+SECTIONS = ("overhead", "fresh_fit", "throughput", "import", "models")
 
 
 class PerBatchOneCycle(keras.callbacks.Callback):
@@ -190,6 +194,83 @@ def fit_throughput(x, y, x_test, y_test, repeats, layers):
     return lines
 
 
+def _mlp(x):
+    inputs = keras.Input(x.shape[1:])
+    hidden = keras.layers.Flatten()(inputs)
+    for _ in range(5):
+        hidden = keras.layers.Dense(100, use_bias=False, kernel_initializer="he_normal")(hidden)
+        hidden = keras.layers.Activation("elu")(keras.layers.BatchNormalization()(hidden))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden))
+
+
+def _cnn(x):
+    return keras.Sequential([
+        keras.Input(x.shape[1:]),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax")])
+
+
+def _gru(x):
+    return keras.Sequential([keras.Input(x.shape[1:]), keras.layers.GRU(64),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
+def _transfer(x):
+    # Random weights: the time of an epoch does not depend on them (the shared ImageNet
+    # file is for alpha 1.0).
+    base = keras.applications.MobileNetV2(input_shape=x.shape[1:], alpha=0.35,
+                                          include_top=False, weights=None)
+    base.trainable = False
+    inputs = keras.Input(x.shape[1:])
+    features = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(features))
+
+
+def model_kinds(x, y, repeats, quick):
+    """Steady epochs of four kinds of model: recipe defaults, recipe without XLA, plain Keras.
+
+    Each contender is the same architecture with the same initial weights; the recipe's
+    are given to `compile_recipe` (Nadam on the 1cycle, its execution defaults), plain
+    Keras's compiled with `compile(Nadam(), loss, metrics)`.
+    """
+    images = x.reshape(-1, 28, 28, 1)
+    size = 256 if quick else 2048
+    small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
+    kinds = {"MLP (5x100, BatchNorm, ELU)": (_mlp, x),
+             "CNN (2 conv, pooling)": (_cnn, images),
+             "GRU (64 units, 28 steps of 28)": (_gru, images.reshape(-1, 28, 28)),
+             "MobileNetV2 alpha 0.35, 96x96, base frozen": (_transfer,
+                                                             np.repeat(small, 3, axis=-1))}
+    lines = [f"Backend: {keras.backend.backend()}. Samples per epoch: {len(x)} "
+             f"({size} for the transfer model, MNIST digits enlarged to 96x96x3); batch 32.",
+             "", "| model | contender | median s / epoch | min-max | vs plain Keras |",
+             "|---|---|---|---|---|"]
+    for kind, (build, inputs) in kinds.items():
+        labels = y[:len(inputs)]
+        keras.utils.set_random_seed(0)
+        plain = build(inputs)
+        weights = plain.get_weights()
+        plain.compile(optimizer=keras.optimizers.Nadam(), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        models = {"plain Keras compile": plain}
+        for name, options in (("recipe defaults", {}), ("recipe, jit_compile=False",
+                                                        {"jit_compile": False})):
+            own = build(inputs)
+            own.set_weights(weights)
+            models[name] = keras_recipes.compile_recipe(
+                own, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                total_steps=10_000, **options)
+        for model in models.values():  # traced before the timing
+            model.fit(inputs[:256], labels[:256], epochs=1, batch_size=32, verbose=0)
+        times = interleaved({name: _epoch_timer(model, inputs, labels)
+                             for name, model in models.items()}, repeats)
+        reference = times["plain Keras compile"]
+        lines += [ratio_row(f"{kind} | {name}", values, reference)
+                  for name, values in times.items()]
+    return lines
+
+
 def import_time(repeats):
     def importing(module):
         code = f"import time; t = time.perf_counter(); import {module}; " \
@@ -239,6 +320,8 @@ def main(argv=None):
         "throughput": ("Recipe fit throughput", repeats,
                        lambda: fit_throughput(x, y, x_test, y_test, repeats, layers)),
         "import": ("Import time", import_repeats, lambda: import_time(import_repeats)),
+        "models": ("Per kind of model: the recipe's execution defaults against plain Keras",
+                   repeats, lambda: model_kinds(x, y, repeats, args.quick)),
     }
     for key, (title, count, run) in sections.items():
         if key in args.only:

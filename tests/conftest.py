@@ -50,9 +50,9 @@ def _fresh_keras_session(request, monkeypatch):
 
         resolve_execution = _execution.resolve_execution
 
-        def without_xla(recipe):
+        def without_xla(recipe, model=None):
             """`resolve_execution` with `jit_compile="auto"` meaning no XLA."""
-            steps_per_execution, jit_compile = resolve_execution(recipe)
+            steps_per_execution, jit_compile = resolve_execution(recipe, model)
             return steps_per_execution, False if recipe.jit_compile == "auto" else jit_compile
 
         monkeypatch.setattr(_execution, "resolve_execution", without_xla)

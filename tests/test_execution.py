@@ -54,8 +54,39 @@ class BatchCounter(keras.callbacks.Callback):
 def test_factories_compile_with_the_fast_execution_defaults(factory):
     model = factory((12,), 3, seed=0)
     assert model.steps_per_execution == (1 if BACKEND == "torch" else 32)
-    # Keras's own "auto" turns XLA off for TensorFlow on a CPU-only machine.
-    assert model.jit_compile is {"tensorflow": True, "jax": True, "torch": False}[BACKEND]
+    # Keras's own "auto" turns XLA off for TensorFlow on a CPU-only machine; the recipe
+    # keeps it for dense networks, not for convolutional ones (the transfer model's base).
+    convolutional = factory is _transfer
+    assert model.jit_compile is {"tensorflow": not convolutional, "jax": True,
+                                 "torch": False}[BACKEND]
+
+
+def _convolutional(nested):
+    inputs = keras.Input((8, 8, 3))
+    if nested:  # a frozen base inside the model, as a keras.applications base is
+        base = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.DepthwiseConv2D(3)])
+        base.trainable = False
+        features = base(inputs)
+    else:
+        features = keras.layers.SeparableConv2D(4, 3)(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+
+
+@pytest.mark.parametrize("kind", ["dense", "recurrent", "convolutional", "nested convolutions"])
+def test_xla_by_default_on_tensorflow_for_dense_and_recurrent_models_only(kind):
+    # Measured (benchmarks/RESULTS.md, "Per kind of model"): XLA on a CPU speeds up the
+    # MLP and the GRU, and slows the CNN and the MobileNetV2 transfer model.
+    model = {"dense": lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
+             "recurrent": lambda: keras.Sequential([keras.Input((5, 4)), keras.layers.GRU(3)]),
+             "convolutional": lambda: _convolutional(nested=False),
+             "nested convolutions": lambda: _convolutional(nested=True)}[kind]()
+    compiled = keras_recipes.compile_recipe(model, loss="sparse_categorical_crossentropy")
+    expected = {"tensorflow": kind in ("dense", "recurrent"), "jax": True, "torch": False}
+    assert compiled.jit_compile is expected[BACKEND]
+    mine = keras_recipes.compile_recipe(model, loss="sparse_categorical_crossentropy",
+                                        jit_compile=BACKEND != "torch")
+    assert mine.jit_compile is (BACKEND != "torch")  # a choice of yours is kept
 
 
 def test_explicit_execution_settings_are_used():

@@ -16,6 +16,7 @@ __all__ = [
     "dividing_steps_per_execution",
     "distribution_scope",
     "is_keras_distribution",
+    "has_convolutions",
     "resolve_execution",
 ]
 
@@ -92,7 +93,7 @@ def check_execution(recipe):
                error=ValueError if isinstance(jit_compile, str) else TypeError)
 
 
-def resolve_execution(recipe):
+def resolve_execution(recipe, model=None):
     """The `steps_per_execution` and `jit_compile` a recipe compiles with, `"auto"` resolved.
 
     The options are checked already (`check_execution`); `tests/conftest.py`
@@ -105,11 +106,16 @@ def resolve_execution(recipe):
     (3.16.0.dev2026102704): measured with a two-replica `MirroredStrategy` on CPU,
     `steps_per_execution=4` and a validation split, the same error on both.
 
-    `jit_compile="auto"` differs from Keras's `"auto"` on one point: Keras turns
-    XLA off for TensorFlow on a machine without an accelerator, where it still
-    makes the recipes' networks faster (benchmarks/RESULTS.md); here it is on
-    there too (Keras itself falls back when a layer does not support it). Under
-    a `tf.distribute` strategy Keras's own choice is kept.
+    `jit_compile="auto"` on TensorFlow is chosen by the kind of layers `model` has,
+    by measurement (benchmarks/RESULTS.md, "Per kind of model"): XLA on a CPU makes
+    dense and recurrent networks faster (Keras's own "auto" turns it off there), and
+    convolutional ones slower (a small CNN and a MobileNetV2 transfer model trained
+    faster without it), so it is on unless the model has a convolution (nested models
+    included). Under a `tf.distribute` strategy Keras's own choice is kept.
+
+    Args:
+        recipe: the `Recipe`.
+        model: the model to compile, or None (XLA's choice then ignores its layers).
 
     Returns:
         `(steps_per_execution, jit_compile)` to compile with.
@@ -121,8 +127,21 @@ def resolve_execution(recipe):
     if steps_per_execution == "auto":
         steps_per_execution = 1 if backend == "torch" or tf_strategy else STEPS_PER_EXECUTION
     if jit_compile == "auto" and backend == "tensorflow" and not tf_strategy:
-        jit_compile = True
+        jit_compile = model is None or not has_convolutions(model)
     return steps_per_execution, jit_compile
+
+
+_CONVOLUTIONS = tuple(getattr(keras.layers, name) for name in (
+    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"))
+
+
+def has_convolutions(model):
+    """Whether `model`, or a layer or model inside it, is a Keras convolution layer."""
+    from keras_recipes import _graph_walk
+
+    return any(isinstance(step.layer, _CONVOLUTIONS) for step in _graph_walk.walk(
+        model, lambda layer: _graph_walk.sublayers(layer) or None, unique=True))
 
 
 def dividing_steps_per_execution(configured, *step_counts):

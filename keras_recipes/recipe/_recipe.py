@@ -144,8 +144,10 @@ class Recipe:
             batch, and a `steps_per_epoch`, `validation_steps` or `steps` is run
             exactly (fewer batches per call where needed). Defaults to `"auto"`.
         jit_compile: bool or `"auto"`, XLA compilation: `"auto"` is Keras's
-            choice, except that XLA is also used with TensorFlow on a machine
-            without an accelerator. Defaults to `"auto"`.
+            choice, except on TensorFlow, where it is XLA for models without
+            convolution layers also on a machine without an accelerator (faster
+            there for dense and recurrent networks, slower for convolutional
+            ones: measured in benchmarks/RESULTS.md). Defaults to `"auto"`.
         one_cycle: bool or `"auto"`, deprecated: `True` is
             `schedule="one_cycle"`, `False` is `schedule="constant"` (with a
             `DeprecationWarning`). Not kept: `schedule` holds the choice.
@@ -258,9 +260,10 @@ class Recipe:
             return self.optimizer
         return optimizers.make_optimizer(self)
 
-    def compile_arguments(self):
-        """`steps_per_execution` and `jit_compile` for `model.compile`, `"auto"` resolved."""
-        steps_per_execution, jit_compile = execution.resolve_execution(self)
+    def compile_arguments(self, model=None):
+        """`steps_per_execution` and `jit_compile` for `model.compile`, `"auto"` resolved
+        (XLA's by the kinds of layers of `model`, when given)."""
+        steps_per_execution, jit_compile = execution.resolve_execution(self, model)
         return {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile}
 
     def callbacks(self, model, callbacks=None, *, has_validation=False, initial_epoch=0,

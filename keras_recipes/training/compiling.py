@@ -31,7 +31,7 @@ def compile_with_recipe(make_model, recipe, *, loss, metrics=None, **compile_kwa
             # A layer XLA cannot compile makes Keras fall back to plain graphs, as "auto" would.
             warnings.filterwarnings("ignore", message=".*doesn't support `jit_compile=True`")
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                          **recipe.compile_arguments(), **compile_kwargs)
+                          **recipe.compile_arguments(model), **compile_kwargs)
     if is_keras_distribution(recipe.distribution):
         # The distribution must be active again while `fit` shards the data.
         model._distribution_scope = recipe.distribution.scope
