@@ -20,7 +20,9 @@ EXPECTED = {
     "speed": ("Speed: recipes against plain Keras", [
         "| import keras_recipes |",
         "Goal (in-graph 1cycle <= 1.05x a constant rate)",
-        "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)"]),
+        "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)",
+        "| CNN (2 conv, pooling) | recipe defaults |",
+        "| MobileNetV2 alpha 0.35, 96x96, base frozen | recipe, jit_compile=False |"]),
     "schedules": ("Schedules: the chapter's comparison on MNIST, and SWA", [
         "| one_cycle |", "| cosine |", "| exponential |", "| power |", "| piecewise |",
         "| plateau 1e-2 |", "| constant 1e-3 |", "### Stochastic weight averaging against none",
