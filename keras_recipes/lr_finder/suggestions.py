@@ -36,12 +36,7 @@ def _curve(learning_rates, losses, fn_name):
             f"a 1-D sequence of numbers (and `losses` too) for `{fn_name}`",
             error=TypeError,
         )
-    if lrs.shape != values.shape:
-        v.fail(
-            "losses",
-            f"<{values.size} values>",
-            f"as long as `learning_rates` ({lrs.size} values)",
-        )
+    v.check_same_length("losses", values, "learning_rates", lrs)
     if np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
         v.fail("learning_rates", learning_rates, "finite and > 0")
     keep = np.isfinite(values)
