@@ -20,6 +20,7 @@ from keras_recipes.recipe._fit_callbacks import watches_batches
 from keras_recipes.recipe._state import model_fingerprint
 from keras_recipes.schedules._span import PeakedSchedule
 from keras_recipes.training import _legacy
+from keras_recipes.training._batches_per_call import CompiledFunctions, with_batches_per_call
 from keras_recipes.training._epoch_order import (
     EpochOrderedArrays,
     are_arrays,
@@ -153,7 +154,7 @@ class RecipeTraining:
         self.early_stopping = None  # the EarlyStopping of the latest fit
         self.recipe_state = None  # the RecipeState of the latest fit
         self._fitting = False
-        self._functions_by_batches_per_call = _CompiledFunctions()
+        self._functions_by_batches_per_call = CompiledFunctions()
         # A keras.distribution distribution (JAX) must be active while data is
         # sharded, so fit/evaluate/predict re-enter it; not saved with the model.
         self._distribution_scope = contextlib.nullcontext
@@ -292,25 +293,10 @@ class RecipeTraining:
         requested steps (see `dividing_steps_per_execution`)."""
         return dividing_steps_per_execution(self.steps_per_execution, *step_counts)
 
-    @contextlib.contextmanager
-    def _batches_per_call(self, batches_per_call):
-        """Runs `batches_per_call` batches per compiled call inside the block.
-
-        Keras's compiled functions hold the number as a constant, so each number has
-        its own; they are kept, so that a `fit` like an earlier one reuses its functions
-        rather than tracing them again, for as long as the model is compiled the same way.
-        """
-        compiled = self.steps_per_execution
-        if batches_per_call == compiled:
-            yield
-            return
-        kept = self._functions_by_batches_per_call
-        kept.forget_unless_compiled_as(self)
-        kept.switch(self, compiled, batches_per_call)
-        try:
-            yield
-        finally:
-            kept.switch(self, batches_per_call, compiled)
+    def _batches_per_call(self, count):
+        """Runs `count` batches per compiled call inside the block, the functions of each
+        number kept (see `with_batches_per_call`)."""
+        return with_batches_per_call(self, self._functions_by_batches_per_call, count)
 
     def compile_from_config(self, config):
         # A model compiled on TensorFlow or JAX with several batches per call
@@ -411,31 +397,6 @@ class RecipeTraining:
             model._legacy_settings = settings
             model.recipe = _legacy.recipe_from_settings(settings, optimizer=None)
         return model
-
-
-class _CompiledFunctions:
-    """The compiled functions (train, test, predict) of each number of batches per call,
-    kept for one compilation of a model (its optimizer and compile config)."""
-
-    def __init__(self):
-        self.compiled_as = None
-        self.functions = {}
-
-    def forget_unless_compiled_as(self, model):
-        """Drops the kept functions when `model` was compiled anew since they were made."""
-        compiled_as = (model.optimizer, model.get_compile_config())
-        if (self.compiled_as is None or self.compiled_as[0] is not compiled_as[0]
-                or self.compiled_as[1] != compiled_as[1]):
-            self.compiled_as, self.functions = compiled_as, {}
-
-    def switch(self, model, current, new):
-        """Keeps `model`'s functions for `current` batches per call; gives it those for
-        `new` (None: traced when first needed)."""
-        self.functions[current] = (model.train_function, model.test_function,
-                                   model.predict_function)
-        model.steps_per_execution = new
-        model.train_function, model.test_function, model.predict_function = (
-            self.functions.get(new, (None, None, None)))
 
 
 def _first(callbacks, kind):
