@@ -30,6 +30,7 @@ __all__ = [
     "check_dict",
     "check_int",
     "check_number",
+    "check_same_length",
     "check_seed",
     "check_shape",
     "check_verbose",
@@ -240,6 +241,14 @@ def did_you_mean(key: str, lookup: dict[str, str]) -> str:
     """Returns "Did you mean 'x'?" for the closest name, or an empty string."""
     close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.5)
     return f"Did you mean {lookup[close[0]]!r}?" if close else ""
+
+
+def check_same_length(name: str, values: Any, reference_name: str, reference: Any) -> None:
+    """Checks that the 1-D array `values` holds as many values as the 1-D array `reference`
+    (the argument `reference_name`); the message shows how many each holds."""
+    if values.shape != reference.shape:
+        fail(name, f"<{values.size} values>",
+             f"as long as `{reference_name}` ({reference.size} values)")
 
 
 def check_shape(name: str, value: Any) -> tuple[int, ...]:

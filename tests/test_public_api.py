@@ -114,3 +114,36 @@ def test_every_name_the_readme_shows_is_exported(module_name, name):
     if inspect.ismodule(getattr(module, name, None)):
         return  # a subpackage (`keras_recipes.datasets`): its names are checked above
     assert name in module.__all__, f"README shows {module_name}.{name}, not in its __all__"
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_no_docstring_keeps_an_unfilled_shared_block(name):
+    # A `{{block}}` marker left in a docstring means `_docstrings.fill_docstring` was not
+    # applied to it (or was given another name): help() would show the marker.
+    module = importlib.import_module(name)
+    for export in module.__all__:
+        value = getattr(module, export)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            unfilled = re.findall(r"^\s*\{\{\w+\}\}\s*$", value.__doc__ or "", re.M)
+            assert unfilled == [], f"{name}.{export}: unfilled docstring blocks"
+
+
+def test_fill_docstring_indents_each_block_line_as_its_marker_and_refuses_unused_blocks():
+    from keras_recipes._docstrings import fill_docstring
+
+    def f():
+        """Summary.
+
+        Args:
+            {{args}}
+        """
+
+    fill_docstring(args="a: first.\n    more on a.\nb: second.")(f)
+    assert f.__doc__.split("\n")[3:6] == ["            a: first.", "                more on a.",
+                                         "            b: second."]
+
+    def g():
+        """No marker here."""
+
+    with pytest.raises(ValueError, match=r"g has no line \{\{args\}\}"):
+        fill_docstring(args="a: first.")(g)

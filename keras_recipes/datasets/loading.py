@@ -204,18 +204,15 @@ def _choose(parts, classification, validation_split, test_split, seed, max_train
     train = np.arange(len(parts["train"].y))
     y = parts["train"].y
     chosen = {}
-    if "test" in parts:
-        chosen["test"] = ("test", np.arange(len(parts["test"].y)))
-    else:
-        kept, held = _labels.carve(y[train], test_split, rng, classification,
-                                   "test_split")
-        train, chosen["test"] = train[kept], ("train", train[held])
-    if "validation" in parts:
-        chosen["validation"] = ("validation", np.arange(len(parts["validation"].y)))
-    else:
-        kept, held = _labels.carve(y[train], validation_split, rng, classification,
-                                   "validation_split")
-        train, chosen["validation"] = train[kept], ("train", train[held])
+    # The test split first, then the validation split, each carved from what is left of
+    # the training split when the source does not provide it.
+    for split, fraction in (("test", test_split), ("validation", validation_split)):
+        if split in parts:
+            chosen[split] = (split, np.arange(len(parts[split].y)))
+        else:
+            kept, held = _labels.carve(y[train], fraction, rng, classification,
+                                       f"{split}_split")
+            train, chosen[split] = train[kept], ("train", train[held])
     if max_train_samples is not None:
         train = train[_labels.stratified_sample(y[train], max_train_samples, rng,
                                                 classification)]

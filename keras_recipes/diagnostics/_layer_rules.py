@@ -229,24 +229,24 @@ def _lint_saturating(graph, findings, depth):
             ))
 
 
-def _feeds_only_batch_normalization(successors):
-    return bool(successors) and all(
-        isinstance(s, keras.layers.BatchNormalization) for s in successors
-    )
+def _layers_feeding_batch_normalization(graph):
+    """`(layer, normalization)` for each layer whose output goes to BatchNormalization
+    layers only, `normalization` the first of them."""
+    for layer in graph.layers:
+        successors = graph.successors.get(id(layer), [])
+        if successors and all(isinstance(s, keras.layers.BatchNormalization)
+                              for s in successors):
+            yield layer, successors[0]
 
 
 def _lint_bias_before_batch_normalization(graph, findings):
-    for layer in graph.layers:
-        if not is_weight_layer(layer) or not getattr(layer, "use_bias", False):
-            continue
-        if own_activation(layer) != "linear":
-            continue
-        successors = graph.successors.get(id(layer), [])
-        if _feeds_only_batch_normalization(successors):
+    for layer, normalization in _layers_feeding_batch_normalization(graph):
+        if (is_weight_layer(layer) and getattr(layer, "use_bias", False)
+                and own_activation(layer) == "linear"):
             findings.append(_finding(
                 "bias_before_batch_normalization", layer,
                 f"{type(layer).__name__} with a bias feeds BatchNormalization "
-                f"'{successors[0].name}'",
+                f"'{normalization.name}'",
                 "BatchNormalization subtracts the batch mean, which cancels the bias; its own "
                 "offset (beta) already plays that role, so the bias is wasted parameters.",
                 "Create the layer with use_bias=False.",
@@ -254,15 +254,12 @@ def _lint_bias_before_batch_normalization(graph, findings):
 
 
 def _lint_batch_normalization_after_activation(graph, findings):
-    for layer in graph.layers:
+    for layer, normalization in _layers_feeding_batch_normalization(graph):
         activation = own_activation(layer)
-        if activation in (None, "linear", "softmax", "selu"):  # SELU: its own rule
-            continue
-        successors = graph.successors.get(id(layer), [])
-        if _feeds_only_batch_normalization(successors):
+        if activation not in (None, "linear", "softmax", "selu"):  # SELU: its own rule
             findings.append(_finding(
                 "batch_normalization_after_activation", layer,
-                f"BatchNormalization '{successors[0].name}' normalises the output of the "
+                f"BatchNormalization '{normalization.name}' normalises the output of the "
                 f"{activation} activation",
                 "The authors of BatchNormalization (Ioffe & Szegedy, 2015) put it between "
                 "the layer and its activation: the activation then works on inputs with "

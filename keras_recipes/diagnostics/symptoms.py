@@ -267,14 +267,19 @@ def _nan_or_inf(stats, losses):
     )]
 
 
+def _first_layer(flagged, gradient_stats):
+    """The layer a gradient finding names: the first flagged one, else the first whose
+    gradients were measured (None without any)."""
+    found = flagged or gradient_stats
+    return found[0].layer if found else None
+
+
 def _exploding(stats, gradient_stats, ratio):
     exploding = exploding_layers(gradient_stats)
     growing = ratio is not None and ratio > EXPLODING_GRADIENT_RATIO
     if not exploding and not growing:
         return []
-    where = exploding[0].layer if exploding else (
-        gradient_stats[0].layer if gradient_stats else None
-    )
+    where = _first_layer(exploding, gradient_stats)
     parts = []
     if exploding:
         largest = max(exploding, key=lambda s: s.gradient_norm)
@@ -295,9 +300,7 @@ def _vanishing(stats, gradient_stats, ratio):
     shrinking = ratio is not None and ratio < VANISHING_GRADIENT_RATIO
     if not shrinking and not saturated:
         return []
-    where = saturated[0].layer if saturated else (
-        gradient_stats[0].layer if gradient_stats else None
-    )
+    where = _first_layer(saturated, gradient_stats)
     parts = []
     if shrinking:
         parts.append(f"RMS gradient ratio first/last layer {ratio:.3g}")

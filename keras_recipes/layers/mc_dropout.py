@@ -11,12 +11,21 @@ __all__ = ["MCAlphaDropout", "MCDropout"]
 _PACKAGE = "keras_recipes"
 
 
-def _check_rate(rate):
-    v.check_number("rate", rate, low=0, high=1, high_inclusive=False)
+class _AlwaysOn:
+    """What both layers add to Keras's dropout layer they are mixed into: `rate` and `seed`
+    checked at construction, and a `call` that is always in training mode."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        v.check_number("rate", rate, low=0, high=1, high_inclusive=False)
+        v.check_seed(seed)
+        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MCDropout(keras.layers.Dropout):
+class MCDropout(_AlwaysOn, keras.layers.Dropout):
     """`keras.layers.Dropout` that also drops units at prediction time.
 
     A drop-in replacement for `Dropout` when a model is built for Monte-Carlo
@@ -60,17 +69,9 @@ class MCDropout(keras.layers.Dropout):
     (10, 4, 1)
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        _check_rate(rate)
-        v.check_seed(seed)
-        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
-
-    def call(self, inputs, training=None):
-        return super().call(inputs, training=True)
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MCAlphaDropout(keras.layers.AlphaDropout):
+class MCAlphaDropout(_AlwaysOn, keras.layers.AlphaDropout):
     """`keras.layers.AlphaDropout` that also drops units at prediction time.
 
     The Monte-Carlo counterpart of `AlphaDropout` for self-normalizing (SELU)
@@ -104,11 +105,3 @@ class MCAlphaDropout(keras.layers.AlphaDropout):
     >>> bool(abs(y.mean()) < 0.05 and abs(y.std() - 1) < 0.05)
     True
     """
-
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        _check_rate(rate)
-        v.check_seed(seed)
-        super().__init__(rate, noise_shape=noise_shape, seed=seed, **kwargs)
-
-    def call(self, inputs, training=None):
-        return super().call(inputs, training=True)

@@ -65,21 +65,11 @@ class LRFinderResult:
         method = v.check_choice("method", method, SUGGESTION_METHODS)
         self.learning_rates = np.asarray(learning_rates, dtype="float64").reshape(-1)
         self.losses = np.asarray(losses, dtype="float64").reshape(-1)
-        if self.learning_rates.shape != self.losses.shape:
-            v.fail(
-                "losses",
-                f"<{self.losses.size} values>",
-                f"as long as `learning_rates` ({self.learning_rates.size} values)",
-            )
+        v.check_same_length("losses", self.losses, "learning_rates", self.learning_rates)
         if smoothed_losses is None:
             smoothed_losses = self.losses
         self.smoothed_losses = np.asarray(smoothed_losses, dtype="float64").reshape(-1)
-        if self.smoothed_losses.shape != self.losses.shape:
-            v.fail(
-                "smoothed_losses",
-                f"<{self.smoothed_losses.size} values>",
-                f"as long as `losses` ({self.losses.size} values)",
-            )
+        v.check_same_length("smoothed_losses", self.smoothed_losses, "losses", self.losses)
         self.method = method
         self.stopped_early = bool(stopped_early)
         self.elapsed = float(elapsed)

@@ -8,9 +8,12 @@ both the suggestions and the early stop read.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from keras_recipes import _validation as v
+from keras_recipes._docstrings import fill_docstring
 
 __all__ = [
     "SUGGESTION_METHODS",
@@ -36,12 +39,7 @@ def _curve(learning_rates, losses, fn_name):
             f"a 1-D sequence of numbers (and `losses` too) for `{fn_name}`",
             error=TypeError,
         )
-    if lrs.shape != values.shape:
-        v.fail(
-            "losses",
-            f"<{values.size} values>",
-            f"as long as `learning_rates` ({lrs.size} values)",
-        )
+    v.check_same_length("losses", values, "learning_rates", lrs)
     if np.any(~np.isfinite(lrs)) or np.any(lrs <= 0):
         v.fail("learning_rates", learning_rates, "finite and > 0")
     keep = np.isfinite(values)
@@ -57,6 +55,35 @@ def _curve(learning_rates, losses, fn_name):
     return lrs, values
 
 
+# The Args, Returns and Raises of every rule.
+_RULE_ARGUMENTS = """
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
+
+    Returns:
+        The suggested learning rate, a Python float.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, or fewer than 2 losses are finite.
+"""
+
+
+def _suggestion_rule(suggest):
+    """A suggestion rule made from `suggest(learning_rates, losses)`, which reads the
+    curve's finite points (float64 arrays, checked) and returns the learning rate: the
+    rule checks the curve first (its messages name the rule), returns a Python float,
+    and its docstring gets the rules' shared Args, Returns and Raises."""
+
+    @functools.wraps(suggest)
+    def rule(learning_rates, losses):
+        return float(suggest(*_curve(learning_rates, losses, suggest.__name__)))
+
+    return fill_docstring(rule_arguments=_RULE_ARGUMENTS)(rule)
+
+
+@_suggestion_rule
 def valley(learning_rates, losses):
     """Suggests the learning rate in the middle of the longest valley of the loss curve.
 
@@ -67,16 +94,7 @@ def valley(learning_rates, losses):
     and lands about one order of magnitude below the minimum. Non-finite losses
     are ignored. Pure: the inputs are not modified.
 
-    Args:
-        learning_rates: 1-D sequence of positive floats, increasing.
-        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
-
-    Returns:
-        The suggested learning rate, a Python float.
-
-    Raises:
-        ValueError: if the sequences differ in length, a learning rate is not
-            positive, or fewer than 2 losses are finite.
+    {{rule_arguments}}
 
     Example:
 
@@ -86,21 +104,21 @@ def valley(learning_rates, losses):
     >>> valley(lrs, [3, 3, 2.9, 2.5, 2.0, 1.5, 1.2, 1.0, 1.1, 2.0, 5.0])
     0.001
     """
-    lrs, values = _curve(learning_rates, losses, "valley")
-    n = values.size
+    n = losses.size
     # lds[i]: length of the longest strictly decreasing subsequence ending at i.
     lds = np.ones(n, dtype="int64")
     for i in range(1, n):
-        higher = values[:i] > values[i]
+        higher = losses[:i] > losses[i]
         if higher.any():
             lds[i] = lds[:i][higher].max() + 1
     end = int(np.argmax(lds))  # the first index reaching the longest valley
     start = end - int(lds[end]) + 1
     length = end - start
     index = start + int(length / 3) + int(length / 6)
-    return float(lrs[index])
+    return learning_rates[index]
 
 
+@_suggestion_rule
 def minimum(learning_rates, losses):
     """Suggests one tenth of the learning rate at which the loss is lowest.
 
@@ -108,16 +126,7 @@ def minimum(learning_rates, losses):
     at the edge of stability, so train ten times below it. Non-finite losses are
     ignored. Pure: the inputs are not modified.
 
-    Args:
-        learning_rates: 1-D sequence of positive floats, increasing.
-        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
-
-    Returns:
-        The suggested learning rate, a Python float.
-
-    Raises:
-        ValueError: if the sequences differ in length, a learning rate is not
-            positive, or fewer than 2 losses are finite.
+    {{rule_arguments}}
 
     Example:
 
@@ -125,10 +134,10 @@ def minimum(learning_rates, losses):
     >>> minimum([1e-4, 1e-3, 1e-2, 1e-1], [2.0, 1.5, 1.0, 4.0])
     0.001
     """
-    lrs, values = _curve(learning_rates, losses, "minimum")
-    return float(lrs[int(np.argmin(values))] / 10.0)
+    return learning_rates[int(np.argmin(losses))] / 10.0
 
 
+@_suggestion_rule
 def steepest(learning_rates, losses):
     """Suggests the learning rate at which the loss falls fastest.
 
@@ -137,16 +146,7 @@ def steepest(learning_rates, losses):
     suggestion is the left point of the steepest segment (fastai's `steep`).
     Non-finite losses are ignored. Pure: the inputs are not modified.
 
-    Args:
-        learning_rates: 1-D sequence of positive floats, increasing.
-        losses: 1-D sequence of floats, the (smoothed) loss at each learning rate.
-
-    Returns:
-        The suggested learning rate, a Python float.
-
-    Raises:
-        ValueError: if the sequences differ in length, a learning rate is not
-            positive, or fewer than 2 losses are finite.
+    {{rule_arguments}}
 
     Example:
 
@@ -154,12 +154,10 @@ def steepest(learning_rates, losses):
     >>> steepest([1e-4, 1e-3, 1e-2, 1e-1], [2.0, 1.9, 1.0, 0.9])
     0.001
     """
-    lrs, values = _curve(learning_rates, losses, "steepest")
-    log_lrs = np.log(lrs)
-    step = np.diff(log_lrs)
+    step = np.diff(np.log(learning_rates))
     step[step == 0] = np.finfo("float64").tiny
-    slopes = np.diff(values) / step
-    return float(lrs[int(np.argmin(slopes))])
+    slopes = np.diff(losses) / step
+    return learning_rates[int(np.argmin(slopes))]
 
 
 class LossSmoother:

@@ -6,14 +6,46 @@ from __future__ import annotations
 import inspect
 
 from keras_recipes import _validation as v
+from keras_recipes._docstrings import fill_docstring
 from keras_recipes.recipe import TRAINING_OPTIONS, Recipe
 from keras_recipes.training.compiling import compile_with_recipe
 from keras_recipes.training.recipe_model import RecipeModel
 
-__all__ = ["assemble", "check_architecture", "recipe_for"]
+__all__ = ["assemble", "check_architecture", "documented", "recipe_for"]
 
 # The deprecated form of `schedule`, still a parameter of the factories.
 _ALIASES = ("one_cycle",)
+
+# The arguments the public entry points document alike, written once (see `documented`).
+_ARGUMENT_DOCS = {
+    "task_arguments": """
+        input_shape: tuple of ints, the shape of one sample.
+        num_classes: int >= 2, or `None` with `task="regression"`.
+        task: str, as in `build_default_dnn`. Defaults to `"auto"`.
+        num_outputs: int, regression targets. Defaults to `1`.
+        label_smoothing: float in [0, 1), for a classification task, as in
+            `build_default_dnn`. Defaults to `0.0`.
+    """,
+    "training_options": """
+        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
+            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
+            distribution, steps_per_execution, jit_compile, one_cycle: the
+            training options, each as documented in `keras_recipes.Recipe` (which
+            the model keeps as `model.recipe`).
+    """,
+    "recipe_argument": """
+        recipe: a `keras_recipes.Recipe` or None: the training options as one
+            value, instead of the arguments above (which are then left out).
+            Defaults to `None`.
+    """,
+}
+
+
+def documented(*names):
+    """A decorator that writes the arguments documented alike by the public entry points
+    (`"task_arguments"`, `"training_options"`, `"recipe_argument"`) into the docstring of
+    the one it decorates, where it names them as `{{name}}` (see `_docstrings`)."""
+    return fill_docstring(**{name: _ARGUMENT_DOCS[name] for name in names})
 
 
 def check_architecture(*, num_hidden_layers, units, dropout_rate, seed, min_hidden_layers=1):

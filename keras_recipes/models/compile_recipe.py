@@ -14,6 +14,7 @@ from keras_recipes.training.recipe_wrapper import RecipeWrapper
 __all__ = ["compile_recipe"]
 
 
+@factory.documented("recipe_argument")
 def compile_recipe(
     model, *, loss, metrics=None, loss_weights=None,
     # The training options (keras_recipes.Recipe documents each):
@@ -72,9 +73,7 @@ def compile_recipe(
             `"find"` is the better choice when in doubt) and early stopping
             after 10 epochs without a better `val_loss`. (No `distribution`: a
             model of yours is built where you built it.)
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, instead of the arguments above (which are then left out).
-            Defaults to `None`.
+        {{recipe_argument}}
 
     Returns:
         A compiled `keras_recipes.RecipeModel` or

@@ -14,6 +14,7 @@ from keras_recipes.models._graph import dense_input_stem
 __all__ = ["build_default_dnn"]
 
 
+@factory.documented("training_options", "recipe_argument")
 def build_default_dnn(
     input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
@@ -91,19 +92,13 @@ def build_default_dnn(
         max_norm: float or None, bound on the norm of each hidden unit's
             incoming weights (`keras_recipes.constraints.apply_max_norm`; the
             output layer is left free). Defaults to `None`.
-        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
-            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
-            distribution, steps_per_execution, jit_compile, one_cycle: the
-            training options, each as documented in `keras_recipes.Recipe` (which
-            the model keeps as `model.recipe`).
+        {{training_options}}
             Here they default to Nadam on the 1cycle (learning rate and `beta_1`)
             peaking at `learning_rate=1e-2`, stretched over each `fit`, and early
             stopping after 10 epochs without a better `val_loss`;
             `learning_rate="find"` runs the LR range finder on the first `fit`'s
             data.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, instead of the arguments above (which are then left out).
-            Defaults to `None`.
+        {{recipe_argument}}
         normalization_data: array or None, training inputs to adapt a
             `Normalization` layer to, put in front of the network.
             Defaults to `None`.

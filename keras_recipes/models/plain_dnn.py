@@ -13,6 +13,7 @@ from keras_recipes.models._graph import dense_input_stem
 __all__ = ["build_plain_dnn"]
 
 
+@factory.documented("task_arguments", "training_options", "recipe_argument")
 def build_plain_dnn(
     input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
@@ -32,25 +33,14 @@ def build_plain_dnn(
     buy.
 
     Args:
-        input_shape: tuple of ints, the shape of one sample.
-        num_classes: int >= 2, or `None` with `task="regression"`.
-        task: str, as in `build_default_dnn`. Defaults to `"auto"`.
-        num_outputs: int, regression targets. Defaults to `1`.
-        label_smoothing: float in [0, 1), for a classification task, as in
-            `build_default_dnn`. Defaults to `0.0`.
+        {{task_arguments}}
         num_hidden_layers: int. Defaults to `3`.
         units: int. Defaults to `100`.
-        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
-            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
-            distribution, steps_per_execution, jit_compile, one_cycle: the
-            training options, each as documented in `keras_recipes.Recipe` (which
-            the model keeps as `model.recipe`).
+        {{training_options}}
             Here they default to the baseline's Adam at a constant
             `learning_rate=1e-3` without early stopping (`schedule="one_cycle"`
             or `"plateau"` to see what a schedule alone buys).
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, instead of the arguments above (which are then left out).
-            Defaults to `None`.
+        {{recipe_argument}}
         seed: int or None, seeds the initializers. Defaults to `None`.
         name: str. Defaults to `"plain_dnn"`.
 

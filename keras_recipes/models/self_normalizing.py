@@ -57,6 +57,7 @@ def _guard(name, value):
                hint=f"({why}). Use `build_default_dnn` for other choices")
 
 
+@factory.documented("task_arguments", "training_options", "recipe_argument")
 def build_self_normalizing_dnn(
     input_shape, num_classes=None, *, task="auto", num_outputs=1, label_smoothing=0.0,
     # The network:
@@ -89,12 +90,7 @@ def build_self_normalizing_dnn(
     neither, the inputs are assumed to be standardised already.
 
     Args:
-        input_shape: tuple of ints, the shape of one sample.
-        num_classes: int >= 2, or `None` with `task="regression"`.
-        task: str, as in `build_default_dnn`. Defaults to `"auto"`.
-        num_outputs: int, regression targets. Defaults to `1`.
-        label_smoothing: float in [0, 1), for a classification task, as in
-            `build_default_dnn`. Defaults to `0.0`.
+        {{task_arguments}}
         num_hidden_layers: int. Defaults to `10`.
         units: int, units per layer. Defaults to `100`.
         dropout_rate: float in [0, 1), rate of the `AlphaDropout` layer put
@@ -105,18 +101,12 @@ def build_self_normalizing_dnn(
         input_mean: array or None, per-feature mean for standardisation.
             Defaults to `None`.
         input_variance: array or None, per-feature variance. Defaults to `None`.
-        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
-            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
-            distribution, steps_per_execution, jit_compile, one_cycle: the
-            training options, each as documented in `keras_recipes.Recipe` (which
-            the model keeps as `model.recipe`).
+        {{training_options}}
             Here they default to Nadam on the 1cycle peaking at
             `learning_rate=1e-3` (on digits, 20 layers: 96.9% test accuracy
             against 95.3% at 3e-3 and 93.9% at 3e-4) and early stopping after 10
             epochs without a better `val_loss`.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, instead of the arguments above (which are then left out).
-            Defaults to `None`.
+        {{recipe_argument}}
         seed: int or None. Defaults to `None`.
         name: str. Defaults to `"self_normalizing_dnn"`.
         activation: must be `"selu"`; accepted so that a wrong value gets an

@@ -146,8 +146,30 @@ class _ScheduledMixin:
         return super().from_config(config, custom_objects=custom_objects)
 
 
+class _ScheduledBeta1(_ScheduledMixin):
+    """The Adam family's `beta_1`: a float or a step schedule."""
+
+    _scheduled = ("beta_1",)
+    beta_1 = _ScheduledHyperparameter("beta_1")
+
+
+class _ScheduledMomentum(_ScheduledMixin):
+    """SGD's and RMSprop's `momentum`: a float or a step schedule, and its variables."""
+
+    _scheduled = ("momentum",)
+    momentum = _ScheduledHyperparameter("momentum")
+
+    def _build_momentums(self, variables):
+        """One momentum variable per model variable, or none for a float momentum of 0, as
+        Keras builds them (its `build` compares the momentum with 0, which a schedule
+        cannot be)."""
+        self.momentums = []
+        if _uses_momentum(self):
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Adam(_ScheduledMixin, keras.optimizers.Adam):
+class Adam(_ScheduledBeta1, keras.optimizers.Adam):
     """`keras.optimizers.Adam` whose `beta_1` may follow a schedule.
 
     Identical to Keras's Adam, except that `beta_1` may also be a step schedule
@@ -168,12 +190,9 @@ class Adam(_ScheduledMixin, keras.optimizers.Adam):
     >>> optimizer = Adam(OneCycle(1e-2, total_steps=500), beta_1=OneCycleMomentum(500))
     """
 
-    _scheduled = ("beta_1",)
-    beta_1 = _ScheduledHyperparameter("beta_1")
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class AdamW(_ScheduledMixin, keras.optimizers.AdamW):
+class AdamW(_ScheduledBeta1, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW` whose `beta_1` may follow a schedule.
 
     As `keras_recipes.optimizers.Adam`, with decoupled weight decay.
@@ -191,12 +210,9 @@ class AdamW(_ScheduledMixin, keras.optimizers.AdamW):
     >>> optimizer = AdamW(1e-3, beta_1=OneCycleMomentum(total_steps=500))
     """
 
-    _scheduled = ("beta_1",)
-    beta_1 = _ScheduledHyperparameter("beta_1")
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Nadam(_ScheduledMixin, keras.optimizers.Nadam):
+class Nadam(_ScheduledBeta1, keras.optimizers.Nadam):
     """`keras.optimizers.Nadam` whose `beta_1` may follow a schedule.
 
     As `keras_recipes.optimizers.Adam`; Nadam's momentum cache (`u_t`) is
@@ -214,12 +230,9 @@ class Nadam(_ScheduledMixin, keras.optimizers.Nadam):
     >>> optimizer = Nadam(1e-3, beta_1=OneCycleMomentum(total_steps=500))
     """
 
-    _scheduled = ("beta_1",)
-    beta_1 = _ScheduledHyperparameter("beta_1")
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class SGD(_ScheduledMixin, keras.optimizers.SGD):
+class SGD(_ScheduledMomentum, keras.optimizers.SGD):
     """`keras.optimizers.SGD` whose `momentum` may follow a schedule.
 
     Keras's SGD insists on a Python float momentum. This one also takes a step
@@ -241,9 +254,6 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
     >>> optimizer = SGD(OneCycle(0.1, total_steps=500), momentum=OneCycleMomentum(500))
     """
 
-    _scheduled = ("momentum",)
-    momentum = _ScheduledHyperparameter("momentum")
-
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         # Keras's SGD validates momentum as a float; hand it a placeholder and
         # store the real value (float or schedule) through the descriptor.
@@ -255,9 +265,7 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
         if self.built:
             return
         keras.optimizers.Optimizer.build(self, variables)
-        self.momentums = []
-        if _uses_momentum(self):
-            self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self._build_momentums(variables)
         self._build_schedule_states()
 
     def update_step(self, gradient, variable, learning_rate):
@@ -281,7 +289,7 @@ class SGD(_ScheduledMixin, keras.optimizers.SGD):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class Adamax(_ScheduledMixin, keras.optimizers.Adamax):
+class Adamax(_ScheduledBeta1, keras.optimizers.Adamax):
     """`keras.optimizers.Adamax` whose `beta_1` may follow a schedule.
 
     As `keras_recipes.optimizers.Adam`: the bias correction uses the current
@@ -298,9 +306,6 @@ class Adamax(_ScheduledMixin, keras.optimizers.Adamax):
     >>> from keras_recipes.schedules import OneCycleMomentum
     >>> optimizer = Adamax(2e-3, beta_1=OneCycleMomentum(total_steps=500))
     """
-
-    _scheduled = ("beta_1",)
-    beta_1 = _ScheduledHyperparameter("beta_1")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -326,7 +331,7 @@ class Adagrad(_ScheduledMixin, keras.optimizers.Adagrad):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class RMSprop(_ScheduledMixin, keras.optimizers.RMSprop):
+class RMSprop(_ScheduledMomentum, keras.optimizers.RMSprop):
     """`keras.optimizers.RMSprop` whose `momentum` may follow a schedule.
 
     Keras's RMSprop decides in Python whether it has a momentum (`momentum > 0`),
@@ -349,18 +354,13 @@ class RMSprop(_ScheduledMixin, keras.optimizers.RMSprop):
     >>> optimizer = RMSprop(OneCycle(1e-2, total_steps=500), momentum=OneCycleMomentum(500))
     """
 
-    _scheduled = ("momentum",)
-    momentum = _ScheduledHyperparameter("momentum")
-
     def build(self, variables):
         # Keras's RMSprop.build, its variables in the same order (files saved with it load).
         if self.built:
             return
         keras.optimizers.Optimizer.build(self, variables)
         self.velocities = self.add_optimizer_variables(variables, "velocity")
-        self.momentums = []
-        if _uses_momentum(self):
-            self.momentums = self.add_optimizer_variables(variables, "momentum")
+        self._build_momentums(variables)
         self.average_gradients = []
         if self.centered:
             self.average_gradients = self.add_optimizer_variables(variables, "average_gradient")

@@ -5,35 +5,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 
 import keras
 
-from keras_recipes import _batches, _processes
 from keras_recipes import _keras_internals as internals
+from keras_recipes import _processes
 from keras_recipes import _validation as v
-from keras_recipes.callbacks.progress_bar import ChunkedProgbarLogger
-from keras_recipes.callbacks.training_monitor import TrainingMonitor
 from keras_recipes.recipe import Recipe, RecipeState
 from keras_recipes.recipe._execution import dividing_steps_per_execution
 from keras_recipes.recipe._fit_callbacks import watches_batches
-from keras_recipes.recipe._state import model_fingerprint
 from keras_recipes.schedules._span import PeakedSchedule
+from keras_recipes.training import _fit_arguments as arguments
 from keras_recipes.training import _legacy
+from keras_recipes.training._batches_per_call import CompiledFunctions, with_batches_per_call
 from keras_recipes.training._epoch_order import (
     EpochOrderedArrays,
     are_arrays,
-    data_fingerprint,
     orderable,
     ordered_fit_arguments,
 )
 from keras_recipes.training._fit_checks import check_fit_data
 
 __all__ = ["RecipeModel", "RecipeTraining", "set_peak_learning_rate"]
-
-_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
-# The arguments of `fit` that say what its training data is (`Recipe.callbacks`' `data`).
-_DATA_ARGUMENTS = ("x", "batch_size", "steps_per_epoch", "validation_split", "validation_data")
 
 
 def set_peak_learning_rate(optimizer, learning_rate):
@@ -52,40 +45,6 @@ def set_peak_learning_rate(optimizer, learning_rate):
         return schedule.state is None
     optimizer.learning_rate = float(learning_rate)
     return False
-
-
-_EVALUATE_SIGNATURE = inspect.signature(keras.Model.evaluate)
-_PREDICT_SIGNATURE = inspect.signature(keras.Model.predict)
-
-
-def _tell_monitors_the_batch_size(params):
-    """Gives each `TrainingMonitor` of a `fit` the batch size it trains with (Keras tells
-    callbacks its steps and epochs, not its batch size), where it is known."""
-    batch_size = _batches.fit_batch_size(params["x"], params["batch_size"])
-    for callback in params["callbacks"]:
-        if isinstance(callback, TrainingMonitor) and batch_size is not None:
-            callback.fit_batch_size = batch_size
-
-
-def _progress_bar(callbacks, verbose):
-    """`callbacks` with a progress bar that counts multi-batch calls right, if it prints."""
-    if isinstance(callbacks, keras.callbacks.CallbackList):  # fit's validation: fit's own
-        return callbacks
-    callbacks = list(callbacks or [])
-    if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
-        callbacks.append(ChunkedProgbarLogger())
-    return callbacks
-
-
-def _with_progress_bar(signature, args, kwargs):
-    """The keyword arguments of an `evaluate` / `predict` call, with `_progress_bar`."""
-    arguments = signature.bind(None, *args, **kwargs)
-    arguments.apply_defaults()
-    params = dict(arguments.arguments)
-    params.pop("self")
-    extra = params.pop("kwargs", {})
-    params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
-    return {**params, **extra}
 
 
 _SEED_KEY = "seed_generator_state_"
@@ -153,7 +112,7 @@ class RecipeTraining:
         self.early_stopping = None  # the EarlyStopping of the latest fit
         self.recipe_state = None  # the RecipeState of the latest fit
         self._fitting = False
-        self._functions_by_batches_per_call = _CompiledFunctions()
+        self._functions_by_batches_per_call = CompiledFunctions()
         # A keras.distribution distribution (JAX) must be active while data is
         # sharded, so fit/evaluate/predict re-enter it; not saved with the model.
         self._distribution_scope = contextlib.nullcontext
@@ -183,7 +142,7 @@ class RecipeTraining:
 
     @_in_distribution
     def evaluate(self, *args, **kwargs):
-        params = _with_progress_bar(_EVALUATE_SIGNATURE, args, kwargs)
+        params = arguments.with_progress_bar(arguments.EVALUATE_SIGNATURE, args, kwargs)
         if self._fitting:  # fit's validation: fit has chosen (and checked the data)
             return super().evaluate(**params)
         # As `fit` does: labels outside the classes would give a NaN loss and no error.
@@ -206,7 +165,7 @@ class RecipeTraining:
                 "the predictions of several processes (the model's outputs span devices this "
                 "process cannot read). Predict in one process, on the saved model "
                 "(`keras.models.load_model`), or use `evaluate`, which works on several.")
-        params = _with_progress_bar(_PREDICT_SIGNATURE, args, kwargs)
+        params = arguments.with_progress_bar(arguments.PREDICT_SIGNATURE, args, kwargs)
         with self._batches_per_call(self._dividing(params["steps"])):
             return super().predict(**params)
 
@@ -224,29 +183,26 @@ class RecipeTraining:
 
     @_in_distribution
     def fit(self, *args, **kwargs):
-        arguments = _FIT_SIGNATURE.bind(self, *args, **kwargs)
-        arguments.apply_defaults()
-        params = arguments.arguments
+        params = arguments.call_arguments(arguments.FIT_SIGNATURE, args, kwargs)
         params["callbacks"] = self.recipe_callbacks(
             params["callbacks"],
             has_validation=params["validation_data"] is not None
             or bool(params["validation_split"]),
             initial_epoch=params["initial_epoch"],
             epochs=params["epochs"],
-            data={key: params[key] for key in _DATA_ARGUMENTS},
+            data={key: params[key] for key in arguments.DATA_ARGUMENTS},
         )
-        params.pop("self")
-        self.early_stopping = _first(params["callbacks"], keras.callbacks.EarlyStopping)
-        self.recipe_state = _first(params["callbacks"], RecipeState)
-        _tell_monitors_the_batch_size(params)
-        params["callbacks"] = _progress_bar(params["callbacks"], params["verbose"])
+        self.early_stopping = arguments.first(params["callbacks"], keras.callbacks.EarlyStopping)
+        self.recipe_state = arguments.first(params["callbacks"], RecipeState)
+        arguments.tell_monitors_the_batch_size(params)
+        params["callbacks"] = arguments.progress_bar(params["callbacks"], params["verbose"])
         check_fit_data(self, params["x"], params["y"], params["validation_data"])
         state = self.recipe_state
         backed_up = state is not None and state.backup is not None
         processes = _processes.count()
         resumed_at = None
         if backed_up or processes > 1:  # the backup's folder, and one order for every process
-            resumed_at = state.prepare(self._run_record(params))
+            resumed_at = state.prepare(arguments.run_record(self._fit_recipe(), self, params))
         if self._fit_recipe().finds_learning_rate:
             if processes > 1:
                 v.fail("learning_rate", "find", f"a number on {processes} processes",
@@ -292,25 +248,10 @@ class RecipeTraining:
         requested steps (see `dividing_steps_per_execution`)."""
         return dividing_steps_per_execution(self.steps_per_execution, *step_counts)
 
-    @contextlib.contextmanager
-    def _batches_per_call(self, batches_per_call):
-        """Runs `batches_per_call` batches per compiled call inside the block.
-
-        Keras's compiled functions hold the number as a constant, so each number has
-        its own; they are kept, so that a `fit` like an earlier one reuses its functions
-        rather than tracing them again, for as long as the model is compiled the same way.
-        """
-        compiled = self.steps_per_execution
-        if batches_per_call == compiled:
-            yield
-            return
-        kept = self._functions_by_batches_per_call
-        kept.forget_unless_compiled_as(self)
-        kept.switch(self, compiled, batches_per_call)
-        try:
-            yield
-        finally:
-            kept.switch(self, batches_per_call, compiled)
+    def _batches_per_call(self, count):
+        """Runs `count` batches per compiled call inside the block, the functions of each
+        number kept (see `with_batches_per_call`)."""
+        return with_batches_per_call(self, self._functions_by_batches_per_call, count)
 
     def compile_from_config(self, config):
         # A model compiled on TensorFlow or JAX with several batches per call
@@ -343,17 +284,6 @@ class RecipeTraining:
         self.recipe = self._fit_recipe().replace(learning_rate=learning_rate)
         if baked_in and self.train_function is not None:
             self.make_train_function(force=True)
-
-    def _run_record(self, params):
-        """What identifies this `fit` for its backup: the recipe, the model, the data and
-        the fit's own settings (a rerun with other ones is refused, not resumed)."""
-        return {"recipe": self._fit_recipe().get_config(), "model": model_fingerprint(self),
-                "data": data_fingerprint(params["x"], params["y"]),
-                "epochs": params["epochs"], "batch_size": params["batch_size"],
-                "steps_per_epoch": params["steps_per_epoch"],
-                "validation_split": params["validation_split"],
-                "shuffle": params["shuffle"] if isinstance(params["shuffle"], (bool, str))
-                else None}
 
     def recipe_callbacks(self, callbacks=None, *, has_validation=False, initial_epoch=0,
                          epochs=1, data=None):
@@ -411,35 +341,6 @@ class RecipeTraining:
             model._legacy_settings = settings
             model.recipe = _legacy.recipe_from_settings(settings, optimizer=None)
         return model
-
-
-class _CompiledFunctions:
-    """The compiled functions (train, test, predict) of each number of batches per call,
-    kept for one compilation of a model (its optimizer and compile config)."""
-
-    def __init__(self):
-        self.compiled_as = None
-        self.functions = {}
-
-    def forget_unless_compiled_as(self, model):
-        """Drops the kept functions when `model` was compiled anew since they were made."""
-        compiled_as = (model.optimizer, model.get_compile_config())
-        if (self.compiled_as is None or self.compiled_as[0] is not compiled_as[0]
-                or self.compiled_as[1] != compiled_as[1]):
-            self.compiled_as, self.functions = compiled_as, {}
-
-    def switch(self, model, current, new):
-        """Keeps `model`'s functions for `current` batches per call; gives it those for
-        `new` (None: traced when first needed)."""
-        self.functions[current] = (model.train_function, model.test_function,
-                                   model.predict_function)
-        model.steps_per_execution = new
-        model.train_function, model.test_function, model.predict_function = (
-            self.functions.get(new, (None, None, None)))
-
-
-def _first(callbacks, kind):
-    return next((c for c in callbacks if isinstance(c, kind)), None)
 
 
 # What a `RecipeModel` made without a recipe runs: no schedule, no early stopping.

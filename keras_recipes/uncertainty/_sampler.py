@@ -19,6 +19,7 @@ left alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 
 import keras
@@ -32,6 +33,7 @@ from keras_recipes.uncertainty.statistics import mc_statistics
 __all__ = [
     "DropoutSampler",
     "GraphSampler",
+    "SamplerOptions",
     "classifier_kind",
     "compile_sampler",
     "make_clones",
@@ -195,7 +197,7 @@ class _Run:
                 if type(op) in _NATIVE_DROPOUT and not args:
                     generator = getattr(clone, "seed_generator", None)
                     outputs = sample_dropout(op, generator, x, self.num_samples,
-                                             sampler.share_masks)
+                                             sampler.options.share_masks)
                 else:  # an unknown subclass: its own call, forced into training mode
                     kwargs["training"] = True
                     outputs = clone(x, *args, **kwargs)
@@ -227,28 +229,63 @@ class _Run:
         return call_deterministic
 
 
+@dataclasses.dataclass(frozen=True)
+class SamplerOptions:
+    """What a sampler draws and returns, as `MCDropoutPredictor` asks for it.
+
+    Attributes:
+        num_samples: int, the samples per input.
+        kind: str, as in `mc_statistics`, or `"classifier"` (see `statistics_output`).
+        from_logits: bool, whether the outputs are logits.
+        return_samples: bool, whether the samples are returned beside the statistics.
+        share_masks: bool, whether the inputs of a batch share their dropout masks.
+    """
+
+    num_samples: int
+    kind: str
+    from_logits: bool
+    return_samples: bool
+    share_masks: bool
+
+
 class _Sampler(keras.Model):
     """What both samplers hold: the target, the seeded dropout copies, the options."""
 
-    def __init__(self, target, clones, num_samples, kind, from_logits, return_samples,
-                 share_masks):
+    def __init__(self, target, clones, options):
         super().__init__(name="mc_dropout_sampler")
         self.target = target
         self.mc_layers = list(clones)
-        self.num_samples = num_samples
-        self.kind = kind
-        self.from_logits = from_logits
-        self.return_samples = return_samples
-        self.share_masks = share_masks
+        self.options = options
         self.built = True
+
+    @property
+    def num_samples(self):
+        """int, the samples per input."""
+        return self.options.num_samples
 
     def deterministic(self):
         """Whether nothing is random (every rate is 0): one pass, copied, so std is 0."""
         return all(float(layer.rate) == 0.0 for layer in self.mc_layers)
 
-    def statistics(self, y):
-        """The outputs for samples `y` of shape `(batch, num_samples, ...)`."""
-        return statistics_output(y, self.kind, self.from_logits, self.return_samples)
+    def call(self, inputs):
+        if self.deterministic():
+            y = self._one_pass(inputs)
+            y = ops.repeat(ops.expand_dims(y, 1), self.num_samples, axis=1)
+        else:
+            y = self._sampled_pass(inputs)
+            shape = ops.shape(y)
+            y = ops.reshape(y, (-1, self.num_samples) + tuple(shape[1:]))
+        options = self.options
+        return statistics_output(y, options.kind, options.from_logits, options.return_samples)
+
+    def _one_pass(self, inputs):
+        """The target's output for `inputs` with nothing random, shape `(batch, ...)`."""
+        raise NotImplementedError
+
+    def _sampled_pass(self, inputs):
+        """The target's outputs for `inputs` with the dropout layers sampling, shape
+        `(batch * num_samples, ...)`: row `b * num_samples + s` is input b, sample s."""
+        raise NotImplementedError
 
 
 class GraphSampler(_Sampler):
@@ -263,27 +300,20 @@ class GraphSampler(_Sampler):
         clone_ids: the ids of the target's dropout layers, in the order of `clones`.
         inline_ids: ids of the graph models (the target and nested ones) that
             contain a sampled layer, so are replayed rather than called.
-        num_samples, kind, from_logits, return_samples, share_masks: as in
-            `MCDropoutPredictor` (`kind` as in `mc_statistics`).
+        options: the `SamplerOptions`.
     """
 
-    def __init__(self, target, clones, clone_ids, inline_ids, num_samples, kind,
-                 from_logits, return_samples, share_masks):
-        super().__init__(target, clones, num_samples, kind, from_logits, return_samples,
-                         share_masks)
+    def __init__(self, target, clones, clone_ids, inline_ids, options):
+        super().__init__(target, clones, options)
         self.clone_index = {layer_id: i for i, layer_id in enumerate(clone_ids)}
         self.inline_ids = set(inline_ids)
 
-    def call(self, inputs):
-        if self.deterministic():
-            y = _Run(self, num_samples=1).run_model(self.target, inputs, top_level=True)
-            y = ops.repeat(ops.expand_dims(y, 1), self.num_samples, axis=1)
-        else:
-            run = _Run(self)
-            y = run.tile(run.run_model(self.target, inputs, top_level=True))
-            shape = ops.shape(y)
-            y = ops.reshape(y, (-1, self.num_samples) + tuple(shape[1:]))
-        return self.statistics(y)
+    def _one_pass(self, inputs):
+        return _Run(self, num_samples=1).run_model(self.target, inputs, top_level=True)
+
+    def _sampled_pass(self, inputs):
+        run = _Run(self)
+        return run.tile(run.run_model(self.target, inputs, top_level=True))
 
 
 def statistics_output(y, kind, from_logits, return_samples):
@@ -359,30 +389,22 @@ class DropoutSampler(_Sampler):
         target: a built `keras.Model` (subclassed or not) with a single output.
         layers: the target's dropout layers to sample.
         clones: their copies (`make_clones`), in the same order.
-        num_samples, kind, from_logits, return_samples, share_masks: as in
-            `GraphSampler` (`kind` may be `"classifier"`, see `statistics_output`).
+        options: the `SamplerOptions`.
     """
 
-    def __init__(self, target, layers, clones, num_samples, kind, from_logits,
-                 return_samples, share_masks):
-        super().__init__(target, clones, num_samples, kind, from_logits, return_samples,
-                         share_masks)
-        self.sampling = _Sampling(layers, clones, num_samples, share_masks)
+    def __init__(self, target, layers, clones, options):
+        super().__init__(target, clones, options)
+        self.sampling = _Sampling(layers, clones, options.num_samples, options.share_masks)
 
-    def call(self, inputs):
-        num_samples = self.num_samples
-        if self.deterministic():
-            y = self._single_output(self.target(inputs, training=False))
-            y = ops.repeat(ops.expand_dims(y, 1), num_samples, axis=1)
-        else:
-            tiled = keras.tree.map_structure(
-                lambda t: ops.repeat(t, num_samples, axis=0) if ops.is_tensor(t) else t,
-                inputs)
-            with self.sampling.active():
-                y = self._single_output(self.target(tiled, training=False))
-            shape = ops.shape(y)
-            y = ops.reshape(y, (-1, num_samples) + tuple(shape[1:]))
-        return self.statistics(y)
+    def _one_pass(self, inputs):
+        return self._single_output(self.target(inputs, training=False))
+
+    def _sampled_pass(self, inputs):
+        tiled = keras.tree.map_structure(
+            lambda t: ops.repeat(t, self.num_samples, axis=0) if ops.is_tensor(t) else t,
+            inputs)
+        with self.sampling.active():
+            return self._single_output(self.target(tiled, training=False))
 
     def _single_output(self, outputs):
         flat = keras.tree.flatten(outputs)

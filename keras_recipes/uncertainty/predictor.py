@@ -327,16 +327,15 @@ class MCDropoutPredictor:
         sampler = self._samplers.get(return_samples)
         if sampler is None:
             clones = _sampler.make_clones(self._selected)
+            options = _sampler.SamplerOptions(self.num_samples, self._kind, self.from_logits,
+                                              return_samples, self.share_masks)
             if self._graph is None:
-                sampler = _sampler.DropoutSampler(
-                    self.model, self._selected, clones, self.num_samples, self._kind,
-                    self.from_logits, return_samples, self.share_masks)
+                sampler = _sampler.DropoutSampler(self.model, self._selected, clones, options)
             else:
                 clone_ids = [id(layer) for layer in self._selected]
                 inline_ids = _analysis.graph_models_containing(self.model, self._selected)
-                sampler = _sampler.GraphSampler(
-                    self.model, clones, clone_ids, inline_ids, self.num_samples, self._kind,
-                    self.from_logits, return_samples, self.share_masks)
+                sampler = _sampler.GraphSampler(self.model, clones, clone_ids, inline_ids,
+                                                options)
             _sampler.compile_sampler(sampler, self.jit_compile)
             self._samplers[return_samples] = sampler
         return sampler

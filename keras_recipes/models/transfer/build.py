@@ -16,6 +16,7 @@ __all__ = ["POOLINGS", "build_transfer_model"]
 POOLINGS = ("avg", "max")
 
 
+@factory.documented("training_options", "recipe_argument")
 def build_transfer_model(
     base, num_classes=None, input_shape=None, weights="imagenet", *, task="auto",
     num_outputs=1, label_smoothing=0.0,
@@ -130,11 +131,7 @@ def build_transfer_model(
             initializer as in `build_default_dnn` (He for the ReLU family,
             LeCun for `"selu"`, Glorot for `"tanh"` and `"sigmoid"`).
             Defaults to `"relu"`.
-        optimizer, learning_rate, schedule, schedule_kwargs, total_steps, clipnorm,
-            optimizer_kwargs, early_stopping_patience, swa_epochs, backup_dir,
-            distribution, steps_per_execution, jit_compile, one_cycle: the
-            training options, each as documented in `keras_recipes.Recipe` (which
-            the model keeps as `model.recipe`).
+        {{training_options}}
             Here they default to Adam on the 1cycle peaking at
             `learning_rate=1e-2` for the head -- higher than Keras's usual 1e-3:
             the head is a small model on fixed features and a few hundred
@@ -144,9 +141,7 @@ def build_transfer_model(
             `fine_tune` trains both phases with the recipe, phase 2 at a lower
             rate; the base, the head and the optimizers are created in
             `distribution`'s scope.
-        recipe: a `keras_recipes.Recipe` or None: the training options as one
-            value, instead of the arguments above (which are then left out).
-            Defaults to `None`.
+        {{recipe_argument}}
         seed: int or None, seeds the head's initializers and dropout (the
             base of `weights=None` is seeded only by
             `keras.utils.set_random_seed`). Defaults to `None`.
