@@ -29,7 +29,8 @@ stratified split fixed by seed 0: 1,222 training, 216 validation, 359 test image
 each trained by the recipe's own `fit` -- Nadam on the 1cycle, early stopping with
 its best weights restored, `FIND_EPOCHS` epochs max, batch 32 -- once with
 `learning_rate="find"` (the range test at the start of `fit`, its suggestion the
-1cycle's peak) and once at each peak rate of `FIND_GRID`; test accuracy over
+1cycle's peak), once at that range test's `valley` (find's rule before #26) and once
+at each peak rate of `FIND_GRID`; test accuracy over
 `--seeds` seeds (weights and shuffling), the seeds interleaved (every contender of
 seed 0, then of seed 1, ...). The models: the MLP of `build_default_dnn` on the
 64 pixels, a small CNN (`compile_recipe` on Conv2D/MaxPooling/Dense) on 8x8x1 images
@@ -63,7 +64,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import epoch_timer, header, load_average, load_mnist  # noqa: E402
 
 import keras_recipes  # noqa: E402
-from keras_recipes.lr_finder import find_learning_rate  # noqa: E402
+from keras_recipes.lr_finder import (  # noqa: E402
+    SUGGESTION_METHODS,
+    find_learning_rate,
+    lag_free_losses,
+)
+from keras_recipes.lr_finder.result import _trim  # noqa: E402  (the suggestions' trimming)
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "lr_finder.md"
 BATCH_SIZE = 32
@@ -165,7 +171,7 @@ FIND_MODELS = {
 }
 
 
-def find_run(name, learning_rate, seed, data, epochs):
+def find_run(name, learning_rate, seed, data, epochs, contender=None):
     """One recipe `fit` of a digits model at `learning_rate` (a peak rate or "find")."""
     build, shape = FIND_MODELS[name]
     keras.backend.clear_session()
@@ -177,20 +183,34 @@ def find_run(name, learning_rate, seed, data, epochs):
                         validation_data=(data.x_val.reshape(shape), data.y_val))
     seconds = time.perf_counter() - started
     test = model.evaluate(data.x_test.reshape(shape), data.y_test, verbose=0, return_dict=True)
-    run = {"model": name, "learning_rate": learning_rate, "seed": seed,
-           "test": test["accuracy"], "epochs": len(history.history["loss"]),
-           "seconds": seconds}
+    run = {"model": name, "contender": contender or learning_rate,
+           "learning_rate": learning_rate, "seed": seed, "test": test["accuracy"],
+           "epochs": len(history.history["loss"]), "seconds": seconds}
     result = getattr(model, "learning_rate_finder_result", None)
     if result is not None:
         run.update(suggestion=result.suggestion, method=result.method, steps=len(result.losses),
-                   **{rule: getattr(result, rule) for rule in ("valley", "minimum", "steepest")},
+                   lag=moving_average_lag(result),
+                   **{rule: getattr(result, rule) for rule in SUGGESTION_METHODS},
                    curve={"learning_rates": result.learning_rates.tolist(),
                           "losses": [float(loss) for loss in result.losses]})
     return run
 
 
+def moving_average_lag(result):
+    """Decades from the lowest lag-free loss to the lowest moving average (0.98), both on
+    the curve the suggestions read (fastai's trimming): how far right the lag puts it."""
+    start, end = _trim(len(result.losses))
+    lrs = result.learning_rates[start:end]
+    smoothed = result.smoothed_losses[start:end]
+    lag_free_lrs, averaged = lag_free_losses(lrs, result.losses[start:end])
+    lowest = lrs[int(np.nanargmin(np.where(np.isfinite(smoothed), smoothed, np.nan)))]
+    return float(np.log10(lowest / lag_free_lrs[int(np.argmin(averaged))]))
+
+
 def find_against_grid(seeds, grid, epochs):
-    """Every model at "find" and at each grid rate, seed after seed; the list of runs."""
+    """Every model at "find", at the `valley` of the same range test (the former rule;
+    the finder leaves the model untouched, so this is the former "find" run exactly) and
+    at each grid rate, seed after seed; the list of runs."""
     from keras_recipes import datasets
 
     data = datasets.load("digits", seed=0)
@@ -201,18 +221,30 @@ def find_against_grid(seeds, grid, epochs):
             shift = seed % len(contenders)  # a different order per seed
             for learning_rate in contenders[shift:] + contenders[:shift]:
                 runs.append(find_run(name, learning_rate, seed, data, epochs))
-                run = runs[-1]
-                print(f"  seed {seed} {name} {learning_rate}: test {run['test']:.4f}, "
-                      f"{run['epochs']} epochs, {run['seconds']:.1f}s"
-                      + (f", suggestion {run['suggestion']:.3g}" if "suggestion" in run else ""),
-                      flush=True)
+                if learning_rate == "find":
+                    runs.append(find_run(name, runs[-1]["valley"], seed, data, epochs,
+                                         contender="valley"))
+                    _print_run(runs[-2])
+                _print_run(runs[-1])
     return runs
+
+
+def _print_run(run):
+    print(f"  seed {run['seed']} {run['model']} {run['contender']}: test {run['test']:.4f} "
+          f"at {run['learning_rate']:.3g}, {run['epochs']} epochs, {run['seconds']:.1f}s"
+          if run["contender"] != "find" else
+          f"  seed {run['seed']} {run['model']} find: test {run['test']:.4f} at "
+          f"{run['suggestion']:.3g}, {run['epochs']} epochs, {run['seconds']:.1f}s", flush=True)
 
 
 def _mean_and_range(values, scale=100.0, digits=1):
     values = [scale * value for value in values]
     return (f"{statistics.mean(values):.{digits}f} "
             f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def _geometric_mean(values):
+    return float(np.exp(np.mean(np.log(list(values)))))
 
 
 def find_section(runs, seeds, grid, epochs, command, load_before, load_after):
@@ -228,64 +260,68 @@ def find_section(runs, seeds, grid, epochs, command, load_before, load_after):
         f"early stopping (patience 10, best weights restored), {epochs} epochs max, batch "
         f"{BATCH_SIZE}, `jit_compile=False`; seeds {', '.join(map(str, seeds))} (weights and "
         "shuffling), interleaved. `find`: the range test at the start of `fit` (1e-7 .. 10, "
-        f"100 steps, rule `{'`, `'.join(rules)}`), "
-        "its suggestion the 1cycle's peak.",
+        f"100 steps), its rule `{'`, `'.join(rules)}` the 1cycle's peak. `valley`: the same "
+        "range test's `valley` (the rule `find` used before) given as the peak.",
         f"- Test accuracy in %, mean (min-max) over the seeds. Goal: find within "
         f"{GOAL_POINTS:g} point of the grid's best mean.",
         "",
-        "| model | grid best peak | grid best accuracy | find's suggestion, mean (min-max) | "
-        "find accuracy | gap (points) | goal |",
-        "|---|---|---|---|---|---|---|",
+        "| model | grid best peak | grid best accuracy | find's peak, mean (min-max) | "
+        "find accuracy | gap (points) | goal | valley's peak | valley accuracy | valley gap |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for name in FIND_MODELS:
         mine = [run for run in runs if run["model"] == name]
-        by_rate = {rate: [run["test"] for run in mine if run["learning_rate"] == rate]
-                   for rate in grid}
-        best = max(grid, key=lambda rate: statistics.mean(by_rate[rate]))
-        found = [run for run in mine if run["learning_rate"] == "find"]
-        best_mean = 100 * statistics.mean(by_rate[best])
-        find_mean = 100 * statistics.mean(run["test"] for run in found)
-        gap = best_mean - find_mean
-        met = gap <= GOAL_POINTS
-        suggestions = [run["suggestion"] for run in found]
-        geometric = float(np.exp(np.mean(np.log(suggestions))))
+        by = {contender: [run["test"] for run in mine if run["contender"] == contender]
+              for contender in ["find", "valley", *grid]}
+        best = max(grid, key=lambda rate: statistics.mean(by[rate]))
+        best_mean = 100 * statistics.mean(by[best])
+        gaps = {contender: best_mean - 100 * statistics.mean(by[contender])
+                for contender in ("find", "valley")}
+        met = gaps["find"] <= GOAL_POINTS
+        peaks = {contender: [run["learning_rate"] if contender == "valley" else run["suggestion"]
+                             for run in mine if run["contender"] == contender]
+                 for contender in ("find", "valley")}
+        peak = _geometric_mean(peaks["find"])
         lines.append(
-            f"| {name} | {best:g} | {_mean_and_range(by_rate[best])} | {geometric:.3g} "
-            f"({min(suggestions):.3g}-{max(suggestions):.3g}) | "
-            f"{_mean_and_range(run['test'] for run in found)} | {gap:+.1f} | "
-            f"{'met' if met else 'missed'} |")
-        nearest = min(grid, key=lambda rate: abs(np.log(rate / geometric)))
+            f"| {name} | {best:g} | {_mean_and_range(by[best])} | {peak:.3g} "
+            f"({min(peaks['find']):.3g}-{max(peaks['find']):.3g}) | "
+            f"{_mean_and_range(by['find'])} | {gaps['find']:+.1f} | "
+            f"{'met' if met else 'missed'} | {_geometric_mean(peaks['valley']):.3g} | "
+            f"{_mean_and_range(by['valley'])} | {gaps['valley']:+.1f} |")
+        nearest = min(grid, key=lambda rate: abs(np.log(rate / peak)))
         verdicts.append(
-            f"- {name}: find {find_mean:.1f}% against the grid's best {best_mean:.1f}% (peak "
-            f"{best:g}): goal {'met' if met else 'missed'}. Its suggestion is "
-            f"{geometric / best:.2g}x the grid's best peak; the grid rate nearest to it "
-            f"({nearest:g}) reaches {100 * statistics.mean(by_rate[nearest]):.1f}%; the "
-            f"grid's best spans {100 * (max(by_rate[best]) - min(by_rate[best])):.1f} points "
-            "over the seeds.")
-    lines += ["", "(Gap: grid best minus find; negative when find beats every grid rate. The "
-              "suggestion's mean is geometric. The grid's best is picked on the test accuracy "
+            f"- {name}: find {best_mean - gaps['find']:.1f}% against the grid's best "
+            f"{best_mean:.1f}% (peak {best:g}): goal {'met' if met else 'missed'}. Its peak is "
+            f"{peak / best:.2g}x the grid's best (valley's: "
+            f"{_geometric_mean(peaks['valley']) / best:.2g}x); the grid rate nearest to it "
+            f"({nearest:g}) reaches {100 * statistics.mean(by[nearest]):.1f}%; the grid's best "
+            f"spans {100 * (max(by[best]) - min(by[best])):.1f} points over the seeds.")
+    lines += ["", "(Gap: grid best minus the contender; negative when it beats every grid "
+              "rate. Peaks' means are geometric. The grid's best is picked on the test accuracy "
               "it is compared with, which favours the grid.)", "", *verdicts, "",
               "Every contender, test accuracy in %, mean (min-max):", "",
-              "| model | find | " + " | ".join(f"{rate:g}" for rate in grid) + " |",
-              "|---|---|" + "---|" * len(grid)]
+              "| model | find | valley | " + " | ".join(f"{rate:g}" for rate in grid) + " |",
+              "|---|---|---|" + "---|" * len(grid)]
     for name in FIND_MODELS:
-        cells = []
-        for rate in ["find", *grid]:
-            cells.append(_mean_and_range(run["test"] for run in runs
-                                         if run["model"] == name and run["learning_rate"] == rate))
+        cells = [_mean_and_range(run["test"] for run in runs
+                                 if run["model"] == name and run["contender"] == contender)
+                 for contender in ["find", "valley", *grid]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "The range test's three rules (geometric mean over the seeds), epochs run and "
-              "seconds per `fit` (find's include its range test):", "",
-              "| model | valley | minimum | steepest | range-test steps | epochs find / grid | "
-              "seconds find / grid median |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "The range test's rules (geometric mean over the seeds), how far right of the "
+              "lag-free minimum (`lag_free_losses`) the moving average's minimum lies (decades, "
+              "mean (min-max)), epochs run and seconds per `fit` (find's include its range "
+              "test):", "",
+              "| model | " + " | ".join(SUGGESTION_METHODS) + " | lag of the moving average | "
+              "range-test steps | epochs find / grid | seconds find / grid median |",
+              "|---|" + "---|" * (len(SUGGESTION_METHODS) + 4)]
     for name in FIND_MODELS:
-        found = [run for run in runs if run["model"] == name and run["learning_rate"] == "find"]
-        fixed = [run for run in runs if run["model"] == name and run["learning_rate"] != "find"]
-        rules = [f"{float(np.exp(np.mean(np.log([run[rule] for run in found])))):.3g}"
-                 for rule in ("valley", "minimum", "steepest")]
+        found = [run for run in runs if run["model"] == name and run["contender"] == "find"]
+        fixed = [run for run in runs if run["model"] == name and run["contender"] in grid]
         lines.append(
-            f"| {name} | " + " | ".join(rules)
+            f"| {name} | " + " | ".join(f"{_geometric_mean(run[rule] for run in found):.3g}"
+                                        for rule in SUGGESTION_METHODS)
+            + f" | {_mean_and_range((run['lag'] for run in found), scale=1.0, digits=2)}"
             + f" | {statistics.median(run['steps'] for run in found):.0f} | "
             f"{statistics.mean(run['epochs'] for run in found):.1f} / "
             f"{statistics.mean(run['epochs'] for run in fixed):.1f} | "

@@ -37,7 +37,7 @@ EXPECTED = {
         "- Load average (1, 5, 15 min) when this part started: ",
         "| MLP (build_default_dnn) | ", "| CNN (compile_recipe) | ",
         "| GRU (compile_recipe) | ", "- GRU (compile_recipe): find ",
-        "| model | find | 0.003 | 0.03 |"]),
+        "| model | find | valley | 0.003 | 0.03 |", "| valley accuracy | valley gap |"]),
     "data": ("Memory: a folder of images in memory against streamed", [
         "| streamed |", "| CLI train |", "- Goal (CLI train on the folder <= 1.5 GB resident)"]),
     "whitening": ("Input whitening (`datasets.load(whiten=...)`) on digits", [
