@@ -98,11 +98,12 @@ def header(title, command):
         f"- Keras {keras.__version__} (backend {keras.backend.backend()}), TensorFlow "
         f"{tf_version}, NumPy {np.__version__}",
         f"- Date: {datetime.date.today().isoformat()}; command: `{command}`",
-        f"- Load average when the run started (1, 5, 15 min): {_load_average()}", "",
+        f"- Load average when the run started (1, 5, 15 min): {load_average()}", "",
     ]
 
 
-def _load_average():
+def load_average():
+    """The 1, 5 and 15 minute load averages as text (`"unknown"` where the system has none)."""
     try:
         return ", ".join(f"{value:.1f}" for value in os.getloadavg())
     except (AttributeError, OSError):

@@ -251,7 +251,7 @@ CASES = [
      ValueError, "batch_size", "0", "a positive integer"),
     ("finder method", lambda: keras_recipes.find_learning_rate(_model(), X, Y,
                                                               method="valleys"),
-     ValueError, "method", "'valleys'", "one of 'valley', 'minimum', 'steepest'"),
+     ValueError, "method", "'valleys'", "one of 'valley', 'minimum', 'steepest', 'one_cycle'"),
     ("diagnose not a model", lambda: keras_recipes.diagnose("model"), TypeError, "model",
      "'model'", "a keras.Model"),
     ("monitor every_n_epochs", lambda: TrainingMonitor(X, Y, every_n_epochs=0), ValueError,

@@ -34,7 +34,12 @@ EXPECTED = {
     "mc_dropout": ("MC Dropout: `MCDropoutPredictor` vs the chapter's loop", [
         "- Goals: >= 2.5x on (a)"]),
     "lr_finder": ("LR range finder (`find_learning_rate`)", [
-        "- Adam: goal (within 3x of the grid best)"]),
+        "- Adam: goal (within 3x of the grid best)",
+        '### `learning_rate="find"` against a grid of peak rates (digits)',
+        "- Load average (1, 5, 15 min) when this part started: ",
+        "| MLP (build_default_dnn) | ", "| CNN (compile_recipe) | ",
+        "| GRU (compile_recipe) | ", "- GRU (compile_recipe): find ",
+        "| model | find | valley | 0.003 | 0.03 |", "| valley accuracy | valley gap |"]),
     "data": ("Memory: a folder of images in memory against streamed", [
         "| streamed |", "| CLI train |", "- Goal (CLI train on the folder <= 1.5 GB resident)"]),
     "whitening": ("Input whitening (`datasets.load(whiten=...)`) on digits", [

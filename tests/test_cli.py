@@ -485,6 +485,9 @@ def test_lr_find_prints_suggestions_and_writes_the_curve(tmp_path, capsys):
     assert "Suggested learning rate:" in printed and "valley" in printed
     data = json.loads((output / "lr_finder.json").read_text())
     assert len(data["learning_rates"]) <= 30 and data["suggestion"] > 0
+    # The rule `learning_rate="find"` trains at: the default recipe runs the 1cycle.
+    assert data["method"] == "one_cycle" and data["suggestion"] == data["one_cycle"]
+    assert "one_cycle" in printed
     assert _png_size(output / "lr_finder.png")[1] >= 500
     assert cli.main(["lr-find", "--num-steps", "1", "--output", str(output)]) == 2
 

@@ -11,7 +11,9 @@ from keras_recipes._keras_internals import learning_rate_object
 from keras_recipes.lr_finder import (
     LRFinderResult,
     find_learning_rate,
+    lag_free_losses,
     minimum,
+    one_cycle,
     ramp_learning_rates,
     smooth_losses,
     steepest,
@@ -213,7 +215,46 @@ def test_steepest_on_a_synthetic_curve():
     assert steepest(lrs, losses) == lrs[3]
 
 
-@pytest.mark.parametrize("fn", [valley, minimum, steepest])
+def test_lag_free_losses_is_a_centred_average_over_decades():
+    lrs = np.logspace(-4, 0, 9)  # 0.5 decades apart
+    losses = [2.0, 2.0, 1.9, 1.5, 1.0, 0.6, 0.5, 0.9, 3.0]
+    kept, averaged = lag_free_losses(lrs, losses, decades=0.5)  # one step either side
+    np.testing.assert_array_equal(kept, lrs)
+    np.testing.assert_allclose(averaged, [4.0 / 2, 5.9 / 3, 5.4 / 3, 4.4 / 3, 3.1 / 3,
+                                          2.1 / 3, 2.0 / 3, 4.4 / 3, 3.9 / 2], rtol=1e-12)
+    np.testing.assert_array_equal(lag_free_losses(lrs, losses, decades=0.0)[1], losses)
+    # Two steps either side; a non-finite loss is left out with its learning rate.
+    kept, averaged = lag_free_losses(lrs, losses[:4] + [np.nan] + losses[5:], decades=1.0)
+    np.testing.assert_array_equal(kept, np.delete(lrs, 4))
+    assert averaged[0] == pytest.approx((2.0 + 2.0 + 1.9) / 3, rel=1e-12)
+    with pytest.raises(ValueError, match=re.escape(
+            "Argument `decades` must be a number >= 0. Received: decades=-1.0")):
+        lag_free_losses(lrs, losses, decades=-1)
+
+
+def test_one_cycle_is_a_fifth_of_the_lag_free_minimum():
+    lrs = np.logspace(-4, 0, 9)
+    losses = [2.0, 2.0, 1.9, 1.5, 1.0, 0.6, 0.5, 0.9, 3.0]
+    # +-0.3 decades is one step here: the averages are lowest (2.0 / 3) at 0.1.
+    assert one_cycle(lrs, losses) == pytest.approx(0.1 / 5, rel=1e-12)
+
+
+def test_one_cycle_reads_the_loss_where_the_moving_average_lags():
+    """The reason for the rule (benchmarks/bench_lr_finder.py): on the default ramp the
+    debiased moving average (0.98) puts the loss minimum more than a decade too far
+    right; `one_cycle` finds the raw minimum, and the result hands it the raw losses."""
+    lrs = ramp_learning_rates(1e-7, 10.0, 100)
+    log_lrs = np.log10(lrs)
+    raw = np.minimum(2.3, 0.3 + 0.8 * np.abs(log_lrs - log_lrs[70]))  # lowest at step 70
+    smoothed = smooth_losses(raw)
+    assert np.log10(lrs[int(np.argmin(smoothed))] / lrs[70]) > 1.0
+    assert one_cycle(lrs, raw) == pytest.approx(lrs[70] / 5, rel=1e-12)
+    result = LRFinderResult(lrs, raw, smoothed, method="one_cycle")
+    assert result.suggestion == result.one_cycle == pytest.approx(lrs[70] / 5, rel=1e-12)
+    assert result.minimum > 1.5 * lrs[70] / 10  # fastai's rule reads the lagging curve
+
+
+@pytest.mark.parametrize("fn", [valley, minimum, steepest, one_cycle])
 def test_suggestion_functions_are_pure_and_ignore_nan(fn):
     lrs, losses = _valley_curve()
     lrs_list, losses_list = list(lrs), list(losses)
@@ -228,7 +269,7 @@ def test_suggestion_functions_are_pure_and_ignore_nan(fn):
     np.testing.assert_array_equal(with_nan[:-2], losses)
 
 
-@pytest.mark.parametrize("fn", [valley, minimum, steepest])
+@pytest.mark.parametrize("fn", [valley, minimum, steepest, one_cycle])
 def test_suggestion_functions_reject_bad_curves(fn):
     with pytest.raises(
         ValueError,
@@ -251,17 +292,19 @@ def test_result_trims_like_fastai_and_picks_the_method():
     assert result.valley == valley(lrs[trimmed], losses[trimmed])
     assert result.minimum == minimum(lrs[trimmed], losses[trimmed])
     assert result.steepest == steepest(lrs[trimmed], losses[trimmed])
+    assert result.one_cycle == one_cycle(lrs[trimmed], losses[trimmed])
     assert result.suggestion == result.minimum
     data = result.to_dict()
     assert data["suggestion"] == result.minimum and len(data["losses"]) == 100
+    assert data["one_cycle"] == result.one_cycle
     assert "suggestion=" in repr(result)
 
 
 def test_result_rejects_unknown_method():
     with pytest.raises(
         ValueError,
-        match=re.escape("Argument `method` must be one of 'valley', 'minimum', 'steepest'. "
-                        "Received: method='valey'. Did you mean 'valley'?"),
+        match=re.escape("Argument `method` must be one of 'valley', 'minimum', 'steepest', "
+                        "'one_cycle'. Received: method='valey'. Did you mean 'valley'?"),
     ):
         LRFinderResult([1e-3, 1e-2], [1.0, 2.0], method="valey")
 
@@ -371,6 +414,28 @@ def test_future_training_is_identical_to_never_running_the_finder(optimizer):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for a, b in zip(model_a.optimizer.variables, model_b.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.train
+@pytest.mark.parametrize("schedule, method", [("one_cycle", "one_cycle"), ("constant", "valley")])
+def test_learning_rate_find_trains_at_the_rule_of_its_schedule(schedule, method):
+    """`learning_rate="find"` peaks the 1cycle at `one_cycle` (valley was 3-6x too low on
+    the benchmark's three models); the other schedules keep `valley`."""
+    import keras_recipes
+    from keras_recipes.optimizers import learning_rate_schedule
+
+    x, y = _classification_data(n=256)
+    model = keras_recipes.build_default_dnn((8,), 3, num_hidden_layers=1, schedule=schedule,
+                                            learning_rate="find", seed=0)
+    assert model.recipe.finder_method == method
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    result = model.learning_rate_finder_result
+    assert result.method == method and result.suggestion == getattr(result, method)
+    assert result.one_cycle != result.valley  # the two rules differ on this curve
+    assert model.recipe.learning_rate == pytest.approx(result.suggestion)
+    if schedule == "one_cycle":
+        peak = learning_rate_schedule(model.optimizer).max_learning_rate
+        assert peak == pytest.approx(result.one_cycle)
 
 
 @pytest.mark.train
@@ -597,7 +662,7 @@ def test_matplotlib_is_optional_and_imported_lazily(monkeypatch):
          "Argument `divergence_factor` must be a number > 1 or None. "
          "Received: divergence_factor=1.0"),
         ({"method": "steep"}, ValueError,
-         "Argument `method` must be one of 'valley', 'minimum', 'steepest'. "
+         "Argument `method` must be one of 'valley', 'minimum', 'steepest', 'one_cycle'. "
          "Received: method='steep'. Did you mean 'steepest'?"),
         ({"shuffle": "yes"}, TypeError,
          "Argument `shuffle` must be a bool (True or False). Received: shuffle='yes'"),
@@ -715,9 +780,10 @@ def test_plot_tells_the_suggestions_apart_and_keeps_the_raw_loss_in_view():
     ax = result.plot()
     vertical = {line.get_label().split(":")[0]: line for line in ax.get_lines()
                 if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2}
-    assert set(vertical) == {"valley", "minimum / 10 (fastai's rule)", "steepest descent"}
+    assert set(vertical) == {"valley", "minimum / 10 (fastai's rule)", "steepest descent",
+                             "1cycle peak (lag-free minimum / 5)"}
     styles = {(line.get_color(), line.get_linestyle()) for line in vertical.values()}
-    assert len(styles) == 3  # "minimum" and "steepest" no longer look the same
+    assert len(styles) == 4  # "minimum" and "steepest" no longer look the same
     lowest = int(np.argmin(result.smoothed_losses))
     assert any(line.get_label().startswith("smoothed loss minimum, at ") and
                line.get_xdata()[0] == pytest.approx(result.minimum * 10) for line in ax.get_lines())

@@ -15,7 +15,7 @@ def lr_find(args):
     import keras
 
     from keras_recipes import _io, _validation
-    from keras_recipes.lr_finder import find_learning_rate
+    from keras_recipes.lr_finder import SUGGESTION_METHODS, find_learning_rate
     from keras_recipes.report import _figure, _save_figure
 
     try:
@@ -27,11 +27,13 @@ def lr_find(args):
     data, model = build(config)
     train, _ = fit_data(data)
     x, y = train if isinstance(train, tuple) else (train, None)  # arrays, or the stream
+    # The rule `learning_rate="find"` would train at (the 1cycle's peak under the 1cycle).
     result = find_learning_rate(model, x, y, batch_size=config.fit["batch_size"],
-                                num_steps=args.num_steps, seed=config.seed)
+                                num_steps=args.num_steps, seed=config.seed,
+                                method=model.recipe.finder_method)
     print(f"Learning-rate range test of {config.recipe} on {data.name} "
           f"({len(result.learning_rates)} steps)")
-    for name in ("valley", "minimum", "steepest"):
+    for name in SUGGESTION_METHODS:
         print(f"  {name:<9} {getattr(result, name):.3g}")
     print(f"Suggested learning rate: {result.suggestion:.3g} ({result.method}); use it with "
           f"--set model.learning_rate={result.suggestion:.3g}")

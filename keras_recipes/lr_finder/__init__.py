@@ -7,7 +7,9 @@ statistics, dropout seeds), metric state and optimizer state (iterations, slots,
 learning rate or schedule), also when the run raises or is interrupted.
 
 Keras ships no LR finder. The suggestion rules `valley`, `minimum` and `steepest`
-follow fastai's `lr_find` and are pure functions of the recorded curve.
+follow fastai's `lr_find` and are pure functions of the recorded curve; `one_cycle`
+(the rule of `learning_rate="find"` under the 1cycle) reads the raw losses averaged
+without lag (`lag_free_losses`).
 
 Modules: `range_test` (the test itself), `suggestions` (the rules and the loss
 smoothing), `result` (`LRFinderResult` and its plot).
@@ -18,7 +20,9 @@ from keras_recipes.lr_finder.result import LRFinderResult
 from keras_recipes.lr_finder.suggestions import (
     SUGGESTION_METHODS,
     LossSmoother,
+    lag_free_losses,
     minimum,
+    one_cycle,
     smooth_losses,
     steepest,
     valley,
@@ -29,7 +33,9 @@ __all__ = [
     "LRFinderResult",
     "LossSmoother",
     "find_learning_rate",
+    "lag_free_losses",
     "minimum",
+    "one_cycle",
     "ramp_learning_rates",
     "smooth_losses",
     "steepest",

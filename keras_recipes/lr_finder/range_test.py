@@ -174,8 +174,9 @@ def find_learning_rate(
             value is positive). `None` runs all `num_steps` unless the loss is
             NaN/Inf. Defaults to `4.0`.
         method: str, the rule behind `result.suggestion`: `"valley"`,
-            `"minimum"` or `"steepest"` (all three are computed). Defaults to
-            `"valley"`.
+            `"minimum"`, `"steepest"` or `"one_cycle"` (the peak of a 1cycle,
+            the rule of `learning_rate="find"` under the 1cycle; all four are
+            computed). Defaults to `"valley"`.
         shuffle: bool, whether to shuffle array inputs. Defaults to `True`.
         seed: int or `None`, seed of the shuffling (a private generator: the
             global numpy state is not touched). Defaults to `None`.
@@ -291,6 +292,6 @@ def find_learning_rate(
             f"({'stopped early, loss diverged' if stopped_early else 'full ramp'}); "
             f"suggestion ({method}): {result.suggestion:.3g} "
             f"[valley {result.valley:.3g}, minimum {result.minimum:.3g}, "
-            f"steepest {result.steepest:.3g}]"
+            f"steepest {result.steepest:.3g}, one_cycle {result.one_cycle:.3g}]"
         )
     return result

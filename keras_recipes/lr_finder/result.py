@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from keras_recipes import _validation as v
-from keras_recipes.lr_finder.suggestions import SUGGESTION_METHODS, minimum, steepest, valley
+from keras_recipes.lr_finder.suggestions import (
+    SUGGESTION_METHODS,
+    minimum,
+    one_cycle,
+    steepest,
+    valley,
+)
 
 __all__ = ["LRFinderResult"]
 
-_SUGGESTION_FUNCTIONS = {"valley": valley, "minimum": minimum, "steepest": steepest}
+_SUGGESTION_FUNCTIONS = {"valley": valley, "minimum": minimum, "steepest": steepest,
+                         "one_cycle": one_cycle}
+_READS_RAW_LOSSES = ("one_cycle",)  # it averages them itself, without lag
 
 
 def _trim(n):
@@ -31,16 +39,19 @@ class LRFinderResult:
         valley: float or None, see `keras_recipes.lr_finder.valley`.
         minimum: float or None, see `keras_recipes.lr_finder.minimum`.
         steepest: float or None, see `keras_recipes.lr_finder.steepest`.
+        one_cycle: float or None, see `keras_recipes.lr_finder.one_cycle` (the
+            rule of `learning_rate="find"` under the 1cycle).
         method: str, the rule behind `suggestion`.
         suggestion: float or None, the suggested learning rate.
         stopped_early: bool, whether the run stopped because the smoothed loss
             diverged (exceeded `divergence_factor` times its best, or NaN).
         elapsed: float, wall time of the run in seconds.
 
-    The suggestions are computed on the smoothed curve without its first 10%
-    and last 5 points (as fastai does), so that neither the noisy start nor the
-    divergence at the end decides them. They are `None` only when fewer than
-    2 finite points remain.
+    The suggestions are computed on the smoothed curve (`one_cycle`: on the raw
+    losses, which it averages without lag) without its first 10% and last 5
+    points (as fastai does), so that neither the noisy start nor the divergence
+    at the end decides them. They are `None` only when fewer than 2 finite
+    points remain.
 
     Example:
 
@@ -74,11 +85,12 @@ class LRFinderResult:
         self.stopped_early = bool(stopped_early)
         self.elapsed = float(elapsed)
         start, end = _trim(self.learning_rates.size)
-        lrs = self.learning_rates[start:end]
-        curve = self.smoothed_losses[start:end]
-        if np.isfinite(curve).sum() < 2:  # fall back on the whole curve
-            lrs, curve = self.learning_rates, self.smoothed_losses
+        kept = slice(start, end)
+        if np.isfinite(self.smoothed_losses[kept]).sum() < 2:  # fall back on the whole curve
+            kept = slice(None)
+        lrs = self.learning_rates[kept]
         for name, fn in _SUGGESTION_FUNCTIONS.items():
+            curve = (self.losses if name in _READS_RAW_LOSSES else self.smoothed_losses)[kept]
             value = fn(lrs, curve) if np.isfinite(curve).sum() >= 2 else None
             setattr(self, name, value)
         self.suggestion = getattr(self, method)
@@ -107,6 +119,7 @@ class LRFinderResult:
             "valley": self.valley,
             "minimum": self.minimum,
             "steepest": self.steepest,
+            "one_cycle": self.one_cycle,
             "stopped_early": self.stopped_early,
             "elapsed": self.elapsed,
         }
@@ -165,9 +178,10 @@ class LRFinderResult:
                 ax.plot(lrs[lowest], smoothed[lowest], "v", color="tab:purple", ms=7,
                         label=f"smoothed loss minimum, at {lrs[lowest]:.2g}")
         styles = {"valley": ("tab:green", "-."), "minimum": ("tab:purple", ":"),
-                  "steepest": ("tab:orange", "--")}
+                  "steepest": ("tab:orange", "--"), "one_cycle": ("tab:brown", "-")}
         labels = {"valley": "valley", "minimum": "minimum / 10 (fastai's rule)",
-                  "steepest": "steepest descent"}
+                  "steepest": "steepest descent",
+                  "one_cycle": "1cycle peak (lag-free minimum / 5)"}
         for name in SUGGESTION_METHODS:
             value = getattr(self, name)
             chosen = name == self.method

@@ -1,9 +1,11 @@
 """The suggestion rules of the learning-rate range test, and the loss smoothing.
 
 `valley`, `minimum` and `steepest` follow fastai's `lr_find` and are pure functions
-of the recorded curve; `smooth_losses` (and `LossSmoother`, its step-by-step form
+of the smoothed curve; `smooth_losses` (and `LossSmoother`, its step-by-step form
 that the range test uses to stop early) is the debiased exponential moving average
-both the suggestions and the early stop read.
+those three suggestions and the early stop read. `one_cycle`, the rule of
+`learning_rate="find"` under the 1cycle, reads the raw losses instead, averaged
+without lag (`lag_free_losses`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from keras_recipes._docstrings import fill_docstring
 __all__ = [
     "SUGGESTION_METHODS",
     "LossSmoother",
+    "lag_free_losses",
     "minimum",
+    "one_cycle",
     "smooth_losses",
     "steepest",
     "valley",
 ]
 
-SUGGESTION_METHODS = ("valley", "minimum", "steepest")
+SUGGESTION_METHODS = ("valley", "minimum", "steepest", "one_cycle")
+
+# `one_cycle`: the half-width of the centred average, in decades of learning rate, and
+# the factor below the averaged minimum (benchmarks/bench_lr_finder.py measured both).
+_LAG_FREE_DECADES = 0.3
+_ONE_CYCLE_DIVISOR = 5.0
 
 
 def _curve(learning_rates, losses, fn_name):
@@ -158,6 +167,95 @@ def steepest(learning_rates, losses):
     step[step == 0] = np.finfo("float64").tiny
     slopes = np.diff(losses) / step
     return learning_rates[int(np.argmin(slopes))]
+
+
+def lag_free_losses(learning_rates, losses, decades=_LAG_FREE_DECADES):
+    """The losses averaged over a centred window of learning rates: smoothing without lag.
+
+    Each point becomes the mean of the losses whose learning rate lies within
+    `decades` decades of its own (a window of a fixed number of steps, read from
+    the median spacing of `log10(learning_rates)`; shorter at the ends of the
+    curve). Unlike the exponential moving average of `smooth_losses`, which
+    describes the loss of earlier steps -- on the default ramp (1e-7 .. 10 in 100
+    steps, smoothing 0.98) its minimum lies 0.2 to 1.2 decades past the raw
+    loss's, measured on three models -- the centred average puts each feature of
+    the curve at its own learning rate. Only finite losses are kept.
+
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the raw loss of each step.
+        decades: float >= 0, the half-width of the window. `0` returns the
+            losses unchanged. Defaults to `0.3`.
+
+    Returns:
+        A tuple `(learning_rates, averaged)` of float64 numpy arrays: the
+        learning rates of the finite losses, and the averaged losses.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, fewer than 2 losses are finite, or `decades` < 0.
+
+    Example:
+
+    >>> from keras_recipes.lr_finder import lag_free_losses
+    >>> lrs, averaged = lag_free_losses([1e-3, 1e-2, 1e-1, 1.0], [4.0, 2.0, 0.0, 6.0],
+    ...                                 decades=1.0)
+    >>> averaged.tolist()
+    [3.0, 2.0, 2.6666666666666665, 3.0]
+    """
+    decades = v.check_number("decades", decades, low=0)
+    lrs, values = _curve(learning_rates, losses, "lag_free_losses")
+    spacing = float(np.median(np.abs(np.diff(np.log10(lrs)))))
+    half = int(round(decades / spacing)) if spacing > 0 else 0
+    if half == 0:
+        return lrs, values
+    index = np.arange(values.size)
+    low = np.maximum(index - half, 0)
+    high = np.minimum(index + half + 1, values.size)
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    return lrs, (cumulative[high] - cumulative[low]) / (high - low)
+
+
+def one_cycle(learning_rates, losses):
+    """Suggests the peak of a 1cycle: a fifth of the rate of the lowest lag-free loss.
+
+    The rule `learning_rate="find"` trains at when the recipe's schedule is the
+    1cycle. It reads the *raw* losses (not the exponential moving average the
+    other rules read), averages them over +-0.3 decades of learning rate with
+    `lag_free_losses`, and returns a fifth of the learning rate at the lowest
+    average. Smith's 1cycle peaks close to the largest rate at which the loss
+    still falls; the factor 5 keeps it below the minimum, where the range test
+    starts to diverge, since a peak too high costs far more than one too low.
+
+    Measured (`benchmarks/bench_lr_finder.py`, digits, an MLP, a CNN and a GRU,
+    3 seeds, against a grid of peaks 1e-3 .. 0.3): `valley` suggested 3 to 6
+    times below the grid's best peak on all three models (the moving average's
+    lag stretches its valley far to the left of the raw loss's fall), costing
+    0.6 to 1.2 points of test accuracy; this rule lands within a factor of 2
+    of the best peak. Non-finite losses are ignored. Pure: the inputs are not
+    modified.
+
+    Args:
+        learning_rates: 1-D sequence of positive floats, increasing.
+        losses: 1-D sequence of floats, the raw loss of each step.
+
+    Returns:
+        The suggested learning rate, a Python float.
+
+    Raises:
+        ValueError: if the sequences differ in length, a learning rate is not
+            positive, or fewer than 2 losses are finite.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_recipes.lr_finder import one_cycle
+    >>> lrs = np.logspace(-4, 0, 9)
+    >>> round(one_cycle(lrs, [2.0, 2.0, 1.9, 1.5, 1.0, 0.6, 0.5, 0.9, 3.0]), 6)
+    0.02
+    """
+    lrs, averaged = lag_free_losses(learning_rates, losses)
+    return float(lrs[int(np.argmin(averaged))] / _ONE_CYCLE_DIVISOR)
 
 
 class LossSmoother:

@@ -67,7 +67,9 @@ class Recipe:
         learning_rate: float, the peak of the schedule (or the constant rate), or
             `"find"`: the first `fit` runs `keras_recipes.find_learning_rate` on
             its training data and uses the suggestion (the model's recipe then
-            holds the rate found). Defaults to `1e-3`.
+            holds the rate found): under the 1cycle its `"one_cycle"` rule (a
+            fifth of the rate at the lowest loss averaged without lag), otherwise
+            `"valley"`. Defaults to `1e-3`.
         schedule: str, how the learning rate changes. Stretched over exactly
             the steps of each `fit` (a resumed `fit` continues it), evaluated
             inside the compiled step, peaking at `learning_rate` and never
@@ -214,6 +216,13 @@ class Recipe:
     def finds_learning_rate(self):
         """bool, whether the next `fit` runs the LR range finder first (`"find"`)."""
         return self.learning_rate == optimizers.FIND
+
+    @property
+    def finder_method(self):
+        """str, the range test's rule that `learning_rate="find"` trains at: `"one_cycle"`
+        (a fifth of the lag-free loss minimum) under the 1cycle, `"valley"` under the
+        other schedules."""
+        return "one_cycle" if self.schedule == "one_cycle" else "valley"
 
     @property
     def named_optimizer(self):

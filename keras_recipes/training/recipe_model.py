@@ -269,7 +269,8 @@ class RecipeTraining:
 
         result = find_learning_rate(self, params["x"], params["y"],
                                     batch_size=params["batch_size"] or 32,
-                                    sample_weight=params["sample_weight"], seed=0)
+                                    sample_weight=params["sample_weight"], seed=0,
+                                    method=self._fit_recipe().finder_method)
         self.learning_rate_finder_result = result
         self._use_learning_rate(float(result.suggestion))
         if params["verbose"] != 0:
@@ -397,8 +398,9 @@ class RecipeModel(RecipeTraining, keras.Model):
 
     With `learning_rate="find"`, the first `fit` first runs
     `keras_recipes.find_learning_rate` on its own training data (the model is
-    left untouched by it) and uses the suggestion as the peak of the 1cycle (or
-    as the constant learning rate); the result is kept in
+    left untouched by it) and uses its suggestion as the peak of the 1cycle
+    (the `"one_cycle"` rule), or `valley` as the peak of another schedule or the
+    constant learning rate; the result is kept in
     `model.learning_rate_finder_result`, and `model.recipe` then holds the rate
     found.
 
