@@ -749,6 +749,9 @@ def test_every_dynamic_rule_is_covered():
      pytest.param("gelu", marks=pytest.mark.slow)],
 )
 def test_recipe_built_models_pass_the_dynamic_checks(activation):
+    # Seeded: the models' initial weights otherwise follow whatever the worker ran before
+    # (one draw in CI on PyTorch gave a SELU net a rising loss; 60 seeds here gave none).
+    keras.utils.set_random_seed(0)
     x, y = _data(n=256)
     if activation == "selu":
         model = _recipe_selu_model()
