@@ -234,8 +234,10 @@ def model_kinds(x, y, repeats, quick):
     are given to `compile_recipe` (Nadam on the 1cycle, its execution defaults), plain
     Keras's compiled with `compile(Nadam(), loss, metrics)`.
     """
+    if quick:  # a smoke run: every kind and contender, a few batches each
+        x, y = x[:512], y[:512]
     images = x.reshape(-1, 28, 28, 1)
-    size = 256 if quick else 2048
+    size = 64 if quick else 2048
     small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
     kinds = {"MLP (5x100, BatchNorm, ELU)": (_mlp, x),
              "CNN (2 conv, pooling)": (_cnn, images),
@@ -262,7 +264,7 @@ def model_kinds(x, y, repeats, quick):
                 own, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                 total_steps=10_000, **options)
         for model in models.values():  # traced before the timing
-            model.fit(inputs[:256], labels[:256], epochs=1, batch_size=32, verbose=0)
+            model.fit(inputs[:64], labels[:64], epochs=1, batch_size=32, verbose=0)
         times = interleaved({name: _epoch_timer(model, inputs, labels)
                              for name, model in models.items()}, repeats)
         reference = times["plain Keras compile"]
