@@ -4,6 +4,7 @@ A config is a flat mapping of sections::
 
     recipe: default_dnn          # a name from keras_recipes.list_recipes()
     seed: 0
+    backend: auto                # auto (the fastest for the recipe), tensorflow, jax or torch
     dataset: {name: digits}      # keyword arguments of keras_recipes.datasets.load
     model: {units: 100}          # keyword arguments of the recipe's factory
     fit: {epochs: 30, batch_size: 32}   # keyword arguments of the recipe's training function
@@ -29,11 +30,12 @@ from importlib import resources
 
 from keras_recipes import _validation as v
 from keras_recipes import datasets
+from keras_recipes.commands._backend import SETTINGS as _BACKENDS
 from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
 __all__ = ["ConfigError", "RunConfig", "explain", "load_config", "packaged_config_path"]
 
-_SECTIONS = ("recipe", "seed", "dataset", "model", "fit", "report")
+_SECTIONS = ("recipe", "seed", "backend", "dataset", "model", "fit", "report")
 # `tensorboard`: each epoch's losses, metrics, learning rate and momentum as TensorBoard event
 # files under the run folder (`<output>/tensorboard`).
 _REPORT_DEFAULTS = {"lr_find": False, "mc_dropout_samples": 0, "tensorboard": False}
@@ -52,6 +54,9 @@ class RunConfig:
         recipe: str, the registered recipe name.
         seed: int.
         dataset, model, fit, report: dicts of keyword arguments.
+        backend: str, `"auto"` or the Keras backend the command line runs on, chosen
+            before Keras is imported (`keras_recipes.commands._backend`); an explicit
+            `KERAS_BACKEND` wins.
     """
 
     source: str
@@ -61,10 +66,12 @@ class RunConfig:
     model: dict
     fit: dict
     report: dict
+    backend: str = "auto"
 
     def to_dict(self):
         """The settings as plain data (what `keras-recipes show` prints)."""
-        return {"recipe": self.recipe, "seed": self.seed, "dataset": dict(self.dataset),
+        return {"recipe": self.recipe, "seed": self.seed, "backend": self.backend,
+                "dataset": dict(self.dataset),
                 "model": dict(self.model), "fit": dict(self.fit), "report": dict(self.report)}
 
 
@@ -207,6 +214,8 @@ def _validate(raw, where):
     recipe = spec.name
     seed = raw.get("seed", 0)
     _wrap(where, "seed", v.check_seed, seed, allow_none=False)
+    backend = raw.get("backend", "auto")
+    _wrap(where, "backend", v.check_choice, "backend", backend, _BACKENDS)
 
     model_defaults = spec.model_defaults
     dataset_defaults = _dataset_defaults()
@@ -229,7 +238,7 @@ def _validate(raw, where):
         _wrap(where, "report.mc_dropout_samples", v.check_int, "mc_dropout_samples",
               report["mc_dropout_samples"], min_value=0)
     return RunConfig(
-        source=where, recipe=recipe, seed=seed,
+        source=where, recipe=recipe, seed=seed, backend=backend.lower(),
         dataset={**dataset_defaults, **dataset}, model={**model_defaults, **model},
         fit=fit, report={**_REPORT_DEFAULTS, **report},
     )

@@ -4,8 +4,9 @@
 start-up and C++ log lines written to stderr before any Python setting can filter them.
 This launcher lives outside the `keras_recipes` package so that it runs before that
 import: it parses the command line against the package's `cli` module loaded alone, answers
-`--help`, `list` and bad usage without importing Keras, and imports the package for every
-other command with TensorFlow's C++ logging silenced (`--verbose` keeps it).
+`--help`, `list` and bad usage without importing Keras, chooses the Keras backend of a
+command that builds a recipe (where `KERAS_BACKEND` does not name one), and imports the
+package for every other command with TensorFlow's C++ logging silenced (`--verbose` keeps it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import sys
 import types
 
 _NO_MODEL = ("list",)
+# Commands that build a recipe from a config: run on the backend chosen for the recipe
+# (`keras_recipes.commands._backend`) where KERAS_BACKEND does not name one.
+_WITH_CONFIG = ("train", "show", "lr-find")
 
 
 def main(argv=None):
@@ -34,11 +38,21 @@ def main(argv=None):
             return int(exit_.code or 0)
         if args.command in _NO_MODEL:
             return cli.main(argv)
+        if args.command in _WITH_CONFIG:  # before Keras fixes its backend on import
+            backend = importlib.import_module("keras_recipes.commands._backend")
+            try:
+                backend.choose_for_command(args)
+            except ValueError as error:  # a backend the config names is not installed
+                return cli.usage_error(error)
         for name in [name for name in sys.modules if name.split(".")[0] == "keras_recipes"]:
             del sys.modules[name]  # loaded under the empty package: load them properly
     _fewer_malloc_arenas()
     with contextlib.nullcontext() if verbose else _quiet_stderr():
         cli = importlib.import_module("keras_recipes.cli")
+        if importlib.util.find_spec("tensorflow") is not None:
+            # On another backend, Keras imports TensorFlow later where it is installed
+            # (`keras.utils.set_random_seed` seeds it too): its start-up lines are hidden here.
+            importlib.import_module("tensorflow")
     return cli.main(argv)
 
 

@@ -169,7 +169,7 @@ def test_broken_config_files_exit_2(tmp_path, capsys, text, message):
     (["show", "--set", "model.dropout_rate=1.5"],
      "default_dnn.yaml: model.dropout_rate: Argument `dropout_rate` must be"),
     (["show", "--set", "units=5"], "default_dnn.yaml: unknown key `units`. Valid keys: recipe, "
-     "seed, dataset, model, fit, report. Did you mean `model.units`?"),
+     "seed, backend, dataset, model, fit, report. Did you mean `model.units`?"),
     (["show", "transfer_learning", "--set", "model.dropout_rate=-1"],
      "transfer_learning.yaml: model.dropout_rate: "),
     # The command line's words, not Python's: a recipe, not a factory function.

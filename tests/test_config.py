@@ -40,8 +40,10 @@ def _write(tmp_path, text):
 
 @pytest.mark.parametrize("text, message", [
     ("recipe: default_dnn\nmodle: {units: 3}\n",
-     "unknown key `modle`. Valid keys: recipe, seed, dataset, model, fit, report. "
-     "Did you mean 'model'?"),
+     "unknown key `modle`. Valid keys: recipe, seed, backend, dataset, model, fit, "
+     "report. Did you mean 'model'?"),
+    ("recipe: default_dnn\nbackend: jaxx\n", "backend: Argument `backend` must be one of "
+     "'auto', 'tensorflow', 'jax', 'torch'. Received: backend='jaxx'. Did you mean 'jax'?"),
     ("recipe: default_dnn\nmodel: {unitz: 3}\n", "unknown key `model.unitz`."),
     ("recipe: default_dnn\nfit: {epochs: ten}\n",
      "fit.epochs: Argument `epochs` must be a positive integer. Received: epochs='ten'"),

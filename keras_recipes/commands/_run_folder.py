@@ -194,5 +194,7 @@ def _holds_a_backup(folder):
 
 
 def _training_settings(settings):
-    """The settings a run's training depends on (the report's do not)."""
-    return {key: value for key, value in settings.items() if key != "report"}
+    """The settings a run's training depends on (not the report's, nor the `backend`
+    setting: `auto` was absent from the runs of earlier versions, and the weights and
+    optimizer state of a backup load on every backend)."""
+    return {key: value for key, value in settings.items() if key not in ("report", "backend")}

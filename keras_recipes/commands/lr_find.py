@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from keras_recipes.commands import _backend
 from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import EXIT_OK, build, fit_data, run_config, usage_error
 
@@ -32,7 +33,8 @@ def lr_find(args):
                                 num_steps=args.num_steps, seed=config.seed,
                                 method=model.recipe.finder_method)
     print(f"Learning-rate range test of {config.recipe} on {data.name} "
-          f"({len(result.learning_rates)} steps)")
+          f"({len(result.learning_rates)} steps); "
+          + _backend.describe(keras.backend.backend(), config.backend))
     for name in SUGGESTION_METHODS:
         print(f"  {name:<9} {getattr(result, name):.3g}")
     print(f"Suggested learning rate: {result.suggestion:.3g} ({result.method}); use it with "

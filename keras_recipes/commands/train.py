@@ -7,6 +7,7 @@ import sys
 import time
 
 from keras_recipes import _processes
+from keras_recipes.commands import _backend
 from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import (
     EXIT_FAILURE,
@@ -116,6 +117,7 @@ def _train_and_report(folder, config, spec, data, model):
     print(f"Training {config.recipe} on {data.name}: {len(data.y_train)} train, "
           f"{len(data.y_val)} validation, {len(data.y_test)} test samples"
           f"{' (streamed)' if data.streamed else ''} -> {output}{several}")
+    print(_backend.describe(_keras_backend(), config.backend))
 
     from keras_recipes.run_record import run_recorder
 
@@ -181,6 +183,12 @@ def _train_and_report(folder, config, spec, data, model):
     if status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK if status == "completed" else EXIT_FAILURE
+
+
+def _keras_backend():
+    import keras
+
+    return keras.backend.backend()
 
 
 def _devices():
