@@ -14,6 +14,10 @@
   with its base frozen), a steady epoch of the model given to `compile_recipe` with the
   recipe's execution defaults, and with `jit_compile=False`, against the same model
   compiled with plain Keras defaults; run it once per backend (`KERAS_BACKEND`).
+- Backends: the 5x100 default DNN at a constant rate on the JAX and TensorFlow backends, and
+  plain Keras on TensorFlow, against a hand-written jitted JAX loop of the same training
+  (`_jax_loop.py`); each contender in a process of its own, since Keras fixes its backend
+  when imported (this script's `--worker NAME` runs one and prints its epoch times as JSON).
 
 Usage: python benchmarks/bench_speed.py [--quick] [--only SECTION ...]
 """
@@ -21,6 +25,8 @@ Usage: python benchmarks/bench_speed.py [--quick] [--only SECTION ...]
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import math
 import os
 import pathlib
@@ -40,7 +46,14 @@ from _common import RESULTS_DIR, header, interleaved, load_mnist, ratio_row, wri
 import keras_recipes  # noqa: E402
 from keras_recipes.schedules import OneCycle  # noqa: E402
 
-SECTIONS = ("overhead", "fresh_fit", "throughput", "import", "models")
+SECTIONS = ("overhead", "fresh_fit", "throughput", "import", "models", "backends")
+# --only backends: worker -> (row name, KERAS_BACKEND of its process)
+BACKEND_CONTENDERS = {
+    "hand_loop": ("hand-written JAX loop (jit, 32 steps per lax.scan)", "jax"),
+    "recipe_jax": ("recipe, JAX backend", "jax"),
+    "recipe_tensorflow": ("recipe, TensorFlow backend", "tensorflow"),
+    "plain_tensorflow": ("plain Keras compile, TensorFlow backend", "tensorflow"),
+}
 
 
 class PerBatchOneCycle(keras.callbacks.Callback):
@@ -273,6 +286,102 @@ def model_kinds(x, y, repeats, quick):
     return lines
 
 
+class _SteadyClock(keras.callbacks.Callback):
+    """The seconds of each epoch of a `fit` (an epoch hook only: the recipe keeps 32 batches
+    per compiled call), counted once the epoch's last step has finished."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        float((logs or {}).get("loss", 0.0))  # waits for the epoch's last step
+        self.seconds.append(time.perf_counter() - self._started)
+
+
+def backend_worker(name, samples, epochs):
+    """One contender of `backends`, in this process: a warm-up epoch (compiling every call
+    shape), then `epochs + 1` epochs, the first of which (a new `fit`'s set-up) is left out.
+
+    Returns:
+        dict: `seconds` of the timed epochs, `accuracy` (training, last epoch), `backend`.
+    """
+    (x, y), _, _ = load_mnist()
+    x, y = x[:samples] / 255.0, y[:samples]
+    if name == "hand_loop":
+        import _jax_loop
+
+        seconds, accuracy = _jax_loop.train(x, y, epochs + 1)
+        return {"seconds": seconds[1:], "accuracy": accuracy, "backend": "jax (no Keras)"}
+    if name.startswith("recipe"):
+        model = keras_recipes.build_default_dnn(x.shape[1:], 10, num_hidden_layers=5,
+                                                units=100, learning_rate=1e-3,
+                                                schedule="constant", seed=0)
+    else:
+        keras.utils.set_random_seed(0)
+        model = _mlp(x)
+        model.compile(optimizer=keras.optimizers.Nadam(), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # warm-up
+    clock = _SteadyClock()
+    history = model.fit(x, y, epochs=epochs + 1, batch_size=32, verbose=0, callbacks=[clock])
+    return {"seconds": clock.seconds[1:], "accuracy": float(history.history["accuracy"][-1]),
+            "backend": keras.backend.backend()}
+
+
+def _run_worker(name, samples, epochs):
+    backend = BACKEND_CONTENDERS[name][1]
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", name, "--samples", str(samples),
+         "--epochs", str(epochs)], capture_output=True, text=True,
+        env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        raise RuntimeError(f"worker {name} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    if not found["backend"].startswith(backend):
+        raise RuntimeError(f"worker {name} ran on {found['backend']}, not {backend}")
+    return found
+
+
+def backends(samples, repeats, epochs):
+    """The default DNN's steady epoch per backend against the hand-written JAX loop."""
+    if importlib.util.find_spec("jax") is None:
+        return ["JAX is not installed (pip install jax): nothing to compare."]
+    seconds = {name: [] for name in BACKEND_CONTENDERS}
+    accuracy = {name: [] for name in BACKEND_CONTENDERS}
+    for repeat in range(repeats):
+        order = list(BACKEND_CONTENDERS)
+        for name in order if repeat % 2 == 0 else reversed(order):  # alternate who goes first
+            found = _run_worker(name, samples, epochs)
+            seconds[name].append(statistics.median(found["seconds"]))
+            accuracy[name].append(found["accuracy"])
+    reference = seconds["hand_loop"]
+    lines = [f"MNIST, {samples} training samples, batch 32; the 5x100 default DNN "
+             "(`Dense(100, use_bias=False)`, He normal -> BatchNorm -> ELU, five times; softmax "
+             "10), Nadam at a constant 1e-3, sparse cross-entropy. Each contender runs in a "
+             f"process of its own, {repeats} processes each, taking turns (the order reversed "
+             f"every other round): a warm-up epoch, then {epochs + 1} epochs, the first left "
+             "out; a process's steady epoch is the median of the rest. The recipe is "
+             "`build_default_dnn(..., schedule=\"constant\", learning_rate=1e-3)` as returned "
+             "(32 batches per compiled call; XLA on TensorFlow); plain Keras the same layers "
+             "with `compile(Nadam(), loss, metrics)`. The training accuracy (the last epoch's, "
+             "median over the processes) shows that each trains alike.", "",
+             "| contender | median s / epoch | min-max | vs hand-written loop | training "
+             "accuracy |", "|---|---|---|---|---|"]
+    for name, (row, _) in BACKEND_CONTENDERS.items():
+        lines.append(ratio_row(row, seconds[name], reference)
+                     + f" {statistics.median(accuracy[name]):.4f} |")
+    ratio = statistics.median(seconds["recipe_jax"]) / statistics.median(reference)
+    tensorflow = (statistics.median(seconds["recipe_tensorflow"])
+                  / statistics.median(seconds["plain_tensorflow"]))
+    lines += ["", f"Goal (recipe on JAX, the CLI's backend for the dense recipes, <= 1.2x the "
+              f"hand-written loop): **{'met' if ratio <= 1.2 else 'missed'}** ({ratio:.2f}x). "
+              f"The recipe on TensorFlow: {tensorflow:.2f}x plain Keras on TensorFlow."]
+    return lines
+
+
 def import_time(repeats):
     def importing(module):
         code = f"import time; t = time.perf_counter(); import {module}; " \
@@ -300,7 +409,13 @@ def main(argv=None):
                         help="where to write the markdown section")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="run only these subsections")
+    parser.add_argument("--worker", choices=BACKEND_CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:  # one contender of `backends`, in its own process
+        print(json.dumps(backend_worker(args.worker, args.samples, args.epochs)))
+        return
     (x, y), _, (x_test, y_test) = load_mnist()
     x, x_test = x / 255.0, x_test / 255.0
     repeats, layers = (1, 2) if args.quick else (5, 5)
@@ -324,6 +439,8 @@ def main(argv=None):
         "import": ("Import time", import_repeats, lambda: import_time(import_repeats)),
         "models": ("Per kind of model: the recipe's execution defaults against plain Keras",
                    repeats, lambda: model_kinds(x, y, repeats, args.quick)),
+        "backends": ("Backends: the default DNN against a hand-written JAX loop", repeats,
+                     lambda: backends(len(x), repeats, 1 if args.quick else 5)),
     }
     for key, (title, count, run) in sections.items():
         if key in args.only:

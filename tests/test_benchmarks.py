@@ -22,7 +22,12 @@ EXPECTED = {
         "Goal (in-graph 1cycle <= 1.05x a constant rate)",
         "Goal (recipe >= 1.5x faster at equal accuracy)", "Goal (<= 1.2x)",
         "| CNN (2 conv, pooling) | recipe defaults |",
-        "| MobileNetV2 alpha 0.35, 96x96, base frozen | recipe, jit_compile=False |"]),
+        "| MobileNetV2 alpha 0.35, 96x96, base frozen | recipe, jit_compile=False |",
+        "### Backends: the default DNN against a hand-written JAX loop",
+        "| hand-written JAX loop (jit, 32 steps per lax.scan) |", "| recipe, JAX backend |",
+        "| recipe, TensorFlow backend |", "| plain Keras compile, TensorFlow backend |",
+        "Goal (recipe on JAX, the CLI's backend for the dense recipes, <= 1.2x the "
+        "hand-written loop)"]),
     "schedules": ("Schedules: the chapter's comparison on MNIST, and SWA", [
         "| one_cycle |", "| cosine |", "| exponential |", "| power |", "| piecewise |",
         "| plateau 1e-2 |", "| constant 1e-3 |", "### Stochastic weight averaging against none",
