@@ -19,8 +19,8 @@ import os
 import pathlib
 import re
 
-__all__ = ["BACKENDS", "DENSE_RECIPES", "SETTINGS", "choose_backend", "choose_for_command",
-           "describe"]
+__all__ = ["BACKENDS", "CHOSEN", "DENSE_RECIPES", "SETTINGS", "choose_backend",
+           "choose_for_command", "describe", "requested"]
 
 BACKENDS = ("tensorflow", "jax", "torch")
 SETTINGS = ("auto", *BACKENDS)  # a config's `backend`
