@@ -75,7 +75,7 @@ def _convolutional(nested):
 
 @pytest.mark.parametrize("kind", ["dense", "recurrent", "convolutional", "nested convolutions"])
 def test_xla_by_default_on_tensorflow_for_dense_and_recurrent_models_only(kind):
-    # Measured (benchmarks/RESULTS.md, "Per kind of model"): XLA on a CPU speeds up the
+    # Measured (`bench_speed.py --only models`, see the README): XLA on a CPU speeds up the
     # MLP and the GRU, and slows the CNN and the MobileNetV2 transfer model.
     model = {"dense": lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
              "recurrent": lambda: keras.Sequential([keras.Input((5, 4)), keras.layers.GRU(3)]),

@@ -107,7 +107,7 @@ def resolve_execution(recipe, model=None):
     `steps_per_execution=4` and a validation split, the same error on both.
 
     `jit_compile="auto"` on TensorFlow is chosen by the kind of layers `model` has,
-    by measurement (benchmarks/RESULTS.md, "Per kind of model"): XLA on a CPU makes
+    by measurement (`bench_speed.py --only models`; see the README): XLA on a CPU makes
     dense and recurrent networks faster (Keras's own "auto" turns it off there), and
     convolutional ones slower (a small CNN and a MobileNetV2 transfer model trained
     faster without it), so it is on unless the model has a convolution (nested models
