@@ -5,7 +5,7 @@ in two phases for `transfer_learning`; see `keras_recipes.models.registry`); the
 commands themselves live in `keras_recipes.commands`, imported when they run, so
 that `list` and `--help` import no backend. The Keras backend of `train`, `show` and
 `lr-find` is chosen per recipe by the console script (`keras_recipes_cli`) before this
-package, and so Keras, is imported (`keras_recipes.commands._backend`); called here in a
+package, and so Keras, is imported (`keras_recipes._backend_choice`); called here in a
 process that imported Keras already, they run on its backend and say so.
 
 Exit codes: 0 success, 1 training failure (or a download that failed: a

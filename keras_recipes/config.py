@@ -30,7 +30,7 @@ from importlib import resources
 
 from keras_recipes import _validation as v
 from keras_recipes import datasets
-from keras_recipes.commands._backend import SETTINGS as _BACKENDS
+from keras_recipes._backend_choice import SETTINGS as _BACKENDS
 from keras_recipes.models.registry import get_recipe_spec, list_recipes
 
 __all__ = ["ConfigError", "RunConfig", "explain", "load_config", "packaged_config_path"]
@@ -55,7 +55,7 @@ class RunConfig:
         seed: int.
         dataset, model, fit, report: dicts of keyword arguments.
         backend: str, `"auto"` or the Keras backend the command line runs on, chosen
-            before Keras is imported (`keras_recipes.commands._backend`); an explicit
+            before Keras is imported (`keras_recipes._backend_choice`); an explicit
             `KERAS_BACKEND` wins.
     """
 

@@ -20,7 +20,7 @@ import types
 
 _NO_MODEL = ("list",)
 # Commands that build a recipe from a config: run on the backend chosen for the recipe
-# (`keras_recipes.commands._backend`) where KERAS_BACKEND does not name one.
+# (`keras_recipes._backend_choice`) where KERAS_BACKEND does not name one.
 _WITH_CONFIG = ("train", "show", "lr-find")
 
 
@@ -39,7 +39,7 @@ def main(argv=None):
         if args.command in _NO_MODEL:
             return cli.main(argv)
         if args.command in _WITH_CONFIG:  # before Keras fixes its backend on import
-            backend = importlib.import_module("keras_recipes.commands._backend")
+            backend = importlib.import_module("keras_recipes._backend_choice")
             try:
                 backend.choose_for_command(args)
             except ValueError as error:  # a backend the config names is not installed

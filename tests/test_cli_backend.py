@@ -1,4 +1,4 @@
-"""The command line's choice of Keras backend per recipe (`keras_recipes.commands._backend`)."""
+"""The command line's choice of Keras backend per recipe (`keras_recipes._backend_choice`)."""
 
 import argparse
 import importlib.util
@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import keras_recipes
-from keras_recipes.commands import _backend
-from keras_recipes.commands._backend import choose_backend
+from keras_recipes import _backend_choice as _backend
+from keras_recipes._backend_choice import choose_backend
 
 ALL = ("tensorflow", "jax", "torch")
 HINT = "set KERAS_BACKEND or the config's backend to choose"

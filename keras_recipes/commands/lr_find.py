@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from keras_recipes.commands import _backend
+from keras_recipes import _backend_choice as _backend
 from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import EXIT_OK, build, fit_data, run_config, usage_error
 

@@ -6,8 +6,8 @@ import math
 import sys
 import time
 
+from keras_recipes import _backend_choice as _backend
 from keras_recipes import _processes
-from keras_recipes.commands import _backend
 from keras_recipes.commands._run_folder import RunFolder, default_name
 from keras_recipes.commands._setup import (
     EXIT_FAILURE,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_recipes import _graph_walk
 from keras_recipes import _validation as v
 
 __all__ = [
@@ -138,8 +139,6 @@ _CONVOLUTIONS = tuple(getattr(keras.layers, name) for name in (
 
 def has_convolutions(model):
     """Whether `model`, or a layer or model inside it, is a Keras convolution layer."""
-    from keras_recipes import _graph_walk
-
     return any(isinstance(step.layer, _CONVOLUTIONS) for step in _graph_walk.walk(
         model, lambda layer: _graph_walk.sublayers(layer) or None, unique=True))
 

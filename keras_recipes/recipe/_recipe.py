@@ -149,7 +149,8 @@ class Recipe:
             choice, except on TensorFlow, where it is XLA for models without
             convolution layers also on a machine without an accelerator (faster
             there for dense and recurrent networks, slower for convolutional
-            ones: measured in benchmarks/RESULTS.md). Defaults to `"auto"`.
+            ones: measured with `benchmarks/bench_speed.py --only models`).
+            Defaults to `"auto"`.
         one_cycle: bool or `"auto"`, deprecated: `True` is
             `schedule="one_cycle"`, `False` is `schedule="constant"` (with a
             `DeprecationWarning`). Not kept: `schedule` holds the choice.
