@@ -112,6 +112,36 @@ def test_a_momentum_schedule_changes_training_and_a_constant_one_equals_the_floa
     assert np.abs(cycled - train(0.9)).max() > 1e-3
 
 
+class CountingMomentum(OneCycleMomentum):
+    """A 1cycle momentum that counts its evaluations."""
+
+    calls = 0
+
+    def __call__(self, step):
+        CountingMomentum.calls += 1
+        return super().__call__(step)
+
+
+@pytest.mark.parametrize("cls, name", [
+    (optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"), (optimizers.AdamW, "beta_1"),
+    (optimizers.Adamax, "beta_1"), (optimizers.SGD, "momentum"),
+    (optimizers.RMSprop, "momentum")])
+def test_a_momentum_schedule_is_evaluated_once_per_step_whatever_the_variable_count(cls, name):
+    # Keras's update steps read the hyperparameter per variable (Nadam several times):
+    # evaluated there, a schedule would put as many copies of itself in a compiled step.
+    variables = [keras.Variable(np.ones((3, 2), "float32")) for _ in range(5)]
+    gradients = [keras.ops.ones((3, 2)) for _ in variables]
+    optimizer = cls(learning_rate=0.01, **{name: CountingMomentum(total_steps=10)})
+    optimizer.build(variables)
+    CountingMomentum.calls = 0
+    for _ in range(3):
+        optimizer.apply(gradients, variables)
+    assert CountingMomentum.calls == 3
+    # Outside a step the hyperparameter still reads as the schedule's value at `iterations`.
+    assert float(getattr(optimizer, name)) == pytest.approx(
+        float(OneCycleMomentum(total_steps=10)(3)))
+
+
 SCHEDULED = [(optimizers.Adam, "beta_1"), (optimizers.Nadam, "beta_1"),
              (optimizers.AdamW, "beta_1"), (optimizers.Adamax, "beta_1"),
              (optimizers.SGD, "momentum"), (optimizers.RMSprop, "momentum")]

@@ -24,6 +24,8 @@ __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "fol
 _PACKAGE = "keras_recipes"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 _MISSING = object()
+# Where `apply` keeps the scheduled hyperparameters' values of the step it is taking.
+_STEP_VALUES = "_scheduled_values_of_this_step"
 
 
 class _ScheduledHyperparameter:
@@ -40,7 +42,9 @@ class _ScheduledHyperparameter:
         if value is _MISSING:
             raise AttributeError(self.name)
         if isinstance(value, _Schedule):
-            return value(optimizer.iterations)
+            this_step = internals.instance_attribute(optimizer, _STEP_VALUES) or {}
+            return this_step[self.name] if self.name in this_step \
+                else value(optimizer.iterations)
         return value
 
     def __set__(self, optimizer, value):
@@ -102,6 +106,20 @@ class _ScheduledMixin:
     """
 
     _scheduled: tuple[str, ...] = ()
+
+    def apply(self, grads, trainable_variables=None):
+        # Keras's update steps read `beta_1` / `momentum` once or more per variable: a
+        # schedule would be evaluated (and, in a compiled step, traced) as many times,
+        # hundreds of small ops per step. Evaluated once per step instead: the same values,
+        # since `iterations` only moves at the end of `apply`.
+        schedules = {name: raw_hyperparameter(self, name) for name in self._scheduled}
+        values = {name: schedule(self.iterations) for name, schedule in schedules.items()
+                  if isinstance(schedule, _Schedule)}
+        internals.set_instance_attribute(self, _STEP_VALUES, values)
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            internals.set_instance_attribute(self, _STEP_VALUES, None)
 
     def build(self, variables):
         if self.built:
