@@ -2,6 +2,7 @@
 starts again: the same call each time, with a backup folder.
 
     python resumable_run.py SCHEDULE BACKUP_DIR RESULT.npz [--kill-in-epoch N] [--fine-tune]
+    python resumable_run.py SCHEDULE BACKUP_DIR RESULT.npz --then-kill-after-best KILLED_DIR
 
 It trains the default DNN (or fine-tunes a small transfer model with `--fine-tune`) on fixed
 data with validation and early stopping, recipe defaults otherwise (several batches per
@@ -9,6 +10,9 @@ compiled call, shuffled arrays). With `--kill-in-epoch N`, a timer started when 
 the run, counted over both phases with `--fine-tune`) begins kills the process with SIGKILL
 a moment later: inside that epoch, or while its backup is written. A run that completes
 writes its final weights, history and early stopping's (or the guard's) choice to RESULT.
+With `--then-kill-after-best KILLED_DIR`, the process then runs the same call again, from a
+cleared Keras session, with the backup folder KILLED_DIR and killed in `kill_epoch(RESULT)`:
+one process (one TensorFlow start-up) for the uninterrupted run and the killed one.
 """
 
 import json
@@ -51,6 +55,13 @@ class KillInEpoch(keras.callbacks.Callback):
         self.seen += 1
 
 
+def kill_epoch(record, fine_tune):
+    """The epoch of the run just after its best one (in phase 2 with `--fine-tune`)."""
+    if fine_tune:
+        return record["history"]["phase"].index(2) + record["kept"]["phase_2_epoch"] + 1
+    return record["kept"]["best_epoch"] + 1
+
+
 def main(argv):
     schedule, backup_dir, result = argv[:3]
     kill = int(argv[argv.index("--kill-in-epoch") + 1]) if "--kill-in-epoch" in argv else None
@@ -83,6 +94,13 @@ def main(argv):
     np.savez(result, *model.get_weights())
     with open(result + ".json", "w") as file:
         json.dump({"history": history.history, "epoch": history.epoch, "kept": kept}, file)
+    if "--then-kill-after-best" in argv:
+        with open(result + ".json") as file:
+            epoch = kill_epoch(json.load(file), fine_tune)
+        keras.backend.clear_session()  # layer names and random state as in a fresh process
+        main([schedule, argv[argv.index("--then-kill-after-best") + 1],
+              os.path.splitext(result)[0] + "-killed.npz",
+              "--kill-in-epoch", str(epoch), *(["--fine-tune"] if fine_tune else [])])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ PYTHON_SUBSTITUTIONS = {
         ("epochs=30", "epochs=2"), ("num_samples=100", "num_samples=10")],
     # tf_flowers (a download) and MobileNetV2's ImageNet weights
     "import keras\nimport tensorflow_datasets": [
-        ('weights="imagenet"', 'weights=None, base_kwargs={"alpha": 0.35}'),
+        ("(224, 224)", "(32, 32)"),
+        ('weights="imagenet"', 'weights=None, input_shape=(32, 32, 3), '
+                               'base_kwargs={"alpha": 0.35}'),
         ("head_epochs=5, epochs=10", "head_epochs=1, epochs=1")],
     "spec = keras_recipes.get_recipe_spec": [
         ("(160, 160, 3), 5, seed=0)", '(32, 32, 3), 5, seed=0, weights=None, '
@@ -161,7 +163,7 @@ def test_python_snippets_run(tmp_path):
     assert namespace["history"].history["phase"] == [1, 1, 2, 2, 2]
 
 
-@pytest.mark.slow  # MobileNetV2 (random weights, 224x224) in two phases, twice: minutes
+@pytest.mark.slow  # MobileNetV2 (random weights, 32x32) in two phases, twice: a minute
 def test_python_snippets_with_mobilenet_run(tmp_path, mock_tfds):
     ran, namespace = _run_python(tmp_path, slow=True)
     assert len(ran) == len(SLOW_SNIPPETS)
