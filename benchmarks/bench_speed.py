@@ -247,10 +247,10 @@ def model_kinds(x, y, repeats, quick):
     are given to `compile_recipe` (Nadam on the 1cycle, its execution defaults), plain
     Keras's compiled with `compile(Nadam(), loss, metrics)`.
     """
-    if quick:  # a smoke run: every kind and contender, a few batches each
-        x, y = x[:512], y[:512]
+    if quick:  # a smoke run: every kind and contender, two batches each
+        x, y = x[:64], y[:64]
     images = x.reshape(-1, 28, 28, 1)
-    size = 64 if quick else 2048
+    size = 32 if quick else 2048
     small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
     kinds = {"MLP (5x100, BatchNorm, ELU)": (_mlp, x),
              "CNN (2 conv, pooling)": (_cnn, images),
@@ -418,9 +418,9 @@ def main(argv=None):
         return
     (x, y), _, (x_test, y_test) = load_mnist()
     x, x_test = x / 255.0, x_test / 255.0
-    repeats, layers = (1, 2) if args.quick else (5, 5)
+    repeats, layers = (1, 1) if args.quick else (5, 5)
     if args.quick:
-        x, y, x_test, y_test = x[:2048], y[:2048], x_test[:512], y_test[:512]
+        x, y, x_test, y_test = x[:256], y[:256], x_test[:256], y_test[:256]
     command = "python benchmarks/bench_speed.py" + (" --quick" if args.quick else "") + (
         "" if set(args.only) == set(SECTIONS) else " --only " + " ".join(args.only))
     lines = header("Speed: recipes against plain Keras", command)
@@ -428,7 +428,7 @@ def main(argv=None):
               "`build_default_dnn`; each epoch timed after a warm-up fit (traced), contenders "
               "interleaved; median and min-max over the repeats each section states."]
     fresh_repeats = repeats if args.quick else 7
-    import_repeats = 3 if args.quick else 7
+    import_repeats = 1 if args.quick else 7
     sections = {  # key -> (title, repeats, run)
         "overhead": ("1cycle overhead", repeats,
                      lambda: one_cycle_overhead(x, y, repeats, layers)),
