@@ -7,7 +7,9 @@ compiled train step, but not momentum: `SGD(momentum=...)` must be a float and
 `optimizer.momentum` between batches has no effect on compiled training at all.
 These subclasses change one thing: the hyperparameter may also be a step schedule
 (for example `keras_recipes.schedules.OneCycleMomentum`), evaluated from
-`iterations` wherever the update step reads it. Everything else is Keras's code.
+`iterations` once per step, at the start of `apply`, and that value read wherever the
+update step reads the hyperparameter (outside a step, a read evaluates it at the current
+`iterations`). Everything else is Keras's code.
 """
 
 from __future__ import annotations
