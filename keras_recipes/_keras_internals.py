@@ -23,6 +23,7 @@ from keras.src.backend.common.masking import get_keras_mask, set_keras_mask  # n
 from keras.src.models.functional import Functional
 
 __all__ = [
+    "BuildsBeforeTracing",
     "Functional",
     "clear_initial_epoch",
     "component_optimizers",
@@ -287,6 +288,41 @@ def symbolic_build(model, batch):
         build(data_batch=batch)
     elif not model.optimizer.built:  # pragma: no cover - older Keras
         model.optimizer.build(model.trainable_variables)
+
+
+class BuildsBeforeTracing:
+    """Mixed in before `keras.Model`: on TensorFlow, `fit` and `evaluate` build the
+    optimizer and the compiled loss/metrics on their first batch before tracing.
+
+    Keras gets this wrong for speed: on TensorFlow without a distribution strategy it
+    leaves them to the first trace of the train (or test) step, which then creates
+    variables, so `tf.function` traces the step a second time (it must, to lift their
+    initializers). A first `fit` of a small model took about twice as long. Keras already
+    builds this way on JAX and under a `tf.distribute` strategy; so does this, elsewhere
+    deferring to Keras (and to the first trace where the symbolic build fails, as Keras
+    does). Private: overrides `TensorFlowTrainer._maybe_symbolic_build`.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is not None or not _training_state_unbuilt(self):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if data_batch is None:
+            for _, _, batches in iterator:  # the TensorFlow trainer's iterator of batches
+                data_batch = next(batches, None)
+                break
+        if data_batch is None:
+            return None
+        try:
+            self._symbolic_build(data_batch=data_batch)
+        except Exception:  # noqa: BLE001 - built at the first trace instead, as Keras does
+            return None
+        return None
+
+
+def _training_state_unbuilt(model):
+    unbuilt = [getattr(model, "_compile_metrics", None), getattr(model, "_compile_loss", None),
+               model.optimizer]
+    return any(part is not None and not part.built for part in unbuilt)
 
 
 # --- the compiled loss (used by diagnostics) ------------------------------------------------

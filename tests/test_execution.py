@@ -255,6 +255,22 @@ def _count_builds(model):
     return traces, forced
 
 
+@pytest.mark.train
+@pytest.mark.skipif(BACKEND != "tensorflow",
+                    reason="Keras traces twice only on TensorFlow (see BuildsBeforeTracing)")
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_a_first_fit_traces_its_train_step_once(factory):
+    """Keras on TensorFlow builds the optimizer and metrics inside the first trace of the
+    step, so that `tf.function` traces it again; the recipe builds them first."""
+    x, y = _data(192)
+    if factory is _transfer:
+        x = np.random.default_rng(0).normal(size=(192, 8, 8, 3)).astype("float32")
+    model = factory(x.shape[1:], 3, seed=0)
+    traces, _ = _count_builds(model)
+    model.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:64], y[:64]), verbose=0)
+    assert len(traces) == 1
+
+
 def _sgd_reference(x, y, w, learning_rates, momenta, batch_size, velocity):
     """Keras's SGD with momentum on a linear least-squares model, in float64 numpy."""
     for step, start in enumerate(range(0, len(x), batch_size)):

@@ -258,6 +258,63 @@ def test_initial_epoch_is_what_backup_and_restore_resumes_at(tmp_path):
     assert model.fit(x, y, epochs=1, verbose=0).epoch == [0]
 
 
+class BuiltBeforeTracing(internals.BuildsBeforeTracing, keras.Sequential):
+    """A Sequential whose `fit` and `evaluate` build their state before tracing.
+
+    (Named without a leading underscore: TensorFlow refuses a name scope such as
+    `_built_before_tracing`, so the symbolic build of such a model fails and falls back.)
+    """
+
+
+class FailsSymbolically(internals.BuildsBeforeTracing, keras.Model):
+    """A model that runs eagerly only: its `call` reads its inputs with numpy."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(keras.ops.convert_to_tensor(np.asarray(x)))
+
+
+def _count_steps(model, name):
+    calls = []
+    step = getattr(model, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return step(*args, **kwargs)
+
+    setattr(model, name, counted)
+    return calls
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the override is the TensorFlow trainer's")
+@pytest.mark.parametrize("call", ["fit", "evaluate"])
+def test_built_before_tracing_the_first_step_is_traced_once(call):
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")
+    models = {}
+    for kind in (keras.Sequential, BuiltBeforeTracing):
+        model = kind([keras.Input(shape=(3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        models[kind] = _count_steps(model, "train_step" if call == "fit" else "test_step")
+        getattr(model, call)(x, y, batch_size=4, verbose=0)
+    # Keras builds the optimizer and metrics inside the first trace, then traces again.
+    assert len(models[keras.Sequential]) == 2
+    assert len(models[BuiltBeforeTracing]) == 1
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the override is the TensorFlow trainer's")
+def test_built_before_tracing_falls_back_to_the_first_trace_when_it_cannot_build():
+    model = FailsSymbolically()
+    model.compile(optimizer="adam", loss="mse", run_eagerly=True)
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 2), "float32")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and model.optimizer.built
+
+
 def test_symbolic_build_builds_the_optimizer_and_metrics_as_fit_would():
     model = _small_compiled_model()
     assert not model.optimizer.built

@@ -86,7 +86,7 @@ def _deprecated_setting(replacement, read):
     return property(getter)
 
 
-class RecipeTraining:
+class RecipeTraining(internals.BuildsBeforeTracing):
     """The recipe's `fit` and settings, shared by `RecipeModel` (the factories' functional
     models) and `RecipeWrapper` (`compile_recipe` on a subclassed model); see `RecipeModel`.
 
