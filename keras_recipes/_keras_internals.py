@@ -292,7 +292,7 @@ def symbolic_build(model, batch):
 
 class BuildsBeforeTracing:
     """Mixed in before `keras.Model`: on TensorFlow, `fit` and `evaluate` build the
-    optimizer and the compiled loss/metrics on their first batch before tracing.
+    optimizer and the compiled loss/metrics from the shapes of their data before tracing.
 
     Keras gets this wrong for speed: on TensorFlow without a distribution strategy it
     leaves them to the first trace of the train (or test) step, which then creates
@@ -307,9 +307,11 @@ class BuildsBeforeTracing:
         if self._distribute_strategy is not None or not _training_state_unbuilt(self):
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         if data_batch is None:
-            for _, _, batches in iterator:  # the TensorFlow trainer's iterator of batches
-                data_batch = next(batches, None)
-                break
+            # The shapes of the batches, not a batch: taking one would start an extra pass
+            # over the data (another shuffle order for the epochs, one more batch decoded).
+            # Private: `TFEpochIterator._distributed_dataset`, the `tf.data.Dataset` it reads.
+            dataset = getattr(iterator, "_distributed_dataset", None)
+            data_batch = getattr(dataset, "element_spec", None)
         if data_batch is None:
             return None
         try:

@@ -307,6 +307,26 @@ def test_built_before_tracing_the_first_step_is_traced_once(call):
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="the override is the TensorFlow trainer's")
+def test_built_before_tracing_reads_no_batch_so_a_shuffled_dataset_trains_as_before():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 3)).astype("float32"), rng.normal(size=(32, 2)).astype("float32")
+    weights = {}
+    for kind in (keras.Sequential, BuiltBeforeTracing):
+        keras.utils.set_random_seed(0)
+        # Reshuffled at every pass: an extra pass (taking a batch to build) changes the order.
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(32, seed=1).batch(4)
+        model = kind([keras.Input(shape=(3,)), keras.layers.Dense(2)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.fit(data, epochs=2, verbose=0)
+        weights[kind] = model.get_weights()
+    for plain, built in zip(weights[keras.Sequential], weights[BuiltBeforeTracing]):
+        np.testing.assert_allclose(built, plain, rtol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the override is the TensorFlow trainer's")
 def test_built_before_tracing_falls_back_to_the_first_trace_when_it_cannot_build():
     model = FailsSymbolically()
     model.compile(optimizer="adam", loss="mse", run_eagerly=True)
