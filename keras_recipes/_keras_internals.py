@@ -11,6 +11,8 @@ the state of `fit`.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 
 # Masks travel on tensors as a private attribute; Keras exports no accessor (3.15, nor the
@@ -312,12 +314,10 @@ class BuildsBeforeTracing:
             # Private: `TFEpochIterator._distributed_dataset`, the `tf.data.Dataset` it reads.
             dataset = getattr(iterator, "_distributed_dataset", None)
             data_batch = getattr(dataset, "element_spec", None)
-        if data_batch is None:
-            return None
-        try:
-            self._symbolic_build(data_batch=data_batch)
-        except Exception:  # noqa: BLE001 - built at the first trace instead, as Keras does
-            return None
+        if data_batch is not None:
+            # Where it fails, the first trace builds them instead, as Keras does.
+            with contextlib.suppress(Exception):
+                self._symbolic_build(data_batch=data_batch)
         return None
 
 
