@@ -2,6 +2,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# XLA compiles every new step (always on JAX; on TensorFlow with `jit_compile`), and LLVM's
+# optimisation of the compiled machine code is most of that time. The tests' models are tiny,
+# so that optimisation never pays for itself; level 0 changes how fast the code runs, not what
+# it computes (the child processes the tests start inherit it). Measured on 2 cores,
+# tests/test_diagnostics.py on JAX, alternating: 57 and 59 s with level 0, 81 and 87 s without.
+# Benchmarks, which time the compiled code, are run outside pytest and keep XLA's default.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(
+        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
 
 import gc  # noqa: E402
 

@@ -15,6 +15,9 @@ import keras_recipes
 
 SCRIPT = pathlib.Path(__file__).parent / "distributed_run.py"
 BACKEND = keras.backend.backend()
+# The children see two host devices, with the XLA flags the tests set (tests/conftest.py).
+TWO_DEVICE_FLAGS = " ".join([os.environ.get("XLA_FLAGS", ""),
+                             "--xla_force_host_platform_device_count=2"]).strip()
 
 
 @pytest.mark.slow
@@ -22,7 +25,7 @@ BACKEND = keras.backend.backend()
 @pytest.mark.parametrize("recipe", ["default_dnn", "self_normalizing"])
 def test_two_device_data_parallel_matches_one_device(recipe):
     env = dict(os.environ, KERAS_BACKEND=BACKEND,
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+               XLA_FLAGS=TWO_DEVICE_FLAGS)
     result = subprocess.run([sys.executable, str(SCRIPT), recipe], env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,7 +41,7 @@ def test_two_device_data_parallel_matches_one_device(recipe):
 def test_two_device_fine_tune_matches_one_device():
     """build_transfer_model + both phases of fine_tune, with a tiny conv base."""
     env = dict(os.environ, KERAS_BACKEND=BACKEND,
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+               XLA_FLAGS=TWO_DEVICE_FLAGS)
     result = subprocess.run([sys.executable, str(SCRIPT), "transfer"], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
