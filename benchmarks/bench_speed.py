@@ -13,13 +13,14 @@
 - Per kind of model (an MLP, a small CNN, a GRU, a MobileNetV2 alpha 0.35 transfer model
   with its base frozen), a steady epoch of the model given to `compile_recipe` with the
   recipe's execution defaults, and with `jit_compile=False`, against the same model
-  compiled with plain Keras defaults; run it once per backend (`KERAS_BACKEND`).
+  compiled with plain Keras defaults; run it once per backend (`KERAS_BACKEND`). Each kind
+  runs in a process of its own (`--kind-worker KIND`); `--kinds` picks some.
 - Backends: the 5x100 default DNN at a constant rate on the JAX and TensorFlow backends, and
   plain Keras on TensorFlow, against a hand-written jitted JAX loop of the same training
   (`_jax_loop.py`); each contender in a process of its own, since Keras fixes its backend
   when imported (this script's `--worker NAME` runs one and prints its epoch times as JSON).
 
-Usage: python benchmarks/bench_speed.py [--quick] [--only SECTION ...]
+Usage: python benchmarks/bench_speed.py [--quick] [--only SECTION ...] [--kinds KIND ...]
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ BACKEND_CONTENDERS = {
     "recipe_jax": ("recipe, JAX backend", "jax"),
     "recipe_tensorflow": ("recipe, TensorFlow backend", "tensorflow"),
     "plain_tensorflow": ("plain Keras compile, TensorFlow backend", "tensorflow"),
+}
+# --only models: kind -> its rows' name (--kinds picks some)
+MODEL_KINDS = {
+    "mlp": "MLP (5x100, BatchNorm, ELU)",
+    "cnn": "CNN (2 conv, pooling)",
+    "gru": "GRU (64 units, 28 steps of 28)",
+    "transfer": "MobileNetV2 alpha 0.35, 96x96, base frozen",
 }
 
 
@@ -240,49 +248,76 @@ def _transfer(x):
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(features))
 
 
-def model_kinds(x, y, repeats, quick):
-    """Steady epochs of four kinds of model: recipe defaults, recipe without XLA, plain Keras.
+def _kind_inputs(kind, x, quick):
+    images = x.reshape(-1, 28, 28, 1)
+    if kind == "mlp":
+        return x
+    if kind == "cnn":
+        return images
+    if kind == "gru":
+        return images.reshape(-1, 28, 28)
+    size = 32 if quick else 2048  # MNIST digits enlarged to 96x96x3
+    small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
+    return np.repeat(small, 3, axis=-1)
+
+
+def kind_worker(kinds, samples, repeats, quick):
+    """Kinds of `models`, in this process: their table rows (recipe defaults, recipe without
+    XLA, plain Keras), as JSON-ready `{"rows": [...], "backend": name}`.
 
     Each contender is the same architecture with the same initial weights; the recipe's
     are given to `compile_recipe` (Nadam on the 1cycle, its execution defaults), plain
     Keras's compiled with `compile(Nadam(), loss, metrics)`.
     """
-    if quick:  # a smoke run: every kind and contender, two batches each
-        x, y = x[:64], y[:64]
-    images = x.reshape(-1, 28, 28, 1)
-    size = 32 if quick else 2048
-    small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
-    kinds = {"MLP (5x100, BatchNorm, ELU)": (_mlp, x),
-             "CNN (2 conv, pooling)": (_cnn, images),
-             "GRU (64 units, 28 steps of 28)": (_gru, images.reshape(-1, 28, 28)),
-             "MobileNetV2 alpha 0.35, 96x96, base frozen": (_transfer,
-                                                             np.repeat(small, 3, axis=-1))}
-    lines = [f"Backend: {keras.backend.backend()}. Samples per epoch: {len(x)} "
-             f"({size} for the transfer model, MNIST digits enlarged to 96x96x3); batch 32.",
-             "", "| model | contender | median s / epoch | min-max | vs plain Keras |",
+    (x, y), _, _ = load_mnist()
+    rows = []
+    for kind in kinds:
+        rows += _kind_rows(kind, x[:samples] / 255.0, y[:samples], repeats, quick)
+    return {"rows": rows, "backend": keras.backend.backend()}
+
+
+def _kind_rows(kind, x, y, repeats, quick):
+    inputs = _kind_inputs(kind, x, quick)
+    labels = y[:len(inputs)]
+    build = {"mlp": _mlp, "cnn": _cnn, "gru": _gru, "transfer": _transfer}[kind]
+    keras.utils.set_random_seed(0)
+    plain = build(inputs)
+    weights = plain.get_weights()
+    plain.compile(optimizer=keras.optimizers.Nadam(), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    models = {"plain Keras compile": plain}
+    for name, options in (("recipe defaults", {}), ("recipe, jit_compile=False",
+                                                    {"jit_compile": False})):
+        own = build(inputs)
+        own.set_weights(weights)
+        models[name] = keras_recipes.compile_recipe(
+            own, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+            total_steps=10_000, **options)
+    for model in models.values():  # traced before the timing
+        model.fit(inputs[:64], labels[:64], epochs=1, batch_size=32, verbose=0)
+    times = interleaved({name: _epoch_timer(model, inputs, labels)
+                         for name, model in models.items()}, repeats)
+    reference = times["plain Keras compile"]
+    return [ratio_row(f"{MODEL_KINDS[kind]} | {name}", values, reference)
+            for name, values in times.items()]
+
+
+def model_kinds(samples, repeats, quick, kinds):
+    """Steady epochs of each kind of model, each kind in a process of its own (`kind_worker`):
+    one process compiling every kind's contenders on JAX died after 40 minutes (LLVM: "Cannot
+    allocate memory" with most of the memory free, then a segfault; the section was lost),
+    and a kind's numbers do not depend on the others'. The quick smoke run puts every kind in
+    one process (each process imports Keras anew)."""
+    samples = 64 if quick else samples  # a smoke run: every kind and contender, two batches
+    lines = [f"Backend: {keras.backend.backend()}. Samples per epoch: {samples} "
+             f"({32 if quick else 2048} for the transfer model, MNIST digits enlarged to "
+             "96x96x3); batch 32.", "",
+             "| model | contender | median s / epoch | min-max | vs plain Keras |",
              "|---|---|---|---|---|"]
-    for kind, (build, inputs) in kinds.items():
-        labels = y[:len(inputs)]
-        keras.utils.set_random_seed(0)
-        plain = build(inputs)
-        weights = plain.get_weights()
-        plain.compile(optimizer=keras.optimizers.Nadam(), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        models = {"plain Keras compile": plain}
-        for name, options in (("recipe defaults", {}), ("recipe, jit_compile=False",
-                                                        {"jit_compile": False})):
-            own = build(inputs)
-            own.set_weights(weights)
-            models[name] = keras_recipes.compile_recipe(
-                own, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                total_steps=10_000, **options)
-        for model in models.values():  # traced before the timing
-            model.fit(inputs[:64], labels[:64], epochs=1, batch_size=32, verbose=0)
-        times = interleaved({name: _epoch_timer(model, inputs, labels)
-                             for name, model in models.items()}, repeats)
-        reference = times["plain Keras compile"]
-        lines += [ratio_row(f"{kind} | {name}", values, reference)
-                  for name, values in times.items()]
+    for group in [kinds] if quick else [[kind] for kind in kinds]:
+        arguments = ["--kind-worker", *group, "--samples", str(samples), "--repeats",
+                     str(repeats)] + (["--quick"] if quick else [])
+        lines += _in_own_process(arguments, keras.backend.backend(), " ".join(group))["rows"]
     return lines
 
 
@@ -331,18 +366,22 @@ def backend_worker(name, samples, epochs):
             "backend": keras.backend.backend()}
 
 
-def _run_worker(name, samples, epochs):
-    backend = BACKEND_CONTENDERS[name][1]
-    result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--worker", name, "--samples", str(samples),
-         "--epochs", str(epochs)], capture_output=True, text=True,
-        env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"))
+def _in_own_process(arguments, backend, name):
+    """Runs this script with `arguments` in a fresh process on `backend`; its JSON answer."""
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), *arguments],
+                            capture_output=True, text=True,
+                            env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"))
     if result.returncode != 0:
         raise RuntimeError(f"worker {name} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     found = json.loads(result.stdout.strip().splitlines()[-1])
     if not found["backend"].startswith(backend):
         raise RuntimeError(f"worker {name} ran on {found['backend']}, not {backend}")
     return found
+
+
+def _run_worker(name, samples, epochs):
+    return _in_own_process(["--worker", name, "--samples", str(samples), "--epochs",
+                            str(epochs)], BACKEND_CONTENDERS[name][1], name)
 
 
 def backends(samples, repeats, epochs):
@@ -409,12 +448,19 @@ def main(argv=None):
                         help="where to write the markdown section")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="run only these subsections")
+    parser.add_argument("--kinds", nargs="+", choices=MODEL_KINDS, default=list(MODEL_KINDS),
+                        help="the kinds of model of the `models` section (default: all)")
     parser.add_argument("--worker", choices=BACKEND_CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--kind-worker", nargs="+", choices=MODEL_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:  # one contender of `backends`, in its own process
         print(json.dumps(backend_worker(args.worker, args.samples, args.epochs)))
+        return
+    if args.kind_worker:  # one kind of `models`, in its own process
+        print(json.dumps(kind_worker(args.kind_worker, args.samples, args.repeats, args.quick)))
         return
     (x, y), _, (x_test, y_test) = load_mnist()
     x, x_test = x / 255.0, x_test / 255.0
@@ -422,7 +468,8 @@ def main(argv=None):
     if args.quick:
         x, y, x_test, y_test = x[:256], y[:256], x_test[:256], y_test[:256]
     command = "python benchmarks/bench_speed.py" + (" --quick" if args.quick else "") + (
-        "" if set(args.only) == set(SECTIONS) else " --only " + " ".join(args.only))
+        "" if set(args.only) == set(SECTIONS) else " --only " + " ".join(args.only)) + (
+        "" if set(args.kinds) == set(MODEL_KINDS) else " --kinds " + " ".join(args.kinds))
     lines = header("Speed: recipes against plain Keras", command)
     lines += [f"MNIST, {len(x)} training samples, batch 32, a {layers}-hidden-layer "
               "`build_default_dnn`; each epoch timed after a warm-up fit (traced), contenders "
@@ -438,7 +485,7 @@ def main(argv=None):
                        lambda: fit_throughput(x, y, x_test, y_test, repeats, layers)),
         "import": ("Import time", import_repeats, lambda: import_time(import_repeats)),
         "models": ("Per kind of model: the recipe's execution defaults against plain Keras",
-                   repeats, lambda: model_kinds(x, y, repeats, args.quick)),
+                   repeats, lambda: model_kinds(len(x), repeats, args.quick, args.kinds)),
         "backends": ("Backends: the default DNN against a hand-written JAX loop", repeats,
                      lambda: backends(len(x), repeats, 1 if args.quick else 5)),
     }
