@@ -263,7 +263,7 @@ def _kind_inputs(kind, x, quick):
 
 def kind_worker(kinds, samples, repeats, quick):
     """Kinds of `models`, in this process: their table rows (recipe defaults, recipe without
-    XLA, plain Keras), as JSON-ready `{"rows": [...], "backend": name}`.
+    XLA except on JAX, plain Keras), as JSON-ready `{"rows": [...], "backend": name}`.
 
     Each contender is the same architecture with the same initial weights; the recipe's
     are given to `compile_recipe` (Nadam on the 1cycle, its execution defaults), plain
@@ -286,8 +286,10 @@ def _kind_rows(kind, x, y, repeats, quick):
     plain.compile(optimizer=keras.optimizers.Nadam(), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     models = {"plain Keras compile": plain}
-    for name, options in (("recipe defaults", {}), ("recipe, jit_compile=False",
-                                                    {"jit_compile": False})):
+    contenders = [("recipe defaults", {}), ("recipe, jit_compile=False", {"jit_compile": False})]
+    if keras.backend.backend() == "jax":  # without jit, Keras on JAX runs every op eagerly
+        contenders = contenders[:1]
+    for name, options in contenders:
         own = build(inputs)
         own.set_weights(weights)
         models[name] = keras_recipes.compile_recipe(
@@ -311,7 +313,9 @@ def model_kinds(samples, repeats, quick, kinds):
     samples = 64 if quick else samples  # a smoke run: every kind and contender, two batches
     lines = [f"Backend: {keras.backend.backend()}. Samples per epoch: {samples} "
              f"({32 if quick else 2048} for the transfer model, MNIST digits enlarged to "
-             "96x96x3); batch 32.", "",
+             "96x96x3); batch 32." + (" No `jit_compile=False` row: without jit, Keras on "
+                                      "JAX runs every op eagerly." if keras.backend.backend()
+                                      == "jax" else ""), "",
              "| model | contender | median s / epoch | min-max | vs plain Keras |",
              "|---|---|---|---|---|"]
     for group in [kinds] if quick else [[kind] for kind in kinds]:
