@@ -898,7 +898,8 @@ def test_convolutional_model_is_measured():
     assert [f.layer for f in report.by_rule("dying_relu")] == [model.layers[0].name]
     assert report.layers[0].dead_fraction == 1.0  # every channel
     healthy = keras.Sequential([keras.Input((2, 4, 1)),
-                                L.Conv2D(8, 2, activation="relu", kernel_initializer="he_normal"),
+                                L.Conv2D(8, 2, activation="relu",
+                                         kernel_initializer=keras.initializers.HeNormal(seed=0)),
                                 L.Flatten(), L.Dense(3, activation="softmax")])
     assert "dying_relu" not in diagnose(_compiled(healthy), images, y, seed=0,
                                         num_steps=0).rules
