@@ -62,6 +62,9 @@ MODEL_KINDS = {
     "gru": "GRU (64 units, 28 steps of 28)",
     "transfer": "MobileNetV2 alpha 0.35, 96x96, base frozen",
 }
+# A `jit_compile=False` contender only where it means a graph without XLA: on JAX, Keras
+# without jit runs every op eagerly.
+JIT_IS_OPTIONAL = keras.backend.backend() != "jax"
 
 
 class PerBatchOneCycle(keras.callbacks.Callback):
@@ -248,17 +251,18 @@ def _transfer(x):
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(features))
 
 
-def _kind_inputs(kind, x, quick):
+def _kind(kind, x, quick):
+    """The model builder of `kind` and its inputs made from flat MNIST digits `x`."""
     images = x.reshape(-1, 28, 28, 1)
     if kind == "mlp":
-        return x
+        return _mlp, x
     if kind == "cnn":
-        return images
+        return _cnn, images
     if kind == "gru":
-        return images.reshape(-1, 28, 28)
+        return _gru, images.reshape(-1, 28, 28)
     size = 32 if quick else 2048  # MNIST digits enlarged to 96x96x3
     small = np.repeat(np.repeat(images[:size], 4, axis=1), 4, axis=2)[:, 8:104, 8:104]
-    return np.repeat(small, 3, axis=-1)
+    return _transfer, np.repeat(small, 3, axis=-1)
 
 
 def kind_worker(kinds, samples, repeats, quick):
@@ -277,9 +281,8 @@ def kind_worker(kinds, samples, repeats, quick):
 
 
 def _kind_rows(kind, x, y, repeats, quick):
-    inputs = _kind_inputs(kind, x, quick)
+    build, inputs = _kind(kind, x, quick)
     labels = y[:len(inputs)]
-    build = {"mlp": _mlp, "cnn": _cnn, "gru": _gru, "transfer": _transfer}[kind]
     keras.utils.set_random_seed(0)
     plain = build(inputs)
     weights = plain.get_weights()
@@ -287,9 +290,7 @@ def _kind_rows(kind, x, y, repeats, quick):
                   metrics=["accuracy"])
     models = {"plain Keras compile": plain}
     contenders = [("recipe defaults", {}), ("recipe, jit_compile=False", {"jit_compile": False})]
-    if keras.backend.backend() == "jax":  # without jit, Keras on JAX runs every op eagerly
-        contenders = contenders[:1]
-    for name, options in contenders:
+    for name, options in contenders if JIT_IS_OPTIONAL else contenders[:1]:
         own = build(inputs)
         own.set_weights(weights)
         models[name] = keras_recipes.compile_recipe(
@@ -313,9 +314,9 @@ def model_kinds(samples, repeats, quick, kinds):
     samples = 64 if quick else samples  # a smoke run: every kind and contender, two batches
     lines = [f"Backend: {keras.backend.backend()}. Samples per epoch: {samples} "
              f"({32 if quick else 2048} for the transfer model, MNIST digits enlarged to "
-             "96x96x3); batch 32." + (" No `jit_compile=False` row: without jit, Keras on "
-                                      "JAX runs every op eagerly." if keras.backend.backend()
-                                      == "jax" else ""), "",
+             "96x96x3); batch 32." + ("" if JIT_IS_OPTIONAL else " No `jit_compile=False` "
+                                      "row: without jit, Keras on JAX runs every op eagerly."),
+             "",
              "| model | contender | median s / epoch | min-max | vs plain Keras |",
              "|---|---|---|---|---|"]
     for group in [kinds] if quick else [[kind] for kind in kinds]:
