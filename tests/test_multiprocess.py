@@ -100,22 +100,32 @@ def _outcome(result):
     return weights, json.loads(pathlib.Path(result + ".json").read_text())
 
 
-def _api(tmp_path, name, backup, kill=None, processes=2, kind="default"):
+def _start_one(command, logs):
+    """Starts the one-process reference run (no distribution), to run beside a pair."""
+    log = open(logs / f"reference-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+    return [(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              env=_environment()), log)]
+
+
+def _api_command(tmp_path, name, backup, kind):
     result = str(tmp_path / f"{name}.npz")
-    command = [sys.executable, str(RUN), result, str(backup), "--kind", kind]
-    if processes == 1:
-        subprocess.run(command, cwd=ROOT, env=_environment(), check=True, timeout=TIMEOUT,
-                       capture_output=True)
-        return result, [0]
-    return result, _wait(_start_all(command, tmp_path, processes, kill),
+    return result, [sys.executable, str(RUN), result, str(backup), "--kind", kind]
+
+
+def _api(tmp_path, name, backup, kill=None, kind="default"):
+    """Runs the API script on two processes; its result file and their exit codes."""
+    result, command = _api_command(tmp_path, name, backup, kind)
+    return result, _wait(_start_all(command, tmp_path, kill=kill),
                          first=kill[0] if kill else None)
 
 
-@pytest.mark.slow  # three JAX processes start (a few seconds each)
+@pytest.mark.slow  # three JAX processes at once: the pair, and the reference beside it
 @pytest.mark.parametrize("kind", ["default", "compile_recipe", "fine_tune"])
 def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path, kind):
-    one, _ = _api(tmp_path, "one", tmp_path / "backup_one", processes=1, kind=kind)
+    one, command = _api_command(tmp_path, "one", tmp_path / "backup_one", kind)
+    reference = _start_one(command, tmp_path)
     two, codes = _api(tmp_path, "two", tmp_path / "backup_two", kind=kind)
+    assert _wait(reference) == [0], _logs(tmp_path)
     assert codes == [0, 0], _logs(tmp_path)
     weights, record = _outcome(two)
     expected, expected_record = _outcome(one)
@@ -154,13 +164,13 @@ def _cli(output, *settings):
             "--set", "fit.epochs=8", "--set", "fit.batch_size=64", *settings]
 
 
-@pytest.mark.slow  # three CLI processes, the last two together
+@pytest.mark.slow  # three CLI processes at once: the pair, and the reference beside it
 def test_the_cli_trains_on_two_processes_as_on_one(tmp_path):
     one = tmp_path / "one"
-    subprocess.run(_cli(one), cwd=ROOT, env=_environment(), check=True, timeout=TIMEOUT,
-                   capture_output=True)
+    reference = _start_one(_cli(one), tmp_path)
     two = tmp_path / "two"
     codes = _wait(_start_all(_cli(two), tmp_path))
+    assert _wait(reference) == [0], _logs(tmp_path)
     assert codes == [0, 0], _logs(tmp_path)
     metrics = json.loads((two / "metrics.json").read_text())
     expected = json.loads((one / "metrics.json").read_text())
