@@ -57,17 +57,19 @@ def _environment(process_id=None, processes=2, port=None):
     return env
 
 
+def _start(command, logs, name, env):
+    """Starts one process of `command`, its output in `logs`; (process, open log)."""
+    log = open(logs / f"{name}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env=env), log
+
+
 def _start_all(command, logs, processes=2, kill=None):
     """Starts `processes` processes of `command`; `kill` = (process id, extra arguments)."""
     port = _free_port()
-    started = []
-    for process_id in range(processes):
-        extra = kill[1] if kill and kill[0] == process_id else []
-        log = open(logs / f"process-{process_id}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        started.append((subprocess.Popen([*command, *extra], cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT,
-                                         env=_environment(process_id, processes, port)), log))
-    return started
+    return [_start([*command, *(kill[1] if kill and kill[0] == process_id else [])], logs,
+                   f"process-{process_id}", _environment(process_id, processes, port))
+            for process_id in range(processes)]
 
 
 def _wait(started, timeout=TIMEOUT, first=None, survivors_timeout=SURVIVORS_TIMEOUT):
@@ -102,9 +104,7 @@ def _outcome(result):
 
 def _start_one(command, logs):
     """Starts the one-process reference run (no distribution), to run beside a pair."""
-    log = open(logs / f"reference-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-    return [(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env=_environment()), log)]
+    return [_start(command, logs, "reference", _environment())]
 
 
 def _api_command(tmp_path, name, backup, kind):
